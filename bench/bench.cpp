@@ -1,0 +1,102 @@
+// Times info, pslist and pstree on every sample, cold (no profile cache) and warm (cached
+// profile), and reports wall time and the child's peak RSS against the targets.
+#include <fmt/format.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Measurement {
+  double wall_ms;
+  double peak_rss_mib;
+};
+
+// Runs the CLI with stdout/stderr discarded; peak RSS comes from the kernel's accounting.
+Measurement run(const std::vector<std::string>& args) {
+  std::fflush(stdout);  // or the child inherits and repeats our buffered output
+  const auto start = std::chrono::steady_clock::now();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    std::vector<char*> argv;
+    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
+    argv.push_back(nullptr);
+    std::freopen("/dev/null", "w", stdout);
+    std::freopen("/dev/null", "w", stderr);
+    ::execv(argv[0], argv.data());
+    std::_Exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  ::wait4(child, &status, 0, &usage);
+  const auto end = std::chrono::steady_clock::now();
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    fmt::print(stderr, "command failed (status {}): {}\n", status, fmt::join(args, " "));
+  }
+  return {std::chrono::duration<double, std::milli>(end - start).count(), static_cast<double>(usage.ru_maxrss) / 1024.0};
+}
+
+fs::path samples_dir() {
+  if (const char* dir = std::getenv("VMI_SAMPLES_DIR"); dir != nullptr && *dir != '\0') return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') return fs::path(xdg) / "vmi-forensics/samples";
+  return fs::path(std::getenv("HOME")) / ".cache/vmi-forensics/samples";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
+  const std::string cli = VMI_BENCH_CLI;
+  const fs::path cache = fs::temp_directory_path() / fmt::format("vmi-bench-cache-{}", ::getpid());
+  std::vector<std::string> samples;
+  std::ifstream list(samples_dir() / "samples.list");
+  for (std::string name; std::getline(list, name);) {
+    if (!name.empty()) samples.push_back(name);
+  }
+  if (samples.empty()) {
+    fmt::print(stderr, "no samples in {}: run samples/build-samples.sh\n", samples_dir().string());
+    return 1;
+  }
+  fmt::print("{:<18} {:<11} {:<7} {:>12} {:>12} {:>14} {:>14}\n", "sample", "image", "command", "cold ms", "cold MiB",
+             "warm ms (med)", "warm MiB (max)");
+  double worst_pslist_ms = 0, worst_pslist_mib = 0;
+  for (const auto& sample : samples) {
+    for (const char* image : {"memory.raw", "memory.elf"}) {
+      const std::string path = (samples_dir() / sample / image).string();
+      for (const char* command : {"info", "pslist", "pstree"}) {
+        fs::remove_all(cache);
+        const std::vector<std::string> args = {cli, "--profile", VMI_BENCH_PROFILE, "--cache-dir", cache.string(), command, path};
+        const Measurement cold = run(args);
+        std::vector<double> walls;
+        double warm_rss = 0;
+        for (int i = 0; i < runs; ++i) {
+          const Measurement warm = run(args);
+          walls.push_back(warm.wall_ms);
+          warm_rss = std::max(warm_rss, warm.peak_rss_mib);
+        }
+        std::sort(walls.begin(), walls.end());
+        const double median = walls[walls.size() / 2];
+        fmt::print("{:<18} {:<11} {:<7} {:>12.1f} {:>12.1f} {:>14.1f} {:>14.1f}\n", sample, image, command, cold.wall_ms,
+                   cold.peak_rss_mib, median, warm_rss);
+        if (std::string(command) == "pslist") {
+          worst_pslist_ms = std::max(worst_pslist_ms, median);
+          worst_pslist_mib = std::max(worst_pslist_mib, warm_rss);
+        }
+      }
+    }
+  }
+  fs::remove_all(cache);
+  fmt::print("\npslist with a cached profile, worst sample: {:.1f} ms (target < 50 ms), {:.1f} MiB peak RSS (target < 32 MiB)\n",
+             worst_pslist_ms, worst_pslist_mib);
+  return 0;
+}

@@ -1,0 +1,188 @@
+// vmi-forensics: the command line. Parses options, opens a session, runs, renders. Thin.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <fstream>
+#include <iostream>
+
+#include "render.hpp"
+#include "vmi/isf.hpp"
+#include "vmi/session.hpp"
+#include "vmi/vmlinux.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using vmi::Errc;
+
+// Exit codes (documented in README.md and --help).
+enum Exit : int {
+  kOk = 0,
+  kUsage = 1,         // bad command line
+  kBadImage = 2,      // the image cannot be opened or is not a memory image
+  kNoKernel = 3,      // no supported kernel, or no profile matches it
+  kFailed = 4,        // the analysis itself failed (unreadable structures, bad profile)
+};
+
+constexpr const char* kExitCodes =
+    "Exit codes: 0 success (warnings may be printed), 1 bad command line, 2 image unreadable or not a memory image,\n"
+    "3 no supported kernel or no matching profile, 4 analysis or profile build failed.";
+
+int exit_code_for(const vmi::Error& error) {
+  switch (error.code) {
+    case Errc::io:
+    case Errc::bad_format:
+    case Errc::truncated: return kBadImage;
+    case Errc::not_found:
+    case Errc::profile_mismatch: return kNoKernel;
+    case Errc::invalid_argument: return kUsage;
+    default: return kFailed;
+  }
+}
+
+struct GlobalOptions {
+  std::string image;
+  std::vector<std::string> profiles;
+  std::string renderer = "table";
+  bool no_cache = false;
+  std::string cache_dir;
+};
+
+void print_warnings(vmi::Session& session) {
+  for (const auto& warning : session.diagnostics().warnings()) std::cerr << "warning: " << warning << '\n';
+  if (session.diagnostics().dropped() > 0) std::cerr << "warning: " << session.diagnostics().dropped() << " more warnings not shown\n";
+}
+
+int fail(const vmi::Error& error, int code) {
+  std::cerr << "vmi-forensics: " << error.message << '\n';
+  return code;
+}
+
+vmi::Expected<vmi::Session> open_session(const GlobalOptions& options, const std::string& image) {
+  const std::string path = image.empty() ? options.image : image;
+  if (path.empty()) return vmi::make_error(Errc::invalid_argument, "no image given (vmi-forensics PLUGIN IMAGE, or -f IMAGE)");
+  vmi::SessionOptions session_options;
+  for (const auto& profile : options.profiles) session_options.profile_paths.emplace_back(profile);
+  session_options.cache.enabled = !options.no_cache;
+  if (!options.cache_dir.empty()) session_options.cache.directory = options.cache_dir;
+  return vmi::Session::open(path, std::move(session_options));
+}
+
+int run_info(const GlobalOptions& options, const std::string& image) {
+  auto session = open_session(options, image);
+  if (!session) return fail(session.error(), exit_code_for(session.error()) == kUsage ? kUsage : kBadImage);
+  const vmi::PhysicalImage& physical = session->image();
+  fmt::print("{:<32}{}\n", "image", physical.name());
+  fmt::print("{:<32}{}\n", "format", physical.format());
+  std::uint64_t total = 0;
+  for (const auto& range : physical.ranges()) total += range.size();
+  fmt::print("{:<32}{} range(s), {} MiB\n", "physical memory", physical.ranges().size(), total >> 20);
+  for (const auto& range : physical.ranges()) fmt::print("  {:#014x} - {:#014x}  ({} KiB)\n", range.begin, range.end, range.size() >> 10);
+  for (const auto& cpu : physical.cpu_states()) {
+    std::string line;
+    for (const char* name : {"cr3", "cr4", "rip", "rsp", "gs_base", "kernel_gs_base"}) {
+      if (auto it = cpu.registers.find(name); it != cpu.registers.end()) line += fmt::format("{}={:#x} ", name, it->second);
+    }
+    fmt::print("{:<32}{}\n", fmt::format("vCPU {}", cpu.index), line);
+  }
+  auto kernel = session->kernel();
+  if (!kernel) {
+    print_warnings(*session);
+    return fail(kernel.error(), kNoKernel);
+  }
+  for (const auto& [name, value] : (*kernel)->facts()) fmt::print("{:<32}{}\n", name, value);
+  print_warnings(*session);
+  return kOk;
+}
+
+int run_plugin(const GlobalOptions& options, const vmi::Plugin& plugin, const std::string& image,
+               const vmi::PluginArgs& args) {
+  vmi::cli::Renderer renderer = options.renderer == "json" ? vmi::cli::Renderer::json
+                                : options.renderer == "csv" ? vmi::cli::Renderer::csv
+                                                            : vmi::cli::Renderer::table;
+  auto session = open_session(options, image);
+  if (!session) return fail(session.error(), exit_code_for(session.error()) == kUsage ? kUsage : kBadImage);
+  auto table = session->run(plugin.name, args);
+  print_warnings(*session);
+  if (!table) return fail(table.error(), exit_code_for(table.error()) == kBadImage ? kFailed : exit_code_for(table.error()));
+  vmi::cli::render(*table, renderer, std::cout);
+  return kOk;
+}
+
+int run_profile_build(const std::string& vmlinux, const std::string& system_map, const std::string& output) {
+  std::optional<fs::path> map;
+  if (!system_map.empty()) map = system_map;
+  auto profile = vmi::build_profile_from_vmlinux(vmlinux, map);
+  if (!profile) return fail(profile.error(), kFailed);
+  auto written = vmi::save_isf_file(*profile, output);
+  if (!written) return fail(written.error(), kFailed);
+  std::cerr << fmt::format("wrote {}: {} types, {} symbols, banner '{}'\n", output, profile->aggregates.size(),
+                           profile->symbols.size(), profile->banner());
+  return kOk;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"vmi-forensics: memory forensics for virtual-machine snapshots"};
+  app.footer(kExitCodes);
+  app.require_subcommand(1);
+  GlobalOptions options;
+  app.add_option("-f,--file", options.image, "memory image (raw, ELF core); format detected from content");
+  app.add_option("--profile", options.profiles, "ISF profile file or directory (repeatable); default: shipped profiles");
+  app.add_option("-r,--renderer", options.renderer, "output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  app.add_flag("--no-cache", options.no_cache, "do not read or write the binary profile cache");
+  app.add_option("--cache-dir", options.cache_dir, "profile cache directory (default ~/.cache/vmi-forensics)");
+
+  int status = kOk;
+  std::string info_image;
+  auto* info = app.add_subcommand("info", "Image format, physical ranges, vCPU state, detected kernel and KASLR");
+  info->add_option("image", info_image, "memory image");
+  info->callback([&] { status = run_info(options, info_image); });
+
+  // One subcommand per plugin in the library's table, with the plugin's own options.
+  std::vector<std::unique_ptr<std::string>> images;
+  std::vector<std::unique_ptr<std::map<std::string, std::string>>> values;
+  std::vector<std::unique_ptr<std::map<std::string, bool>>> flags;
+  for (const vmi::Plugin* plugin : vmi::plugins()) {
+    auto* command = app.add_subcommand(std::string(plugin->name), std::string(plugin->description) + " (" + std::string(plugin->os) + ")");
+    auto& image = *images.emplace_back(std::make_unique<std::string>());
+    auto& plugin_values = *values.emplace_back(std::make_unique<std::map<std::string, std::string>>());
+    auto& plugin_flags = *flags.emplace_back(std::make_unique<std::map<std::string, bool>>());
+    command->add_option("image", image, "memory image");
+    for (const auto& option : plugin->options) {
+      const std::string name(option.name);
+      if (option.takes_value) {
+        command->add_option("--" + name, plugin_values[name], std::string(option.help));
+      } else {
+        command->add_flag("--" + name, plugin_flags[name], std::string(option.help));
+      }
+    }
+    command->callback([&, plugin, command] {
+      vmi::PluginArgs args;
+      for (const auto& [name, value] : plugin_values) {
+        if (command->count("--" + name) > 0) args.values[name] = value;
+      }
+      for (const auto& [name, set] : plugin_flags) {
+        if (set) args.values[name] = "";
+      }
+      status = run_plugin(options, *plugin, image, args);
+    });
+  }
+
+  std::string vmlinux, system_map, output;
+  auto* profile = app.add_subcommand("profile", "Profile tools")->require_subcommand(1);
+  auto* build = profile->add_subcommand("build", "Build an ISF profile from a vmlinux's BTF (+ System.map)");
+  build->add_option("--vmlinux", vmlinux, "vmlinux ELF with a .BTF section")->required()->check(CLI::ExistingFile);
+  build->add_option("--system-map", system_map, "System.map for symbol addresses")->check(CLI::ExistingFile);
+  build->add_option("-o,--output", output, "output ISF file (.json, .json.xz or .json.zst)")->required();
+  build->callback([&] { status = run_profile_build(vmlinux, system_map, output); });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& error) {
+    const int code = app.exit(error);
+    return code == 0 ? kOk : kUsage;
+  }
+  return status;
+}

@@ -1,0 +1,68 @@
+// Session: owns the image, the profile catalog and the kernel detected in the image.
+#include "vmi/session.hpp"
+
+namespace vmi {
+
+struct Session::Impl {
+  std::shared_ptr<const PhysicalImage> image;
+  ProfileCatalog profiles;
+  Diagnostics diagnostics;
+  std::unique_ptr<Kernel> kernel;
+  std::optional<Error> detection_error;
+
+  Impl(std::shared_ptr<const PhysicalImage> image, SessionOptions options)
+      : image(std::move(image)),
+        profiles(options.profile_paths.empty() ? default_profile_paths() : std::move(options.profile_paths),
+                 std::move(options.cache)) {}
+};
+
+Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+Session::~Session() = default;
+
+Expected<Session> Session::open(const std::filesystem::path& image, SessionOptions options) {
+  auto opened = VMI_TRY(open_image(image));
+  return over(std::shared_ptr<const PhysicalImage>(std::move(opened)), std::move(options));
+}
+
+Session Session::over(std::shared_ptr<const PhysicalImage> image, SessionOptions options) {
+  return Session(std::make_unique<Impl>(std::move(image), std::move(options)));
+}
+
+const PhysicalImage& Session::image() const { return *impl_->image; }
+Diagnostics& Session::diagnostics() { return impl_->diagnostics; }
+ProfileCatalog& Session::profiles() { return impl_->profiles; }
+
+Expected<const Kernel*> Session::kernel() {
+  if (impl_->kernel) return impl_->kernel.get();
+  if (impl_->detection_error) return *impl_->detection_error;
+  std::string reasons;
+  for (const OperatingSystem& os : operating_systems()) {
+    auto kernel = os.detect(impl_->image, impl_->profiles, impl_->diagnostics);
+    if (kernel) {
+      impl_->kernel = std::move(*kernel);
+      return impl_->kernel.get();
+    }
+    if (operating_systems().size() == 1) {
+      impl_->detection_error = kernel.error();
+      return kernel.error();
+    }
+    reasons += (reasons.empty() ? "" : "; ") + std::string(os.name) + ": " + kernel.error().message;
+  }
+  impl_->detection_error = make_error(Errc::not_found, std::string(impl_->image->name()) + ": no supported kernel found (" + reasons + ")");
+  return *impl_->detection_error;
+}
+
+Expected<Table> Session::run(std::string_view name, const PluginArgs& args) {
+  const Plugin* plugin = find_plugin(name);
+  if (plugin == nullptr) return make_error(Errc::invalid_argument, "no plugin named '" + std::string(name) + "'");
+  const Kernel* detected = VMI_TRY(kernel());
+  if (detected->os() != plugin->os) {
+    return make_error(Errc::unsupported, "plugin '" + std::string(name) + "' needs a " + std::string(plugin->os) + " kernel, the image holds " +
+                                             std::string(detected->os()));
+  }
+  return plugin->run(*this, args);
+}
+
+}  // namespace vmi

@@ -1,0 +1,73 @@
+// Snapshot files: the read-only mapping, the physical-layer interface formats implement, and
+// format detection from content.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vmi/expected.hpp"
+#include "vmi/layer.hpp"
+
+namespace vmi {
+
+// A whole file mapped read-only (PROT_READ, MAP_SHARED): the evidence is never written and
+// never copied; pages are faulted in only when read.
+class FileMapping {
+ public:
+  static Expected<std::shared_ptr<const FileMapping>> open(const std::filesystem::path& path);
+  ~FileMapping();
+  FileMapping(const FileMapping&) = delete;
+  FileMapping& operator=(const FileMapping&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::span<const std::byte> bytes() const { return {data_, size_}; }
+  std::uint64_t size() const { return size_; }
+  // Runs of the file that hold data (SEEK_DATA/SEEK_HOLE); one run for non-sparse files.
+  std::vector<Range> data_extents() const;
+  // Drops the pages of [offset, offset+length) from this process's resident set, so a scan
+  // over the whole image does not grow RSS by the image size. The page cache keeps them.
+  void release(std::uint64_t offset, std::uint64_t length) const;
+
+ private:
+  FileMapping() = default;
+  std::filesystem::path path_;
+  const std::byte* data_ = nullptr;
+  std::uint64_t size_ = 0;
+  int fd_ = -1;
+};
+
+// Register state of one vCPU as saved by the snapshot format, by register name ("cr3", "rip").
+struct CpuState {
+  std::uint32_t index = 0;
+  std::map<std::string, std::uint64_t, std::less<>> registers;
+};
+
+// A physical address space read from a snapshot file.
+class PhysicalImage : public Layer {
+ public:
+  virtual std::string_view format() const = 0;  // "raw", "elf-core", ...
+  virtual std::span<const CpuState> cpu_states() const { return {}; }
+  // The mapped file behind the image, for chunked scans that release pages as they go.
+  virtual const FileMapping* file() const { return nullptr; }
+};
+
+// One snapshot format: a content probe and an opener. The table lives in layers/formats.cpp.
+struct ImageFormat {
+  std::string_view name;
+  std::string_view description;
+  bool (*probe)(std::span<const std::byte> head, std::uint64_t file_size);
+  Expected<std::unique_ptr<PhysicalImage>> (*open)(std::shared_ptr<const FileMapping> file);
+};
+
+std::span<const ImageFormat> image_formats();
+
+// Detects the format from the file's content and opens it.
+Expected<std::unique_ptr<PhysicalImage>> open_image(const std::filesystem::path& path);
+
+}  // namespace vmi

@@ -1,0 +1,59 @@
+// Where profiles come from at run time: search paths of ISF files, and the binary cache that
+// makes the second load of any profile cost milliseconds.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vmi/expected.hpp"
+#include "vmi/profile.hpp"
+
+namespace vmi {
+
+struct CacheOptions {
+  bool enabled = true;
+  std::optional<std::filesystem::path> directory;  // default: default_cache_directory()
+};
+
+// $VMI_CACHE_DIR, else $XDG_CACHE_HOME/vmi-forensics, else ~/.cache/vmi-forensics.
+std::filesystem::path default_cache_directory();
+
+// The compact binary form: the profile's arrays copied out, zstd-compressed with a content
+// checksum. A damaged or foreign entry fails to load (and is rebuilt by the catalog).
+Expected<void> write_cached_profile(const std::filesystem::path& path, const Profile& profile);
+Expected<Profile> read_cached_profile(const std::filesystem::path& path);
+// The banner stored uncompressed in a cache entry's header, readable without decompressing.
+Expected<std::string> read_cached_banner(const std::filesystem::path& path);
+
+// Profiles available to a session: files under the search paths (ISF .json/.json.xz/.json.zst,
+// or a single file), each loaded at most once and cached in binary form.
+class ProfileCatalog {
+ public:
+  ProfileCatalog(std::vector<std::filesystem::path> search_paths, CacheOptions cache);
+
+  // Profile files in the search paths, sorted; directories are searched recursively (bounded).
+  const std::vector<std::filesystem::path>& files() const { return files_; }
+  // Loads one file's profile (from cache when valid). Later calls return the same object.
+  Expected<std::shared_ptr<const Profile>> load(const std::filesystem::path& file);
+  // The banner of a file's profile, from the cache header when possible.
+  Expected<std::string> banner(const std::filesystem::path& file);
+  // Cache entries found damaged and rebuilt, for the session's diagnostics.
+  const std::vector<std::string>& notes() const { return notes_; }
+
+ private:
+  std::optional<std::filesystem::path> cache_path(const std::filesystem::path& file) const;
+
+  std::vector<std::filesystem::path> files_;
+  CacheOptions cache_;
+  std::vector<std::pair<std::filesystem::path, std::shared_ptr<const Profile>>> loaded_;
+  std::vector<std::string> notes_;
+};
+
+// Search paths used when the user names none: $VMI_PROFILE_PATH (colon-separated), the
+// installed profiles directory, and the source tree's profiles/ for uninstalled builds.
+std::vector<std::filesystem::path> default_profile_paths();
+
+}  // namespace vmi

@@ -1,0 +1,47 @@
+// A Session: one image, the profiles to read it with, the detected kernel, and diagnostics.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <vector>
+
+#include "vmi/diagnostics.hpp"
+#include "vmi/image.hpp"
+#include "vmi/kernel.hpp"
+#include "vmi/plugin.hpp"
+#include "vmi/profile_store.hpp"
+
+namespace vmi {
+
+struct SessionOptions {
+  std::vector<std::filesystem::path> profile_paths;  // files or directories; empty: defaults
+  CacheOptions cache;
+};
+
+class Session {
+ public:
+  // Opens an image file, detecting its format from content. Nothing is detected yet.
+  static Expected<Session> open(const std::filesystem::path& image, SessionOptions options = {});
+  // A session over any physical layer: in-memory buffers for tests and fuzzers, decoders.
+  static Session over(std::shared_ptr<const PhysicalImage> image, SessionOptions options = {});
+
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+  ~Session();
+
+  const PhysicalImage& image() const;
+  // Detects the OS kernel on first use (trying each supported OS) and keeps it.
+  Expected<const Kernel*> kernel();
+  Diagnostics& diagnostics();
+  ProfileCatalog& profiles();
+
+  // Runs a plugin by name; the error names an unknown plugin or what the plugin lacked.
+  Expected<Table> run(std::string_view plugin, const PluginArgs& args = {});
+
+ private:
+  struct Impl;
+  explicit Session(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace vmi

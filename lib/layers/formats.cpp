@@ -1,0 +1,30 @@
+// The format table: one line per snapshot format, tried in order; raw is the fallback.
+#include "layers/formats.hpp"
+
+namespace vmi {
+
+namespace {
+
+constexpr ImageFormat kFormats[] = {
+    {"elf-core", "ELF core (QEMU dump-guest-memory, virsh dump)", probe_elf_core, open_elf_core},
+    {"raw", "raw physical memory (pmemsave, dd, .vmem)", probe_raw, open_raw},
+};
+
+constexpr std::size_t kProbeBytes = 4096;
+
+}  // namespace
+
+std::span<const ImageFormat> image_formats() { return kFormats; }
+
+Expected<std::unique_ptr<PhysicalImage>> open_image(const std::filesystem::path& path) {
+  auto file = VMI_TRY(FileMapping::open(path));
+  auto head = file->bytes().first(std::min<std::uint64_t>(file->size(), kProbeBytes));
+  for (const ImageFormat& format : kFormats) {
+    if (format.probe(head, file->size())) return format.open(file);
+  }
+  return make_error(Errc::bad_format, "'" + path.string() + "' (" + std::to_string(file->size()) +
+                                          " bytes) is not a memory image: no known header, and not a whole "
+                                          "number of 4 KiB pages as a raw image would be");
+}
+
+}  // namespace vmi

@@ -1,0 +1,35 @@
+// Raw images (pmemsave, dd of /dev/mem, .vmem): file offset == guest-physical address.
+// Sparse files keep their holes as holes.
+#include "layers/formats.hpp"
+#include "layers/segment_layer.hpp"
+
+namespace vmi {
+
+namespace {
+
+class RawLayer final : public SegmentLayer {
+ public:
+  explicit RawLayer(std::shared_ptr<const FileMapping> file)
+      : SegmentLayer("raw '" + file->path().string() + "'", file) {}
+  std::string_view format() const override { return "raw"; }
+  using SegmentLayer::set_segments;
+};
+
+constexpr std::uint64_t kPageSize = 4096;
+
+}  // namespace
+
+bool probe_raw(std::span<const std::byte> /*head*/, std::uint64_t file_size) {
+  // Raw has no header; a memory image is a whole number of pages.
+  return file_size >= kPageSize && file_size % kPageSize == 0;
+}
+
+Expected<std::unique_ptr<PhysicalImage>> open_raw(std::shared_ptr<const FileMapping> file) {
+  auto layer = std::make_unique<RawLayer>(file);
+  std::vector<Segment> segments;
+  for (const Range& extent : file->data_extents()) segments.push_back({extent, extent.begin});
+  VMI_TRY_VOID(layer->set_segments(std::move(segments)));
+  return std::unique_ptr<PhysicalImage>(std::move(layer));
+}
+
+}  // namespace vmi

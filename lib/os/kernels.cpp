@@ -1,0 +1,15 @@
+// The OS table: one line per supported operating system, tried in order.
+#include "os/linux/linux_kernel.hpp"
+#include "vmi/kernel.hpp"
+
+namespace vmi {
+
+namespace {
+constexpr OperatingSystem kOperatingSystems[] = {
+    {"linux", os_linux::detect_kernel},
+};
+}  // namespace
+
+std::span<const OperatingSystem> operating_systems() { return kOperatingSystems; }
+
+}  // namespace vmi

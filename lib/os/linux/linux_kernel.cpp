@@ -1,0 +1,206 @@
+// Finds a Linux kernel in physical memory with no help from the user.
+//
+// The kernel image is physically contiguous and laid out exactly as linked, so for a profile
+// the banner sits at a known distance from _text. Probing every 2 MiB-aligned physical base
+// (CONFIG_PHYSICAL_ALIGN) for that banner finds the physical KASLR shift in a few hundred
+// reads; init_top_pgt, at its own known distance, is the page-table root; the virtual shift
+// is the 2 MiB step at which _text's virtual address maps to the physical one.
+#include "os/linux/linux_kernel.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace vmi::os_linux {
+
+namespace {
+
+constexpr Addr kStartKernelMap = 0xffffffff80000000ull;  // __START_KERNEL_map
+constexpr std::uint64_t kKernelAlign = 2ull << 20;        // smallest CONFIG_PHYSICAL_ALIGN on x86-64
+constexpr std::uint64_t kMaxVirtualShift = 1ull << 30;    // KASLR keeps the kernel in its 1 GiB window
+constexpr std::string_view kBannerPrefix = "Linux version ";
+constexpr std::size_t kMaxBannerSize = 512;
+constexpr std::size_t kScanChunk = 8u << 20;
+
+struct ProfileAnchors {
+  Addr text, banner, top_pgt;
+  std::optional<Addr> l5_flag;
+};
+
+Expected<ProfileAnchors> anchors(const Profile& profile) {
+  auto need = [&](std::string_view name) -> Expected<Addr> {
+    if (auto address = profile.symbol_address(name)) return *address;
+    return make_error(Errc::not_found, "profile has no symbol '" + std::string(name) + "'");
+  };
+  ProfileAnchors a{};
+  a.text = VMI_TRY(need("_text"));
+  a.banner = VMI_TRY(need("linux_banner"));
+  a.top_pgt = VMI_TRY(need("init_top_pgt"));
+  a.l5_flag = profile.symbol_address("__pgtable_l5_enabled");
+  if (a.banner < a.text || a.top_pgt < a.text) return make_error(Errc::bad_format, "profile places linux_banner or init_top_pgt before _text");
+  return a;
+}
+
+// The physical address of _text, if this profile's banner is found where it would be.
+std::optional<Addr> find_text_physical(const PhysicalImage& image, const ProfileAnchors& a, std::string_view banner) {
+  const std::string_view expected = banner.empty() ? kBannerPrefix : banner;
+  std::string bytes(expected.size(), '\0');
+  const Addr banner_offset = a.banner - a.text;
+  for (const Range& range : image.ranges()) {
+    const Addr first = (range.begin + kKernelAlign - 1) / kKernelAlign * kKernelAlign;
+    for (Addr base = first; base < range.end; base += kKernelAlign) {
+      auto span = std::as_writable_bytes(std::span(bytes.data(), bytes.size()));
+      if (read_exact(image, base + banner_offset, span) && bytes == expected) return base;
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<std::uint64_t> find_virtual_shift(const PagedLayer& layer, const ProfileAnchors& a, Addr text_physical) {
+  for (std::uint64_t shift = 0; shift < kMaxVirtualShift; shift += kKernelAlign) {
+    auto t = layer.translate(a.text + shift);
+    if (t && t->physical == text_physical) {
+      auto b = layer.translate(a.banner + shift);  // a second anchor guards against a stray mapping
+      if (b && b->physical == text_physical + (a.banner - a.text)) return shift;
+    }
+  }
+  return std::nullopt;
+}
+
+struct Match {
+  std::shared_ptr<const Profile> profile;
+  std::string source;
+  KernelPlacement placement;
+};
+
+Expected<Match> place_kernel(const std::shared_ptr<const PhysicalImage>& image, std::shared_ptr<const Profile> profile,
+                             std::string source) {
+  const ProfileAnchors a = VMI_TRY(anchors(*profile));
+  const auto text_physical = find_text_physical(*image, a, profile->banner());
+  if (!text_physical) return make_error(Errc::profile_mismatch, "banner of " + source + " not found in the image");
+
+  KernelPlacement placement;
+  placement.text_physical = *text_physical;
+  placement.physical_shift = static_cast<std::int64_t>(*text_physical - (a.text - kStartKernelMap));
+  placement.page_table_root = *text_physical + (a.top_pgt - a.text);
+
+  std::vector<const PagingMode*> modes = {&kX86_64FiveLevel, &kX86_64FourLevel};
+  if (a.l5_flag) {
+    // The kernel's own record of the paging depth it chose at boot.
+    if (auto l5 = read_value<std::uint32_t>(*image, *text_physical + (*a.l5_flag - a.text))) {
+      modes = {*l5 != 0 ? &kX86_64FiveLevel : &kX86_64FourLevel};
+    }
+  }
+  for (const PagingMode* mode : modes) {
+    PagedLayer layer(image, placement.page_table_root, *mode);
+    if (auto shift = find_virtual_shift(layer, a, *text_physical)) {
+      placement.virtual_shift = *shift;
+      placement.paging = mode;
+      return Match{std::move(profile), std::move(source), placement};
+    }
+  }
+  return make_error(Errc::profile_mismatch, "kernel of " + source + " found at physical " + hex(*text_physical) +
+                                                 ", but init_top_pgt at " + hex(placement.page_table_root) +
+                                                 " does not map _text in any 2 MiB KASLR slot");
+}
+
+}  // namespace
+
+LinuxKernel::LinuxKernel(std::shared_ptr<const PhysicalImage> image, std::shared_ptr<const Profile> profile,
+                         std::string profile_source, KernelPlacement placement)
+    : image_(std::move(image)),
+      profile_(std::move(profile)),
+      profile_source_(std::move(profile_source)),
+      placement_(placement),
+      layer_(std::make_unique<PagedLayer>(image_, placement.page_table_root, *placement.paging)) {}
+
+std::optional<Addr> LinuxKernel::symbol(std::string_view name) const {
+  auto address = profile_->symbol_address(name);
+  if (!address) return std::nullopt;
+  return *address + placement_.virtual_shift;
+}
+
+std::vector<std::pair<std::string, std::string>> LinuxKernel::facts() const {
+  std::vector<std::pair<std::string, std::string>> facts;
+  std::string_view banner = profile_->banner();
+  std::string release;
+  if (banner.starts_with(kBannerPrefix)) {
+    auto rest = banner.substr(kBannerPrefix.size());
+    release = std::string(rest.substr(0, rest.find(' ')));
+  }
+  facts.emplace_back("os", "linux");
+  facts.emplace_back("kernel release", release);
+  facts.emplace_back("banner", std::string(banner));
+  facts.emplace_back("profile", profile_source_);
+  facts.emplace_back("paging", std::string(placement_.paging->name));
+  facts.emplace_back("page-table root (init_top_pgt)", hex(placement_.page_table_root));
+  facts.emplace_back("KASLR virtual shift", hex(placement_.virtual_shift));
+  facts.emplace_back("KASLR physical shift", hex(static_cast<std::uint64_t>(placement_.physical_shift)));
+  facts.emplace_back("_text", hex(*symbol("_text")) + " (physical " + hex(placement_.text_physical) + ")");
+  if (auto page_offset_base = symbol("page_offset_base")) {
+    if (auto value = read_value<std::uint64_t>(*layer_, *page_offset_base)) facts.emplace_back("direct map base", hex(*value));
+  }
+  return facts;
+}
+
+std::optional<std::string> find_banner_text(const PhysicalImage& image) {
+  std::string chunk;
+  for (const Range& range : image.ranges()) {
+    for (Addr at = range.begin; at < range.end; at += kScanChunk) {
+      // Overlap chunks by the banner's length so a banner across a boundary is still seen.
+      const std::uint64_t size = std::min<std::uint64_t>(kScanChunk + kMaxBannerSize, range.end - at);
+      chunk.resize(size);
+      auto got = image.read(at, std::as_writable_bytes(std::span(chunk.data(), chunk.size())));
+      if (image.file() != nullptr) image.file()->release(0, image.file()->size());
+      if (!got) continue;
+      std::string_view view(chunk.data(), *got);
+      for (std::size_t hit = view.find(kBannerPrefix); hit != std::string_view::npos; hit = view.find(kBannerPrefix, hit + 1)) {
+        auto text = view.substr(hit, kMaxBannerSize);
+        const auto newline = text.find('\n');
+        // linux_banner is one line ending in "\n\0" and naming the compiler; copies in logs
+        // and buffers run on into other text, format strings say "%s".
+        if (newline == std::string_view::npos || newline + 1 >= text.size() || text[newline + 1] != '\0') continue;
+        text = text.substr(0, newline);
+        if (text.find("(gcc") != std::string_view::npos || text.find("clang") != std::string_view::npos) return std::string(text);
+      }
+    }
+  }
+  return std::nullopt;
+}
+
+Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalImage> image, ProfileCatalog& profiles,
+                                                Diagnostics& diagnostics) {
+  std::vector<std::string> rejected;
+  // A single profile the user named is the only candidate: its failure is the answer.
+  const bool single = profiles.files().size() == 1;
+  for (const auto& file : profiles.files()) {
+    auto banner = profiles.banner(file);
+    if (!banner) {
+      if (single) return std::move(banner).error();
+      diagnostics.warn(banner.error().message);
+      continue;
+    }
+    if (!banner->empty() && !banner->starts_with(kBannerPrefix)) continue;  // not a Linux profile
+    auto profile = profiles.load(file);
+    if (!profile) {
+      if (single) return std::move(profile).error();
+      diagnostics.warn(profile.error().message);
+      continue;
+    }
+    auto match = place_kernel(image, *profile, "profile '" + file.string() + "'");
+    if (match) {
+      return std::unique_ptr<Kernel>(
+          std::make_unique<LinuxKernel>(image, std::move(match->profile), std::move(match->source), match->placement));
+    }
+    rejected.push_back(match.error().message);
+  }
+  for (const auto& note : profiles.notes()) diagnostics.warn(note);
+  const std::string where = std::string(image->name());
+  auto banner = find_banner_text(*image);
+  if (!banner) return make_error(Errc::not_found, where + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
+  std::string message = where + ": no profile matches the kernel '" + *banner + "' (" + std::to_string(profiles.files().size()) +
+                        " profile(s) searched)";
+  if (rejected.size() == 1) message += "; " + rejected.front();
+  return make_error(Errc::profile_mismatch, message);
+}
+
+}  // namespace vmi::os_linux

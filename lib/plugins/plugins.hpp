@@ -1,0 +1,11 @@
+// Declarations of the built-in plugins, each defined in its own file.
+#pragma once
+
+#include "vmi/plugin.hpp"
+
+namespace vmi {
+
+extern const Plugin kPslistPlugin;
+extern const Plugin kPstreePlugin;
+
+}  // namespace vmi

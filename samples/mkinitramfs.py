@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Writes the sample guest's initramfs: a gzip-compressed cpio "newc" archive.
+
+Written directly (no cpio/mknod needed, so it works unprivileged) and
+reproducibly (mtime 0, uid/gid 0, sorted entries, gzip mtime 0).
+
+Contents:
+  /bin/busybox + one symlink per applet (from `busybox --list-full`)
+  /bin/vmi-workload     the static workload binary
+  /init                 busybox sh script: mounts /proc,/sys,/dev, runs the workload
+  /dev/console, /dev/null, /dev/ttyS0 device nodes, empty /proc /sys /tmp /root
+
+usage: mkinitramfs.py --busybox PATH --workload PATH --out initrd.img [--settle N]
+"""
+import argparse
+import gzip
+import os
+import subprocess
+import sys
+
+INIT_SCRIPT = r"""#!/bin/busybox sh
+# vmi-forensics sample guest init (pid 1). Only builtins and short-lived
+# mounts run before the workload; nothing else runs while it is up.
+/bin/busybox mount -t proc proc /proc
+/bin/busybox mount -t sysfs sysfs /sys
+/bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
+echo "@@VMI-INIT $(/bin/busybox cat /proc/sys/kernel/osrelease)"
+/bin/vmi-workload @SETTLE@
+echo "@@VMI-WORKLOAD-EXITED $?"
+/bin/busybox poweroff -f
+"""
+
+S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR = 0o040000, 0o100000, 0o120000, 0o020000
+
+
+class Cpio:
+    def __init__(self):
+        self.buf = bytearray()
+        self.ino = 1
+
+    @staticmethod
+    def _pad(n):
+        return b"\0" * ((4 - n % 4) % 4)
+
+    def add(self, name, mode, data=b"", rdev=(0, 0)):
+        name_b = name.encode() + b"\0"
+        fields = [self.ino, mode, 0, 0, 2 if mode & S_IFDIR else 1, 0, len(data), 0, 0, rdev[0], rdev[1],
+                  len(name_b), 0]
+        self.ino += 1
+        hdr = b"070701" + b"".join(b"%08X" % f for f in fields)
+        self.buf += hdr + name_b + self._pad(len(hdr) + len(name_b))
+        self.buf += data + self._pad(len(data))
+
+    def trailer(self):
+        self.add("TRAILER!!!", 0)
+        return bytes(self.buf)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--busybox", required=True)
+    ap.add_argument("--workload", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--settle", type=int, default=3, help="seconds the workload waits before collecting")
+    a = ap.parse_args()
+
+    listing = subprocess.run([a.busybox, "--list-full"], check=True, capture_output=True, text=True).stdout
+    applets = sorted({line.strip() for line in listing.splitlines() if line.strip()})
+
+    entries = {}  # path -> (mode, data, rdev)
+    for d in ["bin", "sbin", "usr", "usr/bin", "usr/sbin", "dev", "proc", "sys", "tmp", "root", "etc"]:
+        entries[d] = (S_IFDIR | 0o755, b"", (0, 0))
+    entries["tmp"] = (S_IFDIR | 0o1777, b"", (0, 0))
+    with open(a.busybox, "rb") as f:
+        entries["bin/busybox"] = (S_IFREG | 0o755, f.read(), (0, 0))
+    with open(a.workload, "rb") as f:
+        entries["bin/vmi-workload"] = (S_IFREG | 0o755, f.read(), (0, 0))
+    entries["init"] = (S_IFREG | 0o755, INIT_SCRIPT.replace("@SETTLE@", str(a.settle)).encode(), (0, 0))
+    entries["dev/console"] = (S_IFCHR | 0o600, b"", (5, 1))
+    entries["dev/null"] = (S_IFCHR | 0o666, b"", (1, 3))
+    entries["dev/ttyS0"] = (S_IFCHR | 0o660, b"", (4, 64))
+    entries["etc/passwd"] = (S_IFREG | 0o644, b"root:x:0:0:root:/root:/bin/sh\n", (0, 0))
+    for path in applets:
+        if path in entries or path == "bin/busybox":
+            continue
+        depth = path.count("/")
+        target = "../" * depth + "bin/busybox" if depth else "bin/busybox"
+        if path.startswith("bin/"):
+            target = "busybox"
+        entries[path] = (S_IFLNK | 0o777, target.encode(), (0, 0))
+
+    c = Cpio()
+    for path in sorted(entries):  # parents sort before children
+        mode, data, rdev = entries[path]
+        c.add(path, mode, data, rdev)
+    raw = c.trailer()
+    tmp = a.out + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(gzip.compress(raw, compresslevel=6, mtime=0))
+    os.replace(tmp, a.out)
+    print(f"initramfs: {len(entries)} entries, {len(raw)} bytes cpio -> {os.path.getsize(a.out)} bytes gzip")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,309 @@
+#!/usr/bin/env python3
+"""Boots the sample guest in QEMU (TCG) and takes a race-free memory snapshot
+together with the guest's own /proc view (ground truth). Standard library only.
+
+Protocol (see workload.c): the guest prints collection 1 between
+@@VMI-BEGIN 1 / @@VMI-END 1, then @@VMI-READY. On READY the host stops the VM
+through the HMP monitor, saves `pmemsave 0 <ram>` (memory.raw) and
+`dump-guest-memory` (memory.elf, ELF core), continues the VM and writes "GO" on
+the console; the guest then prints collection 2 and @@VMI-DONE. If the two
+collections differ (or a section is damaged) the whole boot is retried.
+
+Writes into --out (which should be a fresh directory):
+  memory.raw, memory.elf, console.log,
+  truth/processes.tsv, truth/threads.tsv, truth/version.txt, truth/release.txt,
+  truth/guest.env   (every K fact the guest printed, KEY=shell-quoted value)
+  truth/kallsyms    (/proc/kallsyms of this boot, KASLR-slid, via isa-debugcon)
+and prints `SNAPSHOT_TRIES=<n>` on success. Exit status 0 on success.
+"""
+import argparse
+import os
+import re
+import select
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+PROMPT = b"(qemu) "
+
+
+def log(msg):
+    print(f"  [qemu_snapshot] {msg}", flush=True)
+
+
+class Failure(Exception):
+    pass
+
+
+def connect_unix(path, deadline, proc):
+    while True:
+        if proc.poll() is not None:
+            raise Failure(f"qemu exited early with status {proc.returncode}")
+        if os.path.exists(path):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(path)
+                return s
+            except OSError:
+                s.close()
+        if time.monotonic() > deadline:
+            raise Failure(f"timed out connecting to {path}")
+        time.sleep(0.05)
+
+
+class Monitor:
+    """Minimal HMP client over a unix socket."""
+
+    def __init__(self, sock):
+        self.sock = sock
+        self.read_until_prompt(30)
+
+    def read_until_prompt(self, timeout):
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while not buf.endswith(PROMPT):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure(f"monitor timeout; got {buf[-300:]!r}")
+            r, _, _ = select.select([self.sock], [], [], left)
+            if r:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise Failure("monitor closed")
+                buf += chunk
+        return buf
+
+    def cmd(self, line, timeout=300):
+        self.sock.sendall(line.encode() + b"\n")
+        out = self.read_until_prompt(timeout)
+        # readline echoes the typed line (with cursor escapes) up to the first CRLF;
+        # the command's own output follows, then the next prompt
+        out = out[: -len(PROMPT)]
+        _, _, body = out.partition(b"\r\n")
+        body = re.sub(rb"\x1b\[[0-9;]*[A-Za-z]", b"", body).replace(b"\r", b"")
+        return body.decode(errors="replace").strip()
+
+
+def hmp_quote(path):
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def parse_sections(text):
+    """Returns {n: (payload_lines, ok)} for every @@VMI-BEGIN n ... @@VMI-END n section."""
+    sections = {}
+    cur, payload = None, []
+    for line in text.split("\n"):
+        m = re.fullmatch(r"@@VMI-BEGIN (\d+)", line)
+        if m:
+            cur, payload = int(m.group(1)), []
+            continue
+        m = re.fullmatch(r"@@VMI-END (\d+) lines=(\d+) crc32=([0-9a-f]{8})", line)
+        if m and cur == int(m.group(1)):
+            data = "".join(l + "\n" for l in payload).encode()
+            ok = len(payload) == int(m.group(2)) and zlib.crc32(data) == int(m.group(3), 16)
+            sections[cur] = (payload, ok)
+            cur = None
+            continue
+        if cur is not None:
+            payload.append(line)
+    return sections
+
+
+def split_collection(payload):
+    procs, threads, facts = [], [], {}
+    for line in payload:
+        f = line.split("\t")
+        if f[0] == "P" and len(f) >= 10:
+            procs.append(f[1:9] + ["\t".join(f[9:])])
+        elif f[0] == "T" and len(f) >= 4:
+            threads.append(f[1:3] + ["\t".join(f[3:])])
+        elif f[0] == "K" and len(f) >= 3:
+            facts[f[1]] = "\t".join(f[2:])
+        else:
+            raise Failure(f"unexpected truth line {line!r}")
+    procs.sort(key=lambda r: int(r[0]))
+    threads.sort(key=lambda r: int(r[0]))
+    return procs, threads, facts
+
+
+def run_once(a, out, attempt):
+    tmp = tempfile.mkdtemp(prefix="vmi-qemu-")
+    ser_path, mon_path = os.path.join(tmp, "serial.sock"), os.path.join(tmp, "monitor.sock")
+    console_path = os.path.join(out, "console.log")
+    raw_path, elf_path = os.path.join(out, "memory.raw"), os.path.join(out, "memory.elf")
+    dbg_path = os.path.join(out, "debugcon.bin")
+    for p in (raw_path, elf_path, dbg_path):
+        if os.path.exists(p):
+            os.unlink(p)
+    cmd = [a.qemu, "-machine", "q35,accel=tcg", "-cpu", a.cpu, "-m", a.mem, "-smp", str(a.smp),
+           "-kernel", a.kernel, "-initrd", a.initrd, "-append", a.append,
+           "-display", "none", "-nodefaults", "-no-reboot",
+           "-chardev", f"socket,id=ser0,path={ser_path},server=on,wait=on", "-serial", "chardev:ser0",
+           "-monitor", f"unix:{mon_path},server=on,wait=off",
+           # binary side channel for the (large) /proc/kallsyms dump, see workload.c
+           "-chardev", f"file,id=dbgcon,path={dbg_path}", "-device", "isa-debugcon,iobase=0xe9,chardev=dbgcon"]
+    log(f"try {attempt}: {' '.join(shlex.quote(c) for c in cmd)}")
+    qlog = open(os.path.join(out, "qemu.log"), "ab")
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
+    ser = mon = None
+    console = open(console_path, "wb")
+    t0 = time.monotonic()
+    try:
+        deadline = t0 + 60
+        ser = connect_unix(ser_path, deadline, proc)
+        mon = Monitor(connect_unix(mon_path, deadline, proc))
+        buf, text = b"", ""
+        snap_done = False
+        deadline = t0 + a.timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Failure(f"guest timed out after {a.timeout}s (see {console_path})")
+            r, _, _ = select.select([ser], [], [], min(left, 1.0))
+            if proc.poll() is not None:
+                raise Failure(f"qemu exited with status {proc.returncode} (see {console_path})")
+            if not r:
+                continue
+            chunk = ser.recv(65536)
+            if not chunk:
+                raise Failure("serial connection closed")
+            console.write(chunk)
+            console.flush()
+            buf += chunk
+            *lines, rest = buf.split(b"\n")
+            buf = rest
+            for raw in lines:
+                line = raw.decode("utf-8", errors="replace").rstrip("\r")
+                text += line + "\n"
+                if line.startswith("@@VMI-INIT"):
+                    log(f"guest init up after {time.monotonic() - t0:.1f}s: {line}")
+                elif "Kernel panic" in line:
+                    raise Failure(f"guest kernel panic: {line}")
+                elif line == "@@VMI-WORKLOAD-EXITED" or line.startswith("@@VMI-WORKLOAD-EXITED"):
+                    raise Failure(f"workload exited: {line}")
+                elif line == "@@VMI-READY" and not snap_done:
+                    t_ready = time.monotonic()
+                    o = mon.cmd("stop", 60)
+                    t_stop = time.monotonic()
+                    if o:
+                        raise Failure(f"stop: {o}")
+                    status = mon.cmd("info status", 30)
+                    if "paused" not in status:
+                        raise Failure(f"VM not paused after stop: {status}")
+                    log(f"READY after {t_ready - t0:.1f}s; VM stopped {1000 * (t_stop - t_ready):.0f} ms later")
+                    o = mon.cmd(f"pmemsave 0 {a.ram_bytes} {hmp_quote(raw_path)}", 600)
+                    if o:
+                        raise Failure(f"pmemsave: {o}")
+                    o = mon.cmd(f"dump-guest-memory {hmp_quote(elf_path)}", 600)
+                    if o:
+                        raise Failure(f"dump-guest-memory: {o}")
+                    log(f"memory saved in {time.monotonic() - t_stop:.1f}s "
+                        f"(raw {os.path.getsize(raw_path)} B, elf {os.path.getsize(elf_path)} B)")
+                    o = mon.cmd("cont", 60)
+                    if o:
+                        raise Failure(f"cont: {o}")
+                    ser.sendall(b"GO\n")
+                    snap_done = True
+                elif line == "@@VMI-DONE":
+                    if not snap_done:
+                        raise Failure("guest finished before the snapshot was taken")
+                    return text
+    finally:
+        try:
+            if mon is not None and proc.poll() is None:
+                mon.sock.sendall(b"quit\n")
+                proc.wait(timeout=30)
+        except Exception:
+            pass
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for s in (ser, mon.sock if mon else None):
+            if s is not None:
+                s.close()
+        console.close()
+        qlog.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_tsv(path, header, rows):
+    with open(path, "w") as f:
+        f.write("\t".join(header) + "\n")
+        for r in rows:
+            f.write("\t".join(r) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kernel", required=True)
+    ap.add_argument("--initrd", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--cpu", default="max")
+    ap.add_argument("--mem", default="512M")
+    ap.add_argument("--smp", type=int, default=2)
+    ap.add_argument("--append", default="console=ttyS0 loglevel=1 panic=-1")
+    ap.add_argument("--qemu", default="qemu-system-x86_64")
+    ap.add_argument("--tries", type=int, default=3)
+    ap.add_argument("--timeout", type=int, default=480, help="seconds per boot")
+    a = ap.parse_args()
+    m = re.fullmatch(r"(\d+)([MG]?)", a.mem)
+    if not m:
+        sys.exit("--mem must look like 512M or 1G")
+    a.ram_bytes = int(m.group(1)) << {"": 20, "M": 20, "G": 30}[m.group(2)]
+    out = os.path.abspath(a.out)
+    a.kernel, a.initrd = os.path.abspath(a.kernel), os.path.abspath(a.initrd)
+    os.makedirs(os.path.join(out, "truth"), exist_ok=True)
+
+    for attempt in range(1, a.tries + 1):
+        try:
+            text = run_once(a, out, attempt)
+            secs = parse_sections(text)
+            for n in (1, 2):
+                if n not in secs:
+                    raise Failure(f"collection {n} missing")
+                if not secs[n][1]:
+                    raise Failure(f"collection {n} damaged on the console (line count / crc32 mismatch)")
+            m = re.search(r"^@@VMI-KALLSYMS bytes=(\d+) crc32=([0-9a-f]{8})$", text, re.M)
+            if not m:
+                raise Failure("no @@VMI-KALLSYMS line (kallsyms dump failed?)")
+            with open(os.path.join(out, "debugcon.bin"), "rb") as f:
+                kallsyms = f.read()
+            if len(kallsyms) != int(m.group(1)) or zlib.crc32(kallsyms) != int(m.group(2), 16):
+                raise Failure("kallsyms dump damaged (size/crc32 mismatch)")
+            p1, t1, facts = split_collection(secs[1][0])
+            p2, t2, _ = split_collection(secs[2][0])
+            if p1 != p2 or t1 != t2:
+                d = sorted(set(map(tuple, p1)) ^ set(map(tuple, p2))) + sorted(set(map(tuple, t1)) ^ set(map(tuple, t2)))
+                raise Failure(f"process/thread set changed across the snapshot: {d[:10]}")
+            if os.path.getsize(os.path.join(out, "memory.raw")) != a.ram_bytes:
+                raise Failure("memory.raw has the wrong size")
+        except Failure as e:
+            log(f"try {attempt} failed: {e}")
+            continue
+        truth = os.path.join(out, "truth")
+        write_tsv(os.path.join(truth, "processes.tsv"),
+                  ["pid", "ppid", "threads", "uid", "gid", "euid", "egid", "start_ticks", "comm"], p1)
+        write_tsv(os.path.join(truth, "threads.tsv"), ["tid", "tgid", "comm"], t1)
+        with open(os.path.join(truth, "version.txt"), "w") as f:
+            f.write(facts["PROC_VERSION"] + "\n")
+        with open(os.path.join(truth, "release.txt"), "w") as f:
+            f.write(facts["UNAME_R"] + "\n")
+        os.replace(os.path.join(out, "debugcon.bin"), os.path.join(truth, "kallsyms"))
+        with open(os.path.join(truth, "guest.env"), "w") as f:
+            for k in sorted(facts):
+                f.write(f"{k}={shlex.quote(facts[k])}\n")
+        log(f"truth: {len(p1)} processes, {len(t1)} threads, release {facts['UNAME_R']}, "
+            f"la57={facts.get('CPU_LA57')}, _text={facts.get('KALLSYMS__text')}")
+        print(f"SNAPSHOT_TRIES={attempt}", flush=True)
+        return 0
+    log(f"giving up after {a.tries} tries")
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,503 @@
+/*
+ * vmi-forensics guest workload (runs inside the sample VM, statically linked).
+ *
+ * Builds a stable, known process tree, waits until every member is fully set
+ * up, then prints the guest's own view of /proc ("ground truth") on the
+ * console between markers, announces READY, waits for the host to take its
+ * memory snapshot (the host answers "GO" on the console), collects the same
+ * view a second time and prints it, so the host can check nothing changed
+ * across the snapshot.
+ *
+ * Tree (names set with prctl(PR_SET_NAME) / pthread_setname_np, <= 15 chars):
+ *
+ *   vmi-wl-root            uid 0                  collector (the only process that does work)
+ *   +- vmi-wl-a            uid 0
+ *   |  +- vmi-wl-a1        uid/gid 1000/1000      3 extra threads vmi-wl-a1-t1..t3
+ *   |  +- vmi-wl-a2        uid 1001, gid 1002
+ *   +- vmi-wl-b            uid/gid 1000/1000      4 extra threads vmi-wl-b-w1..w4
+ *   |  +- vmi-wl-b1        uid/gid 1000/1000
+ *   |     +- vmi-wl-b1x    uid/gid 1000/1000      (depth 4)
+ *   +- vmi-wl-c            ruid 1001 euid 1002, rgid 1002 egid 1001 (real != effective)
+ *      +- "vmi-wl (c1) x"  uid 0; comm with spaces and parentheses
+ *
+ * Every process (and thread) except the collector just blocks in pause().
+ *
+ * Console protocol (each line ends in '\n'; the tty adds '\r'):
+ *   @@VMI-BEGIN <n>
+ *   P <tab> pid ppid threads uid gid euid egid start_ticks comm   (tab separated)
+ *   T <tab> tid tgid comm
+ *   K <tab> KEY <tab> value                                       (system facts)
+ *   @@VMI-END <n> lines=<payload lines> crc32=<hex of payload bytes>
+ *   @@VMI-READY          (after collection 1; host stops the VM, dumps, continues)
+ * Collection 1 is printed only after the view has been stable for a few seconds.
+ * The host writes "GO\n" to the console, then collection 2 is printed and
+ *   @@VMI-KALLSYMS bytes=<n> crc32=<hex>   (after collection 2, see dump_kallsyms)
+ *   @@VMI-DONE
+ */
+#define _GNU_SOURCE
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/io.h>
+#include <sys/prctl.h>
+#include <sys/types.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static int ready_pipe[2];
+
+static void die(const char *what) {
+    dprintf(2, "vmi-workload: %s: %s\n", what, strerror(errno));
+    _exit(1);
+}
+
+static void set_name(const char *name) {
+    if (prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0) != 0) die("prctl");
+}
+
+static void set_ids(gid_t rg, gid_t eg, uid_t ru, uid_t eu) {
+    /* groups first, while still privileged */
+    gid_t g = rg;
+    if (setgroups(1, &g) != 0) die("setgroups");
+    if (setresgid(rg, eg, eg) != 0) die("setresgid");
+    if (setresuid(ru, eu, eu) != 0) die("setresuid");
+}
+
+static void signal_ready(void) {
+    char c = 'r';
+    if (write(ready_pipe[1], &c, 1) != 1) die("ready write");
+}
+
+static void *thread_main(void *arg) {
+    pthread_setname_np(pthread_self(), (const char *)arg);
+    for (;;) pause();
+    return NULL;
+}
+
+static void start_threads(const char *const *names, int n) {
+    pthread_t t;
+    for (int i = 0; i < n; i++) {
+        int e = pthread_create(&t, NULL, thread_main, (void *)names[i]);
+        if (e) { errno = e; die("pthread_create"); }
+    }
+}
+
+static void block_forever(void) {
+    signal_ready();
+    close(ready_pipe[1]);
+    for (;;) pause();
+}
+
+/* fork a child that runs fn; returns in the parent */
+static void spawn(void (*fn)(void)) {
+    pid_t p = fork();
+    if (p < 0) die("fork");
+    if (p == 0) { fn(); _exit(0); }
+}
+
+static const char *const a1_threads[] = {"vmi-wl-a1-t1", "vmi-wl-a1-t2", "vmi-wl-a1-t3"};
+static const char *const b_threads[] = {"vmi-wl-b-w1", "vmi-wl-b-w2", "vmi-wl-b-w3", "vmi-wl-b-w4"};
+
+static void proc_a1(void) {
+    set_name("vmi-wl-a1");
+    set_ids(1000, 1000, 1000, 1000);
+    start_threads(a1_threads, 3);
+    block_forever();
+}
+static void proc_a2(void) {
+    set_name("vmi-wl-a2");
+    set_ids(1002, 1002, 1001, 1001);
+    block_forever();
+}
+static void proc_a(void) {
+    set_name("vmi-wl-a");
+    spawn(proc_a1);
+    spawn(proc_a2);
+    block_forever();
+}
+static void proc_b1x(void) {
+    set_name("vmi-wl-b1x");
+    block_forever();
+}
+static void proc_b1(void) {
+    set_name("vmi-wl-b1");
+    spawn(proc_b1x);
+    block_forever();
+}
+static void proc_b(void) {
+    set_name("vmi-wl-b");
+    set_ids(1000, 1000, 1000, 1000);
+    spawn(proc_b1);           /* fork before the threads: only the caller is copied anyway */
+    start_threads(b_threads, 4);
+    block_forever();
+}
+static void proc_c1(void) {
+    set_name("vmi-wl (c1) x");
+    block_forever();
+}
+static void proc_c(void) {
+    set_name("vmi-wl-c");
+    spawn(proc_c1);           /* c1 stays uid 0 */
+    set_ids(1002, 1001, 1001, 1002);
+    block_forever();
+}
+#define TREE_PROCS 8 /* processes below the root that signal readiness */
+
+/* ---------------------------------------------------------------- output */
+
+static char out[1 << 20];
+static size_t out_len;
+
+static void emit(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out + out_len, sizeof out - out_len, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof out - out_len) { errno = ENOSPC; die("output buffer"); }
+    out_len += (size_t)n;
+}
+
+static uint32_t crc32_buf(const char *p, size_t n) {
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= (unsigned char)p[i];
+        for (int k = 0; k < 8; k++) c = (c >> 1) ^ (0xedb88320u & (0u - (c & 1u)));
+    }
+    return c ^ 0xffffffffu;
+}
+
+static void write_all(int fd, const char *p, size_t n) {
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0) { if (errno == EINTR) continue; die("write"); }
+        p += w; n -= (size_t)w;
+    }
+}
+
+static void say(const char *s) { write_all(1, s, strlen(s)); }
+
+/* ---------------------------------------------------------------- /proc */
+
+static ssize_t read_file(const char *path, char *buf, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    size_t len = 0;
+    for (;;) {
+        ssize_t r = read(fd, buf + len, cap - 1 - len);
+        if (r < 0) { if (errno == EINTR) continue; close(fd); return -1; }
+        if (r == 0) break;
+        len += (size_t)r;
+        if (len == cap - 1) break;
+    }
+    close(fd);
+    buf[len] = 0;
+    return (ssize_t)len;
+}
+
+/* splits /proc/<id>/stat: comm is between the first '(' and the LAST ')' */
+static int parse_stat(const char *buf, char *comm, size_t comm_cap, char **rest) {
+    const char *l = strchr(buf, '(');
+    const char *r = strrchr(buf, ')');
+    if (!l || !r || r < l) return -1;
+    size_t n = (size_t)(r - l - 1);
+    if (n >= comm_cap) n = comm_cap - 1;
+    memcpy(comm, l + 1, n);
+    comm[n] = 0;
+    *rest = (char *)r + 1; /* " S ppid ..." : field 3 onwards */
+    return 0;
+}
+
+/*
+ * /proc shows a workqueue worker as "kworker/1:1-events" (or "+events" while it
+ * runs a work item): procfs appends the workqueue description (wq_worker_comm),
+ * which is NOT part of task_struct.comm. Strip it so the truth is the comm the
+ * kernel stores in memory. Workers are kthreads with PF_WQ_WORKER set.
+ */
+#define PF_WQ_WORKER_FLAG 0x00000020u
+static void kernel_comm(char *comm, unsigned flags) {
+    if (!(flags & PF_WQ_WORKER_FLAG) || strncmp(comm, "kworker/", 8) != 0) return;
+    comm[8 + strcspn(comm + 8, "-+")] = 0;
+}
+
+static int cmp_int(const void *a, const void *b) {
+    int x = *(const int *)a, y = *(const int *)b;
+    return (x > y) - (x < y);
+}
+
+static int numeric_entries(const char *dir, int *ids, int cap) {
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (!isdigit((unsigned char)e->d_name[0])) continue;
+        if (n < cap) ids[n++] = atoi(e->d_name);
+    }
+    closedir(d);
+    qsort(ids, (size_t)n, sizeof *ids, cmp_int);
+    return n;
+}
+
+static void status_ids(const char *status, const char *key, long *real, long *eff) {
+    const char *p = strstr(status, key);
+    *real = *eff = -1;
+    if (p) sscanf(p + strlen(key), "%ld %ld", real, eff);
+}
+
+static int online_cpus = 1; /* CPUs in the initial affinity mask (= online CPUs) */
+
+static char fbuf[1 << 16];
+static char kbuf[1 << 16];
+
+static void kallsyms_facts(void) {
+    /* a few symbol addresses: the KASLR ground truth */
+    static const char *const want[] = {"_text", "init_task", "init_top_pgt", "page_offset_base",
+                                       "vmemmap_base", "vmalloc_base", "pgdir_shift", "ptrs_per_p4d",
+                                       "phys_base", "linux_banner"};
+    enum { NW = sizeof want / sizeof want[0] };
+    int found[NW] = {0};
+    FILE *f = fopen("/proc/kallsyms", "re");
+    if (!f) return;
+    char line[512], addr[64], type[8], name[256];
+    int left = NW;
+    while (left && fgets(line, sizeof line, f)) {
+        if (sscanf(line, "%63s %7s %255s", addr, type, name) != 3) continue;
+        if (strchr(line, '[')) continue; /* module symbols */
+        for (int i = 0; i < NW; i++)
+            if (!found[i] && strcmp(name, want[i]) == 0) {
+                found[i] = 1; left--;
+                emit("K\tKALLSYMS_%s\t0x%s\n", want[i], addr);
+            }
+    }
+    fclose(f);
+}
+
+/* the P and T lines of one /proc walk into out[] (replacing its content) */
+static void collect_procs(void) {
+    static int pids[65536], tids[65536];
+    out_len = 0;
+    char path[256], comm[64];
+
+    int np = numeric_entries("/proc", pids, 65536);
+    if (np < 0) die("opendir /proc");
+    for (int i = 0; i < np; i++) {
+        int pid = pids[i];
+        snprintf(path, sizeof path, "/proc/%d/stat", pid);
+        if (read_file(path, fbuf, sizeof fbuf) < 0) continue; /* vanished */
+        char *rest;
+        if (parse_stat(fbuf, comm, sizeof comm, &rest) != 0) continue;
+        /* rest: " state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
+         *        utime stime cutime cstime priority nice num_threads itrealvalue starttime" */
+        char state;
+        long ppid, nthreads;
+        unsigned flags;
+        unsigned long long start;
+        if (sscanf(rest, " %c %ld %*d %*d %*d %*d %u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %ld %*d %llu",
+                   &state, &ppid, &flags, &nthreads, &start) != 5)
+            continue;
+        kernel_comm(comm, flags);
+        snprintf(path, sizeof path, "/proc/%d/status", pid);
+        if (read_file(path, kbuf, sizeof kbuf) < 0) continue;
+        long uid, euid, gid, egid;
+        status_ids(kbuf, "\nUid:", &uid, &euid);
+        status_ids(kbuf, "\nGid:", &gid, &egid);
+        emit("P\t%d\t%ld\t%ld\t%ld\t%ld\t%ld\t%ld\t%llu\t%s\n", pid, ppid, nthreads, uid, gid, euid, egid,
+             start, comm);
+
+        snprintf(path, sizeof path, "/proc/%d/task", pid);
+        int nt = numeric_entries(path, tids, 65536);
+        for (int j = 0; j < nt; j++) {
+            snprintf(path, sizeof path, "/proc/%d/task/%d/stat", pid, tids[j]);
+            if (read_file(path, fbuf, sizeof fbuf) < 0) continue;
+            char tcomm[64];
+            if (parse_stat(fbuf, tcomm, sizeof tcomm, &rest) != 0) continue;
+            unsigned tflags = 0;
+            sscanf(rest, " %*c %*d %*d %*d %*d %*d %u", &tflags);
+            kernel_comm(tcomm, tflags);
+            emit("T\t%d\t%d\t%s\n", tids[j], pid, tcomm);
+        }
+    }
+}
+
+/* appends the K facts to out[] and prints everything as section n */
+static void finish_and_print(int n) {
+
+    if (read_file("/proc/version", fbuf, sizeof fbuf) >= 0) {
+        fbuf[strcspn(fbuf, "\n")] = 0;
+        emit("K\tPROC_VERSION\t%s\n", fbuf);
+    }
+    struct utsname u;
+    if (uname(&u) == 0) emit("K\tUNAME_R\t%s\n", u.release);
+    if (read_file("/proc/sys/kernel/randomize_va_space", fbuf, sizeof fbuf) >= 0)
+        emit("K\tRANDOMIZE_VA_SPACE\t%ld\n", strtol(fbuf, NULL, 10));
+    emit("K\tCLK_TCK\t%ld\n", sysconf(_SC_CLK_TCK));
+    emit("K\tPAGE_SIZE\t%ld\n", sysconf(_SC_PAGESIZE));
+    emit("K\tNPROC_ONLN\t%d\n", online_cpus); /* not sysconf(): that reads sysfs */
+    if (read_file("/proc/cpuinfo", fbuf, sizeof fbuf) >= 0) {
+        int la57 = 0;
+        char *flags = strstr(fbuf, "\nflags");
+        if (flags) {
+            char *eol = strchr(flags + 1, '\n');
+            if (eol) *eol = 0;
+            la57 = strstr(flags, " la57") != NULL;
+        }
+        emit("K\tCPU_LA57\t%d\n", la57);
+    }
+    if (read_file("/proc/cmdline", fbuf, sizeof fbuf) >= 0) {
+        fbuf[strcspn(fbuf, "\n")] = 0;
+        emit("K\tCMDLINE\t%s\n", fbuf);
+    }
+    if (read_file("/proc/meminfo", fbuf, sizeof fbuf) >= 0) {
+        long kb = -1;
+        char *p = strstr(fbuf, "MemTotal:");
+        if (p) sscanf(p + 9, "%ld", &kb);
+        emit("K\tMEMTOTAL_KB\t%ld\n", kb);
+    }
+    emit("K\tCOLLECTOR_PID\t%d\n", (int)getpid());
+    kallsyms_facts();
+
+    size_t lines = 0;
+    for (size_t i = 0; i < out_len; i++) lines += out[i] == '\n';
+    char head[64], tail[128];
+    snprintf(head, sizeof head, "\n@@VMI-BEGIN %d\n", n);
+    snprintf(tail, sizeof tail, "@@VMI-END %d lines=%zu crc32=%08x\n", n, lines, crc32_buf(out, out_len));
+    say(head);
+    write_all(1, out, out_len);
+    say(tail);
+}
+
+/*
+ * After collection 2 (the snapshot is already taken), the whole /proc/kallsyms
+ * of this boot is streamed to QEMU's isa-debugcon (I/O port 0xe9, binary-safe
+ * and much faster than the serial console); the console gets its size/crc32.
+ */
+#define DEBUGCON_PORT 0xe9
+static void dump_kallsyms(void) {
+    static char data[32 << 20];
+    size_t len = 0;
+    int fd = open("/proc/kallsyms", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) { say("@@VMI-KALLSYMS error=open\n"); return; }
+    for (;;) {
+        ssize_t r = read(fd, data + len, sizeof data - len);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        len += (size_t)r;
+        if (len == sizeof data) break;
+    }
+    close(fd);
+    if (ioperm(DEBUGCON_PORT, 1, 1) != 0) { say("@@VMI-KALLSYMS error=ioperm\n"); return; }
+    for (size_t i = 0; i < len; i += 4096) {
+        size_t n = len - i < 4096 ? len - i : 4096;
+        outsb(DEBUGCON_PORT, data + i, (unsigned long)n);
+    }
+    char line[128];
+    snprintf(line, sizeof line, "@@VMI-KALLSYMS bytes=%zu crc32=%08x\n", len, crc32_buf(data, len));
+    say(line);
+}
+
+/* cpu < 0: all CPUs */
+static void pin_to_cpu(int cpu) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (int c = 0; c < CPU_SETSIZE; c++)
+        if (cpu < 0 ? c < 64 : c == cpu) CPU_SET(c, &set);
+    sched_setaffinity(0, sizeof set, &set);
+}
+
+/* waits (up to timeout_s) for a line starting with "GO" on stdin */
+static void wait_for_go(int timeout_s) {
+    char line[256];
+    size_t len = 0;
+    for (int waited = 0; waited < timeout_s * 10;) {
+        struct pollfd p = {.fd = 0, .events = POLLIN};
+        int r = poll(&p, 1, 100);
+        if (r < 0) { if (errno == EINTR) continue; return; }
+        if (r == 0) { waited++; continue; }
+        ssize_t got = read(0, line + len, sizeof line - 1 - len);
+        if (got <= 0) { sleep(1); waited += 10; continue; }
+        len += (size_t)got;
+        line[len] = 0;
+        if (strstr(line, "GO")) return;
+        if (len > 128) len = 0;
+    }
+}
+
+int main(int argc, char **argv) {
+    /* argv[1]: seconds to wait after the tree is up; argv[2]: stable checks wanted */
+    int settle = argc > 1 ? atoi(argv[1]) : 2;
+    setvbuf(stdout, NULL, _IONBF, 0);
+    set_name("vmi-wl-root");
+    cpu_set_t all;
+    if (sched_getaffinity(0, sizeof all, &all) == 0 && CPU_COUNT(&all) > 0) online_cpus = CPU_COUNT(&all);
+    signal(SIGCHLD, SIG_DFL);
+    if (pipe2(ready_pipe, O_CLOEXEC) != 0) die("pipe");
+
+    spawn(proc_a);
+    spawn(proc_b);
+    spawn(proc_c);
+    close(ready_pipe[1]);
+
+    /* wait until all 8 descendants are named, re-credentialed and threaded */
+    int ready = 0;
+    char c;
+    while (ready < TREE_PROCS) {
+        ssize_t r = read(ready_pipe[0], &c, 1);
+        if (r == 1) ready++;
+        else if (r == 0) { errno = EPIPE; die("tree died before ready"); }
+        else if (errno != EINTR) die("ready read");
+    }
+    close(ready_pipe[0]);
+    say("@@VMI-TREE-UP\n");
+    sleep((unsigned)settle); /* let boot-time kernel threads settle */
+
+    /*
+     * Wait until the system is quiet: the kernel creates some workers lazily
+     * (e.g. a second highpri kworker a few seconds after boot). Collection 1 is
+     * taken once the process/thread view has been identical for `stable`
+     * consecutive one-second checks (at most 90 s); the walks rotate over the
+     * CPUs so any per-CPU lazy work they cause happens now.
+     *
+     * Lesson learnt: the collector must not touch sysfs. Closing a kernfs file
+     * does kfree_rcu(); when that CPU's kvfree_rcu page cache is empty the
+     * kernel queues fill_page_cache_func on system_highpri_wq, and the first
+     * such work on CPU N spawns a second worker "kworker/N:1H" -- a new
+     * process between collection 1 and the snapshot. glibc's
+     * sysconf(_SC_NPROCESSORS_ONLN) reads /sys/devices/system/cpu/online, so
+     * the CPU count comes from sched_getaffinity() instead.
+     */
+    long ncpu = online_cpus;
+    static char prev[sizeof out];
+    size_t prev_len = 0;
+    int same = 0, stable = argc > 2 ? atoi(argv[2]) : 4;
+    for (int i = 0; i < 90 && same < stable; i++) {
+        pin_to_cpu((int)(i % ncpu));
+        collect_procs();
+        if (i > 0 && out_len == prev_len && memcmp(out, prev, out_len) == 0) same++;
+        else same = 0;
+        memcpy(prev, out, out_len);
+        prev_len = out_len;
+        if (same < stable) sleep(1);
+    }
+    pin_to_cpu(-1);
+    finish_and_print(1);
+    say("@@VMI-READY\n");
+    wait_for_go(900);
+    sleep(2);
+    collect_procs();
+    finish_and_print(2);
+    dump_kallsyms();
+    say("@@VMI-DONE\n");
+    for (;;) pause(); /* the host quits QEMU */
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs every build, test and sample dependency from Debian 12's archive (idempotent).
+set -euo pipefail
+packages=(
+  build-essential cmake pkg-config
+  libcapstone-dev liblief-dev libzstd-dev libcli11-dev libfmt-dev doctest-dev
+  libsimdjson-dev liblzma-dev xz-utils zstd
+  qemu-system-x86 busybox-static cpio python3 binutils libc6-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get update -qq
+  $sudo_cmd apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,43 @@
+// Shared test helpers: paths of the source tree, the samples cache and the built CLI.
+#pragma once
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace vmi::test {
+
+inline std::filesystem::path source_dir() { return VMI_TEST_SOURCE_DIR; }
+inline std::filesystem::path shipped_profile() { return source_dir() / "profiles/linux/debian-6.1.0-56-amd64.json.xz"; }
+inline std::filesystem::path cli_path() { return VMI_TEST_CLI_PATH; }
+
+// A fresh, empty directory under the build tree for one test's files.
+inline std::filesystem::path scratch_dir(const std::string& name) {
+  auto dir = std::filesystem::path(VMI_TEST_BINARY_DIR) / "scratch" / name;
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline void write_file(const std::filesystem::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the built CLI with arguments (no shell quoting needed for our test paths).
+CommandResult run_cli(const std::vector<std::string>& args);
+
+}  // namespace vmi::test

@@ -1,0 +1,161 @@
+// The command line: plugin listing, both argument orders, renderers, exit codes and one-line
+// errors for bad input, and that the evidence file is never modified.
+#include <doctest/doctest.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+
+#include "samples.hpp"
+#include "support.hpp"
+
+using namespace vmi;
+
+namespace {
+
+std::size_t count_lines(const std::string& text) { return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')); }
+
+const test::Sample& pinned_sample() {
+  static const auto samples = test::load_samples();
+  REQUIRE(!samples.empty());
+  REQUIRE_MESSAGE(samples.front().env.at("PINNED") == "1", "CLI tests read the pinned kernel's samples with the shipped profile");
+  return samples.front();
+}
+
+std::vector<std::string> with_profile(std::vector<std::string> args) {
+  args.insert(args.begin(), {"--profile", test::shipped_profile().string(), "--cache-dir", test::scratch_dir("cli-cache").string()});
+  return args;
+}
+
+// Copies the first `size` bytes of a file.
+std::filesystem::path truncated_copy(const std::filesystem::path& from, const std::string& name, std::size_t size) {
+  const auto to = test::scratch_dir("cli-" + name) / name;
+  std::ifstream in(from, std::ios::binary);
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  test::write_file(to, bytes);
+  return to;
+}
+
+}  // namespace
+
+TEST_CASE("--help lists every plugin and the exit codes") {
+  auto result = test::run_cli({"--help"});
+  CHECK(result.exit_code == 0);
+  CHECK(result.out.find("pslist") != std::string::npos);
+  CHECK(result.out.find("pstree") != std::string::npos);
+  CHECK(result.out.find("info") != std::string::npos);
+  CHECK(result.out.find("Exit codes: 0 success") != std::string::npos);
+}
+
+TEST_CASE("pslist IMAGE and -f IMAGE pslist give the same table; JSON and CSV carry every process") {
+  const auto& sample = pinned_sample();
+  const auto image = (sample.dir / "memory.raw").string();
+  auto positional = test::run_cli(with_profile({"pslist", image}));
+  auto flagged = test::run_cli(with_profile({"-f", image, "pslist"}));
+  REQUIRE(positional.exit_code == 0);
+  CHECK(positional.out == flagged.out);
+  CHECK(positional.err.empty());
+  CHECK(positional.out.starts_with("OFFSET (V)"));
+  CHECK(count_lines(positional.out) == sample.processes.size() + 1);
+
+  auto json = test::run_cli(with_profile({"-r", "json", "pslist", image}));
+  REQUIRE(json.exit_code == 0);
+  std::size_t objects = 0;
+  for (std::size_t at = 0; (at = json.out.find("\"PID\": ", at)) != std::string::npos; ++at) ++objects;
+  CHECK(objects == sample.processes.size());
+  CHECK(json.out.find("\"COMM\": \"vmi-wl-root\"") != std::string::npos);
+  CHECK(json.out.find("\"COMM\": \"vmi-wl (c1) x\"") != std::string::npos);
+
+  auto csv = test::run_cli(with_profile({"-r", "csv", "pslist", image}));
+  REQUIRE(csv.exit_code == 0);
+  CHECK(csv.out.starts_with("OFFSET (V),PID,TID,PPID,COMM,NAME,THREADS,UID,GID,EUID,EGID,START (ns since boot),CREATION TIME\n"));
+  CHECK(count_lines(csv.out) == sample.processes.size() + 1);
+
+  auto tree = test::run_cli(with_profile({"pstree", image}));
+  REQUIRE(tree.exit_code == 0);
+  CHECK(tree.out.find("\n** 0x") != std::string::npos);  // grandchildren are indented two levels
+}
+
+TEST_CASE("info names the format, the ranges, the kernel and the KASLR shift") {
+  const auto& sample = pinned_sample();
+  auto result = test::run_cli(with_profile({"info", (sample.dir / "memory.elf").string()}));
+  REQUIRE(result.exit_code == 0);
+  CHECK(result.out.find("format                          elf-core") != std::string::npos);
+  CHECK(result.out.find("kernel release                  " + sample.release) != std::string::npos);
+  CHECK(result.out.find("KASLR virtual shift") != std::string::npos);
+  CHECK(result.out.find("vCPU 0") != std::string::npos);
+  CHECK(result.out.find("cr3=0x") != std::string::npos);
+}
+
+TEST_CASE("bad input ends in one clear line naming the file, and a documented exit code") {
+  const auto& sample = pinned_sample();
+  const auto dir = test::scratch_dir("cli-bad");
+
+  SUBCASE("empty file") {
+    test::write_file(dir / "empty.raw", "");
+    auto result = test::run_cli(with_profile({"pslist", (dir / "empty.raw").string()}));
+    CHECK(result.exit_code == 2);
+    CHECK(result.err == "vmi-forensics: '" + (dir / "empty.raw").string() + "' is empty\n");
+  }
+  SUBCASE("a file that is not a memory image") {
+    test::write_file(dir / "report.txt", "incident report\n");
+    auto result = test::run_cli(with_profile({"pslist", (dir / "report.txt").string()}));
+    CHECK(result.exit_code == 2);
+    CHECK(count_lines(result.err) == 1);
+    CHECK(result.err.find("report.txt' (16 bytes) is not a memory image") != std::string::npos);
+  }
+  SUBCASE("a truncated ELF core") {
+    const auto image = truncated_copy(sample.dir / "memory.elf", "cut.elf", 64 << 20);
+    auto result = test::run_cli(with_profile({"pslist", image.string()}));
+    CHECK(result.exit_code == 2);
+    CHECK(count_lines(result.err) == 1);
+    CHECK(result.err.find("cut.elf': segment #") != std::string::npos);
+    CHECK(result.err.find("runs past end of file (0x4000000)") != std::string::npos);
+  }
+  SUBCASE("a raw image cut before the kernel has no Linux kernel") {
+    const auto image = truncated_copy(sample.dir / "memory.raw", "cut.raw", 1 << 20);
+    auto result = test::run_cli(with_profile({"pslist", image.string()}));
+    CHECK(result.exit_code == 3);
+    CHECK(result.err == "vmi-forensics: raw '" + image.string() + "': no Linux kernel found (no 'Linux version' banner in physical memory)\n");
+  }
+  SUBCASE("a profile of another kernel") {
+    const auto other = dir / "other.json";
+    test::write_file(other, R"({"metadata": {"format": "6.2.0", "linux": {}}, "base_types": {}, "user_types": {}, "enums": {},
+      "symbols": {"_text": {"address": 18446744071578845184}, "init_top_pgt": {"address": 18446744071578849280},
+                  "linux_banner": {"address": 18446744071578853376, "constant_data": "TGludXggdmVyc2lvbiA0LjAuMAoA"}}})");
+    auto result = test::run_cli({"--no-cache", "--profile", other.string(), "pslist", (sample.dir / "memory.raw").string()});
+    CHECK(result.exit_code == 3);
+    CHECK(count_lines(result.err) == 1);
+    CHECK(result.err.find("no profile matches the kernel 'Linux version " + sample.release) != std::string::npos);
+  }
+  SUBCASE("a damaged profile") {
+    const std::string good = test::read_file(test::shipped_profile());
+    test::write_file(dir / "damaged.json.xz", good.substr(0, good.size() / 2));
+    auto result = test::run_cli({"--no-cache", "--profile", (dir / "damaged.json.xz").string(), "pslist", (sample.dir / "memory.raw").string()});
+    CHECK(result.exit_code == 4);
+    CHECK(count_lines(result.err) == 1);
+    CHECK(result.err.find("profile '" + (dir / "damaged.json.xz").string() + "': xz data is damaged") != std::string::npos);
+  }
+}
+
+TEST_CASE("plugins never modify the evidence file") {
+  const auto& sample = pinned_sample();
+  const auto image = sample.dir / "memory.raw";
+  auto fingerprint = [&] {
+    struct stat info {};
+    ::stat(image.c_str(), &info);
+    std::ifstream in(image, std::ios::binary);
+    std::string bytes(1 << 20, '\0');
+    std::uint64_t hash = 1469598103934665603ull;
+    while (in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())) || in.gcount() > 0) {
+      for (std::streamsize i = 0; i < in.gcount(); i += 64) hash = (hash ^ static_cast<unsigned char>(bytes[i])) * 1099511628211ull;
+    }
+    return std::make_tuple(info.st_size, info.st_mtim.tv_sec, info.st_mtim.tv_nsec, hash);
+  };
+  const auto before = fingerprint();
+  for (const char* command : {"info", "pslist", "pstree"}) {
+    CHECK(test::run_cli(with_profile({command, image.string()})).exit_code == 0);
+  }
+  CHECK(fingerprint() == before);
+}
