@@ -159,3 +159,20 @@ TEST_CASE("plugins never modify the evidence file") {
   }
   CHECK(fingerprint() == before);
 }
+
+TEST_CASE("profile build turns a vmlinux's BTF and System.map into an ISF that pslist reads") {
+  const auto& sample = pinned_sample();
+  const std::filesystem::path kernel = sample.env.at("KERNEL_DIR");
+  const auto out = test::scratch_dir("cli-profile-build") / "built.json";
+  auto built = test::run_cli({"profile", "build", "--vmlinux", (kernel / "vmlinux").string(), "--system-map",
+                              (kernel / "System.map").string(), "-o", out.string()});
+  REQUIRE(built.exit_code == 0);
+  CHECK(built.err.starts_with("wrote " + out.string() + ": "));
+  CHECK(built.err.find("banner 'Linux version " + sample.release) != std::string::npos);
+  auto listed = test::run_cli({"--no-cache", "--profile", out.string(), "pslist", (sample.dir / "memory.elf").string()});
+  REQUIRE(listed.exit_code == 0);
+  CHECK(count_lines(listed.out) == sample.processes.size() + 1);
+
+  auto missing = test::run_cli({"profile", "build", "--vmlinux", "/nonexistent/vmlinux", "-o", out.string()});
+  CHECK(missing.exit_code == 1);  // CLI11 rejects a file that does not exist
+}

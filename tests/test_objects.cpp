@@ -5,6 +5,8 @@
 
 #include "vmi/isf.hpp"
 #include "vmi/object.hpp"
+#include "vmi/session.hpp"
+#include "support.hpp"
 
 using namespace vmi;
 
@@ -119,4 +121,22 @@ TEST_CASE("the list walker visits every node once and reports how the walk ended
     CHECK(walk.end == ListEnd::limit);
     CHECK(walk.problem == "list at 0x10 has more than 2 entries; stopped");
   }
+}
+
+TEST_CASE("a session over an in-memory layer with no kernel says so and names the layer") {
+  std::vector<std::byte> zeros(4 << 20);
+  auto layer = std::make_shared<MemoryLayer>("test buffer", zeros);
+  SessionOptions options;
+  options.profile_paths = {test::shipped_profile()};
+  options.cache.enabled = false;
+  Session session = Session::over_layer(layer, options);
+  CHECK(session.image().format() == "layer");
+  auto kernel = session.kernel();
+  REQUIRE_FALSE(kernel.has_value());
+  CHECK(kernel.error().code == Errc::not_found);
+  CHECK(kernel.error().message == "test buffer: no Linux kernel found (no 'Linux version' banner in physical memory)");
+  auto table = session.run("pslist");
+  REQUIRE_FALSE(table.has_value());
+  CHECK(table.error().message == kernel.error().message);
+  CHECK(session.run("no-such-plugin").error().message == "no plugin named 'no-such-plugin'");
 }

@@ -3,6 +3,23 @@
 
 namespace vmi {
 
+namespace {
+
+// Presents a bare layer (an in-memory buffer, a decoder) as a physical image.
+class LayerImage final : public PhysicalImage {
+ public:
+  explicit LayerImage(std::shared_ptr<const Layer> layer) : layer_(std::move(layer)) {}
+  std::string_view name() const override { return layer_->name(); }
+  std::string_view format() const override { return "layer"; }
+  Expected<std::size_t> read(Addr addr, std::span<std::byte> dst) const override { return layer_->read(addr, dst); }
+  std::span<const Range> ranges() const override { return layer_->ranges(); }
+
+ private:
+  std::shared_ptr<const Layer> layer_;
+};
+
+}  // namespace
+
 struct Session::Impl {
   std::shared_ptr<const PhysicalImage> image;
   ProfileCatalog profiles;
@@ -28,6 +45,10 @@ Expected<Session> Session::open(const std::filesystem::path& image, SessionOptio
 
 Session Session::over(std::shared_ptr<const PhysicalImage> image, SessionOptions options) {
   return Session(std::make_unique<Impl>(std::move(image), std::move(options)));
+}
+
+Session Session::over_layer(std::shared_ptr<const Layer> physical, SessionOptions options) {
+  return over(std::make_shared<LayerImage>(std::move(physical)), std::move(options));
 }
 
 const PhysicalImage& Session::image() const { return *impl_->image; }

@@ -24,6 +24,8 @@ class Session {
   static Expected<Session> open(const std::filesystem::path& image, SessionOptions options = {});
   // A session over any physical layer: in-memory buffers for tests and fuzzers, decoders.
   static Session over(std::shared_ptr<const PhysicalImage> image, SessionOptions options = {});
+  // A session over any layer taken as guest-physical memory (its format reads "layer").
+  static Session over_layer(std::shared_ptr<const Layer> physical, SessionOptions options = {});
 
   Session(Session&&) noexcept;
   Session& operator=(Session&&) noexcept;
