@@ -85,6 +85,7 @@ int run_info(const GlobalOptions& options, const std::string& image) {
     }
     fmt::print("{:<32}{}\n", fmt::format("vCPU {}", cpu.index), line);
   }
+  for (const auto& [name, value] : physical.facts()) fmt::print("{:<32}{}\n", name, value);
   auto kernel = session->kernel();
   if (!kernel) {
     print_warnings(*session);

@@ -155,8 +155,8 @@ Expected<void> ElfCoreLayer::parse_notes(std::span<const std::byte> notes, std::
 
 }  // namespace
 
-bool probe_elf_core(std::span<const std::byte> head, std::uint64_t /*file_size*/) {
-  return head.size() >= SELFMAG && std::memcmp(head.data(), ELFMAG, SELFMAG) == 0;
+bool probe_elf_core(const FileMapping& file) {
+  return file.size() >= SELFMAG && std::memcmp(file.bytes().data(), ELFMAG, SELFMAG) == 0;
 }
 
 Expected<std::unique_ptr<PhysicalImage>> open_elf_core(std::shared_ptr<const FileMapping> file) {

@@ -10,17 +10,14 @@ constexpr ImageFormat kFormats[] = {
     {"raw", "raw physical memory (pmemsave, dd, .vmem)", probe_raw, open_raw},
 };
 
-constexpr std::size_t kProbeBytes = 4096;
-
 }  // namespace
 
 std::span<const ImageFormat> image_formats() { return kFormats; }
 
 Expected<std::unique_ptr<PhysicalImage>> open_image(const std::filesystem::path& path) {
   auto file = VMI_TRY(FileMapping::open(path));
-  auto head = file->bytes().first(std::min<std::uint64_t>(file->size(), kProbeBytes));
   for (const ImageFormat& format : kFormats) {
-    if (format.probe(head, file->size())) return format.open(file);
+    if (format.probe(*file)) return format.open(file);
   }
   return make_error(Errc::bad_format, "'" + path.string() + "' (" + std::to_string(file->size()) +
                                           " bytes) is not a memory image: no known header, and not a whole "

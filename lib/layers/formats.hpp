@@ -5,10 +5,10 @@
 
 namespace vmi {
 
-bool probe_raw(std::span<const std::byte> head, std::uint64_t file_size);
+bool probe_raw(const FileMapping& file);
 Expected<std::unique_ptr<PhysicalImage>> open_raw(std::shared_ptr<const FileMapping> file);
 
-bool probe_elf_core(std::span<const std::byte> head, std::uint64_t file_size);
+bool probe_elf_core(const FileMapping& file);
 Expected<std::unique_ptr<PhysicalImage>> open_elf_core(std::shared_ptr<const FileMapping> file);
 
 }  // namespace vmi

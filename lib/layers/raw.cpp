@@ -19,9 +19,9 @@ constexpr std::uint64_t kPageSize = 4096;
 
 }  // namespace
 
-bool probe_raw(std::span<const std::byte> /*head*/, std::uint64_t file_size) {
+bool probe_raw(const FileMapping& file) {
   // Raw has no header; a memory image is a whole number of pages.
-  return file_size >= kPageSize && file_size % kPageSize == 0;
+  return file.size() >= kPageSize && file.size() % kPageSize == 0;
 }
 
 Expected<std::unique_ptr<PhysicalImage>> open_raw(std::shared_ptr<const FileMapping> file) {

@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "vmi/expected.hpp"
@@ -53,15 +54,20 @@ class PhysicalImage : public Layer {
  public:
   virtual std::string_view format() const = 0;  // "raw", "elf-core", ...
   virtual std::span<const CpuState> cpu_states() const { return {}; }
+  // Name/value facts the format's headers carry (e.g. a crash dump's DirectoryTableBase),
+  // shown by `info` and available to OS detection.
+  virtual std::vector<std::pair<std::string, std::string>> facts() const { return {}; }
   // The mapped file behind the image, for chunked scans that release pages as they go.
   virtual const FileMapping* file() const { return nullptr; }
 };
 
 // One snapshot format: a content probe and an opener. The table lives in layers/formats.cpp.
+// Probes see the whole mapping (and its path, for formats split over sibling files such as
+// VMware's .vmem + .vmss) but should read only what they need.
 struct ImageFormat {
   std::string_view name;
   std::string_view description;
-  bool (*probe)(std::span<const std::byte> head, std::uint64_t file_size);
+  bool (*probe)(const FileMapping& file);
   Expected<std::unique_ptr<PhysicalImage>> (*open)(std::shared_ptr<const FileMapping> file);
 };
 
