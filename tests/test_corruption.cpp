@@ -1,0 +1,215 @@
+// Damaged real snapshots: every plugin finishes, returns what it could read and reports what
+// it could not. The damage is applied through an overlay layer; the evidence file is untouched.
+#include <doctest/doctest.h>
+
+#include <array>
+#include <map>
+#include <random>
+
+#include "samples.hpp"
+#include "support.hpp"
+#include "vmi/session.hpp"
+
+using namespace vmi;
+
+namespace {
+
+// Guest-physical memory with some pages replaced and, optionally, everything past `limit` gone.
+class DamagedLayer final : public Layer {
+ public:
+  DamagedLayer(std::shared_ptr<const Layer> base, Addr limit) : base_(std::move(base)), limit_(limit) {
+    for (Range r : base_->ranges()) {
+      r.end = std::min(r.end, limit_);
+      if (r.begin < r.end) ranges_.push_back(r);
+    }
+  }
+  std::string_view name() const override { return "damaged sample"; }
+  std::span<const Range> ranges() const override { return ranges_; }
+
+  Expected<std::size_t> read(Addr addr, std::span<std::byte> dst) const override {
+    if (addr >= limit_) return make_error(Errc::unmapped, "damaged sample: no data at " + hex(addr));
+    std::size_t done = 0;
+    const std::size_t wanted = static_cast<std::size_t>(std::min<std::uint64_t>(dst.size(), limit_ - addr));
+    while (done < wanted) {
+      const Addr at = addr + done;
+      const std::size_t in_page = std::min<std::size_t>(4096 - (at & 0xfff), wanted - done);
+      if (auto patched = pages_.find(at & ~Addr{0xfff}); patched != pages_.end()) {
+        std::memcpy(dst.data() + done, patched->second.data() + (at & 0xfff), in_page);
+      } else {
+        auto got = base_->read(at, dst.subspan(done, in_page));
+        if (!got) return done == 0 ? std::move(got).error() : Expected<std::size_t>(done);
+        if (*got < in_page) return done + *got;
+      }
+      done += in_page;
+    }
+    return done;
+  }
+
+  std::array<std::byte, 4096>& page(Addr page_address) {
+    auto [it, inserted] = pages_.try_emplace(page_address);
+    if (inserted) (void)read_exact(*base_, page_address, it->second);
+    return it->second;
+  }
+  void write_u64(Addr physical, std::uint64_t value) {
+    std::memcpy(page(physical & ~Addr{0xfff}).data() + (physical & 0xfff), &value, 8);
+  }
+
+ private:
+  std::shared_ptr<const Layer> base_;
+  Addr limit_;
+  std::vector<Range> ranges_;
+  std::map<Addr, std::array<std::byte, 4096>> pages_;
+};
+
+struct Fixture {
+  test::Sample sample;
+  std::shared_ptr<const Layer> image;
+  std::vector<std::pair<std::int64_t, std::uint64_t>> tasks;  // pid, task_struct VA, list order
+  std::uint32_t tasks_offset = 0;
+  Addr page_table_root = 0;
+};
+
+SessionOptions shipped_profile_only() {
+  SessionOptions options;
+  options.profile_paths = {test::shipped_profile()};
+  options.cache = CacheOptions{true, test::scratch_dir("corruption-cache")};
+  return options;
+}
+
+const Fixture& fixture() {
+  static const Fixture loaded = [] {
+    Fixture f;
+    auto samples = test::load_samples();
+    REQUIRE(!samples.empty());
+    f.sample = samples.front();
+    auto image = open_image(f.sample.dir / "memory.raw");
+    REQUIRE(image.has_value());
+    f.image = std::shared_ptr<const Layer>(std::move(*image));
+    Session session = Session::over_layer(f.image, shipped_profile_only());
+    auto table = session.run("pslist");
+    REQUIRE(table.has_value());
+    for (const Row& row : table->rows) f.tasks.emplace_back(std::get<std::int64_t>(row.cells[1]), std::get<std::uint64_t>(row.cells[0]));
+    const Kernel* kernel = *session.kernel();
+    f.tasks_offset = kernel->profile().field("task_struct", "tasks")->offset;
+    f.page_table_root = kernel->kernel_layer().page_table_root();
+    return f;
+  }();
+  return loaded;
+}
+
+// Physical address of a kernel virtual address, through the sample's own page tables.
+Addr physical_of(Addr va) {
+  const Fixture& f = fixture();
+  Session session = Session::over_layer(f.image, shipped_profile_only());
+  return (*session.kernel())->kernel_layer().translate(va)->physical;
+}
+
+std::vector<std::int64_t> pids_of(const Table& table) {
+  std::vector<std::int64_t> pids;
+  for (const Row& row : table.rows) pids.push_back(std::get<std::int64_t>(row.cells[1]));
+  return pids;
+}
+
+bool any_warning_contains(Session& session, std::string_view text) {
+  for (const auto& w : session.diagnostics().warnings()) {
+    if (w.find(text) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("a task list link pointing back at its own node stops as a cycle and keeps the tasks before it") {
+  const Fixture& f = fixture();
+  REQUIRE(f.tasks.size() > 20);
+  const std::size_t victim = f.tasks.size() / 2;
+  const Addr link = f.tasks[victim].second + f.tasks_offset;  // victim->tasks.next
+  auto damaged = std::make_shared<DamagedLayer>(f.image, ~Addr{0});
+  damaged->write_u64(physical_of(link), link);
+  Session session = Session::over_layer(damaged, shipped_profile_only());
+  for (const char* plugin : {"pslist", "pstree"}) {
+    CAPTURE(plugin);
+    auto table = session.run(plugin);
+    REQUIRE(table.has_value());
+    CHECK(table->rows.size() == victim + 1);
+  }
+  auto table = session.run("pslist");
+  std::vector<std::int64_t> expected;
+  for (std::size_t i = 0; i <= victim; ++i) expected.push_back(f.tasks[i].first);
+  CHECK(pids_of(*table) == expected);
+  CHECK(any_warning_contains(session, "points back to " + hex(link) + ", a cycle"));
+}
+
+TEST_CASE("a task list link into unmapped memory ends the walk with a warning naming the address") {
+  const Fixture& f = fixture();
+  const std::size_t victim = 5;
+  const Addr link = f.tasks[victim].second + f.tasks_offset;
+  const Addr nowhere = 0xffffffffff000000ull;  // canonical, never mapped by Linux
+  auto damaged = std::make_shared<DamagedLayer>(f.image, ~Addr{0});
+  damaged->write_u64(physical_of(link), nowhere);
+  Session session = Session::over_layer(damaged, shipped_profile_only());
+  auto table = session.run("pslist");
+  REQUIRE(table.has_value());
+  CHECK(table->rows.size() == victim + 1);
+  CHECK(any_warning_contains(session, "link at " + hex(nowhere) + " is unreadable"));
+}
+
+TEST_CASE("a task whose credentials point into unmapped memory is listed with N/A ids and a warning") {
+  const Fixture& f = fixture();
+  auto damaged = std::make_shared<DamagedLayer>(f.image, ~Addr{0});
+  const auto [pid, task] = f.tasks.back();
+  Session probe = Session::over_layer(f.image, shipped_profile_only());
+  const std::uint32_t real_cred = (*probe.kernel())->profile().field("task_struct", "real_cred")->offset;
+  damaged->write_u64(physical_of(task + real_cred), 0xffffffffff000000ull);
+  Session session = Session::over_layer(damaged, shipped_profile_only());
+  auto table = session.run("pslist");
+  REQUIRE(table.has_value());
+  REQUIRE(table->rows.size() == f.tasks.size());
+  const Row& row = table->rows.back();
+  CHECK(std::get<std::int64_t>(row.cells[1]) == pid);
+  CHECK(std::holds_alternative<std::monostate>(row.cells[7]));  // UID
+  CHECK(any_warning_contains(session, "task " + std::to_string(pid) + ": cred at 0xffffffffff000000 is unreadable"));
+}
+
+TEST_CASE("pslist and pstree finish on images with 1% of pages zeroed or randomised") {
+  const Fixture& f = fixture();
+  const std::uint64_t pages = f.image->ranges().back().end / 4096;
+  for (std::uint32_t seed : {1u, 2u, 3u, 4u}) {
+    CAPTURE(seed);
+    std::mt19937_64 random(seed);
+    auto damaged = std::make_shared<DamagedLayer>(f.image, ~Addr{0});
+    for (std::uint64_t i = 0; i < pages / 100; ++i) {
+      auto& page = damaged->page((random() % pages) * 4096);
+      for (auto& byte : page) byte = seed % 2 == 0 ? std::byte{0} : static_cast<std::byte>(random());
+    }
+    Session session = Session::over_layer(damaged, shipped_profile_only());
+    for (const char* plugin : {"pslist", "pstree"}) {
+      auto table = session.run(plugin);
+      // Either the kernel's own pages were hit (a clean error) or rows came back; never a crash.
+      if (table) {
+        CHECK(table->rows.size() <= 4 * f.tasks.size());
+      } else {
+        CHECK(!table.error().message.empty());
+      }
+    }
+  }
+}
+
+TEST_CASE("pslist on images truncated at random points returns an error or what it could read") {
+  const Fixture& f = fixture();
+  const std::uint64_t size = f.image->ranges().back().end;
+  std::mt19937_64 random(7);
+  for (int i = 0; i < 6; ++i) {
+    const Addr limit = (random() % size) & ~Addr{0xfff};
+    CAPTURE(limit);
+    auto damaged = std::make_shared<DamagedLayer>(f.image, limit);
+    Session session = Session::over_layer(damaged, shipped_profile_only());
+    auto table = session.run("pslist");
+    if (table) {
+      CHECK(table->rows.size() <= f.tasks.size());
+    } else {
+      CHECK((table.error().code == Errc::not_found || table.error().code == Errc::profile_mismatch ||
+             table.error().code == Errc::unmapped));
+    }
+  }
+}
