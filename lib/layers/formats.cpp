@@ -7,6 +7,8 @@ namespace {
 
 constexpr ImageFormat kFormats[] = {
     {"elf-core", "ELF core (QEMU dump-guest-memory, virsh dump)", probe_elf_core, open_elf_core},
+    {"windows-crashdump", "Windows 64-bit crash dump (PAGEDU64: complete and bitmap MEMORY.DMP)", probe_windows_crashdump, open_windows_crashdump},
+    {"vmware", "VMware .vmss/.vmsn state file, or a .vmem with one beside it", probe_vmware, open_vmware},
     {"raw", "raw physical memory (pmemsave, dd, .vmem)", probe_raw, open_raw},
 };
 

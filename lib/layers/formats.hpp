@@ -11,4 +11,11 @@ Expected<std::unique_ptr<PhysicalImage>> open_raw(std::shared_ptr<const FileMapp
 bool probe_elf_core(const FileMapping& file);
 Expected<std::unique_ptr<PhysicalImage>> open_elf_core(std::shared_ptr<const FileMapping> file);
 
+bool probe_windows_crashdump(const FileMapping& file);
+Expected<std::unique_ptr<PhysicalImage>> open_windows_crashdump(std::shared_ptr<const FileMapping> file);
+
+// Content (state-file magic) or a .vmem with a .vmss/.vmsn beside it.
+bool probe_vmware(const FileMapping& file);
+Expected<std::unique_ptr<PhysicalImage>> open_vmware(std::shared_ptr<const FileMapping> file);
+
 }  // namespace vmi
