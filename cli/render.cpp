@@ -12,7 +12,7 @@ namespace vmi::cli {
 namespace {
 
 std::string format_timestamp(std::int64_t unix_ns) {
-  const std::time_t seconds = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  const auto seconds = static_cast<std::time_t>(unix_ns / 1'000'000'000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   return fmt::format("{:%Y-%m-%d %H:%M:%S}.{:06d} UTC", utc, static_cast<int>((unix_ns % 1'000'000'000) / 1000));
@@ -70,7 +70,7 @@ void render_text(const Table& table, std::ostream& out) {
     auto& line = cells.emplace_back();
     for (std::size_t c = 0; c < table.columns.size(); ++c) {
       std::string text = c < row.cells.size() ? text_of(row.cells[c], table.columns[c].type) : "N/A";
-      if (c == 0 && table.tree) text = std::string(row.depth, '*') + (row.depth ? " " : "") + text;
+      if (c == 0 && table.tree && row.depth > 0) text.insert(0, std::string(row.depth, '*') + " ");
       widths[c] = std::max(widths[c], text.size());
       line.push_back(std::move(text));
     }

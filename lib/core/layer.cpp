@@ -37,7 +37,7 @@ Expected<std::string> read_c_string(const Layer& layer, Addr addr, std::size_t m
       return text;  // keep what was readable before the hole
     }
     if (*got == 0) break;
-    auto* begin = reinterpret_cast<const char*>(chunk);
+    const auto* begin = reinterpret_cast<const char*>(chunk);
     const char* nul = std::find(begin, begin + *got, '\0');
     text.append(begin, nul);
     if (nul != begin + *got) break;
@@ -50,7 +50,7 @@ MemoryLayer::MemoryLayer(std::string name, std::span<const std::byte> bytes, Add
 
 Expected<std::size_t> MemoryLayer::read(Addr addr, std::span<std::byte> dst) const {
   if (!range_.contains(addr)) return make_error(Errc::unmapped, name_ + ": no data at " + hex(addr));
-  std::size_t available = static_cast<std::size_t>(range_.end - addr);
+  const auto available = static_cast<std::size_t>(range_.end - addr);
   std::size_t count = std::min(available, dst.size());
   std::memcpy(dst.data(), bytes_.data() + (addr - range_.begin), count);
   return count;

@@ -36,7 +36,7 @@ Expected<std::uint64_t> ObjectView::read_scalar(std::string_view field, bool sig
   }
   std::uint64_t value = 0;
   VMI_TRY_VOID(read_exact(*layer_, address_ + f.offset, std::as_writable_bytes(std::span(&value, 1)).first(*size)));
-  unsigned bits = static_cast<unsigned>(*size * 8);
+  auto bits = static_cast<unsigned>(*size * 8);
   if (desc.kind == TypeKind::bitfield) {
     value >>= desc.bit_position;
     bits = desc.bit_length;

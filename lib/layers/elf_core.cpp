@@ -29,9 +29,9 @@ constexpr std::size_t kQemuGeneralOffset = 8;
 constexpr const char* kQemuGeneralRegs[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r9",
                                             "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"};
 constexpr const char* kQemuSegments[] = {"cs", "ds", "es", "fs", "gs", "ss", "ldt", "tr", "gdt", "idt"};
-constexpr std::size_t kQemuSegmentsOffset = kQemuGeneralOffset + 18 * 8;
-constexpr std::size_t kQemuCrOffset = kQemuSegmentsOffset + 10 * 24;
-constexpr std::size_t kQemuKernelGsBaseOffset = kQemuCrOffset + 5 * 8;
+constexpr std::size_t kQemuSegmentsOffset = kQemuGeneralOffset + std::size_t{18} * 8;
+constexpr std::size_t kQemuCrOffset = kQemuSegmentsOffset + std::size_t{10} * 24;
+constexpr std::size_t kQemuKernelGsBaseOffset = kQemuCrOffset + std::size_t{5} * 8;
 
 template <class T>
 T load(std::span<const std::byte> bytes, std::size_t offset) {
@@ -43,7 +43,7 @@ T load(std::span<const std::byte> bytes, std::size_t offset) {
 class ElfCoreLayer final : public SegmentLayer {
  public:
   explicit ElfCoreLayer(std::shared_ptr<const FileMapping> file)
-      : SegmentLayer("ELF core '" + file->path().string() + "'", file), file_(file) {}
+      : SegmentLayer("ELF core '" + file->path().string() + "'", file), file_(std::move(file)) {}
   std::string_view format() const override { return "elf-core"; }
   std::span<const CpuState> cpu_states() const override { return cpus_; }
 

@@ -9,8 +9,7 @@ namespace {
 
 class RawLayer final : public SegmentLayer {
  public:
-  explicit RawLayer(std::shared_ptr<const FileMapping> file)
-      : SegmentLayer("raw '" + file->path().string() + "'", file) {}
+  explicit RawLayer(const std::shared_ptr<const FileMapping>& file) : SegmentLayer("raw '" + file->path().string() + "'", file) {}
   std::string_view format() const override { return "raw"; }
   using SegmentLayer::set_segments;
 };
@@ -25,9 +24,9 @@ bool probe_raw(const FileMapping& file) {
 }
 
 Expected<std::unique_ptr<PhysicalImage>> open_raw(std::shared_ptr<const FileMapping> file) {
-  auto layer = std::make_unique<RawLayer>(file);
   std::vector<Segment> segments;
   for (const Range& extent : file->data_extents()) segments.push_back({extent, extent.begin});
+  auto layer = std::make_unique<RawLayer>(file);
   VMI_TRY_VOID(layer->set_segments(std::move(segments)));
   return std::unique_ptr<PhysicalImage>(std::move(layer));
 }

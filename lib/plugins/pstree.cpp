@@ -38,9 +38,11 @@ Expected<Table> run_pstree(Session& session, const PluginArgs& /*args*/) {
     auto [begin, end] = children.equal_range(pid);
     std::vector<std::size_t> kids;
     for (auto it = begin; it != end; ++it) kids.push_back(it->second);
-    for (auto it = kids.rbegin(); it != kids.rend(); ++it) stack.emplace_back(*it, depth);
+    std::reverse(kids.begin(), kids.end());  // the stack pops the lowest pid first
+    for (std::size_t kid : kids) stack.emplace_back(kid, depth);
   };
-  for (auto root = roots.rbegin(); root != roots.rend(); ++root) stack.emplace_back(*root, 0);
+  std::reverse(roots.begin(), roots.end());
+  for (std::size_t root : roots) stack.emplace_back(root, 0);
   while (!stack.empty()) {
     auto [index, depth] = stack.back();
     stack.pop_back();

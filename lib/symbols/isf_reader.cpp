@@ -96,7 +96,7 @@ class IsfParser {
         for (auto p : field.value().get_object()) {
           std::string_view pkey = p.unescaped_key();
           std::string text(p.value().get_string().value());
-          if (pkey == "name") producer = text + producer;
+          if (pkey == "name") producer.insert(0, text);
           if (pkey == "version") producer += " " + text;
         }
         builder_.set_producer(producer);
@@ -190,7 +190,9 @@ class IsfParser {
     bool has_kind = false;
     std::string name;
     TypeId subtype = kNoType;
-    std::uint64_t count = 0, bit_position = 0, bit_length = 0;
+    std::uint64_t count = 0;
+    std::uint64_t bit_position = 0;
+    std::uint64_t bit_length = 0;
     for (auto field : value.get_object()) {
       std::string_view key = field.unescaped_key();
       if (key == "kind") {

@@ -129,7 +129,7 @@ Expected<CacheHeader> read_header(std::span<const std::byte> bytes, const std::s
 
 Expected<void> write_cached_profile(const std::filesystem::path& path, const Profile& profile) {
   // for_each_section serves reading and writing; storage(-1) only looks at the arrays.
-  Profile& p = const_cast<Profile&>(profile);
+  auto& p = const_cast<Profile&>(profile);
   Tail tail{profile.banner_, profile.producer_, profile.format_version_, profile.os_, profile.pointer_size_};
   std::uint64_t sizes[kSectionCount] = {};
   std::string payload;

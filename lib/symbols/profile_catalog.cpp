@@ -1,6 +1,7 @@
 // Finds profile files, loads each once, and keeps their binary form in the cache.
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <functional>
 
@@ -22,10 +23,8 @@ constexpr int kMaxSearchDepth = 4;
 
 bool is_profile_file(const fs::path& path) {
   const std::string name = path.filename().string();
-  for (std::string_view suffix : {".json", ".json.xz", ".json.zst"}) {
-    if (name.size() > suffix.size() && name.ends_with(suffix)) return true;
-  }
-  return false;
+  constexpr std::string_view kSuffixes[] = {".json", ".json.xz", ".json.zst"};
+  return std::ranges::any_of(kSuffixes, [&](std::string_view suffix) { return name.size() > suffix.size() && name.ends_with(suffix); });
 }
 
 }  // namespace
@@ -76,7 +75,7 @@ std::vector<fs::path> default_profile_paths() {
   return paths;
 }
 
-ProfileCatalog::ProfileCatalog(std::vector<fs::path> search_paths, CacheOptions cache) : cache_(std::move(cache)) {
+ProfileCatalog::ProfileCatalog(const std::vector<fs::path>& search_paths, CacheOptions cache) : cache_(std::move(cache)) {
   for (const fs::path& root : search_paths) {
     std::error_code ec;
     if (fs::is_regular_file(root, ec)) {

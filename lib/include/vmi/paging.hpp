@@ -37,13 +37,13 @@ class PagedLayer final : public Layer {
   // Every mapped run, merged; computed on first use by walking all tables (bounded).
   std::span<const Range> ranges() const override;
 
-  Expected<Translation> translate(Addr virtual_address) const;
+  Expected<Translation> translate(Addr va) const;
   Addr page_table_root() const { return root_; }
   const PagingMode& mode() const { return mode_; }
   const Layer& physical() const { return *physical_; }
 
  private:
-  Expected<Translation> walk(Addr virtual_address) const;
+  Expected<Translation> walk(Addr va) const;
   void enumerate(Addr table, int level, Addr prefix, std::vector<Range>& out, std::size_t& tables_left) const;
 
   std::shared_ptr<const Layer> physical_;

@@ -149,8 +149,8 @@ class ProfileBuilder {
  public:
   ProfileBuilder();
   ~ProfileBuilder();
-  ProfileBuilder(ProfileBuilder&&) noexcept;
-  ProfileBuilder& operator=(ProfileBuilder&&) noexcept;
+  ProfileBuilder(ProfileBuilder&& other) noexcept;
+  ProfileBuilder& operator=(ProfileBuilder&& other) noexcept;
   ProfileBuilder(const ProfileBuilder&) = delete;
   ProfileBuilder& operator=(const ProfileBuilder&) = delete;
 

@@ -32,7 +32,7 @@ Expected<std::string> read_cached_banner(const std::filesystem::path& path);
 // or a single file), each loaded at most once and cached in binary form.
 class ProfileCatalog {
  public:
-  ProfileCatalog(std::vector<std::filesystem::path> search_paths, CacheOptions cache);
+  ProfileCatalog(const std::vector<std::filesystem::path>& search_paths, CacheOptions cache);
 
   // Profile files in the search paths, sorted; directories are searched recursively (bounded).
   const std::vector<std::filesystem::path>& files() const { return files_; }

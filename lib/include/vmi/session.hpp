@@ -27,8 +27,8 @@ class Session {
   // A session over any layer taken as guest-physical memory (its format reads "layer").
   static Session over_layer(std::shared_ptr<const Layer> physical, SessionOptions options = {});
 
-  Session(Session&&) noexcept;
-  Session& operator=(Session&&) noexcept;
+  Session(Session&& other) noexcept;
+  Session& operator=(Session&& other) noexcept;
   ~Session();
 
   const PhysicalImage& image() const;
@@ -38,7 +38,7 @@ class Session {
   ProfileCatalog& profiles();
 
   // Runs a plugin by name; the error names an unknown plugin or what the plugin lacked.
-  Expected<Table> run(std::string_view plugin, const PluginArgs& args = {});
+  Expected<Table> run(std::string_view name, const PluginArgs& args = {});
 
  private:
   struct Impl;
