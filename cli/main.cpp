@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "render.hpp"
+#include "vmi/convert.hpp"
 #include "vmi/isf.hpp"
 #include "vmi/session.hpp"
 #include "vmi/vmlinux.hpp"
@@ -122,6 +123,15 @@ int run_profile_build(const std::string& vmlinux, const std::string& system_map,
   return kOk;
 }
 
+int run_convert(const std::string& input, const std::string& output, const vmi::ConvertOptions& convert_options) {
+  auto stats = vmi::convert_to_container(input, output, convert_options);
+  if (!stats) return fail(stats.error(), exit_code_for(stats.error()));
+  std::cerr << fmt::format("wrote {}: {} ({} MiB of guest memory) in {} chunks, {} MiB ({:.1f}% of the guest bytes)\n", output,
+                           stats->source_format, stats->guest_bytes >> 20, stats->chunks, stats->output_bytes >> 20,
+                           stats->guest_bytes == 0 ? 0.0 : 100.0 * static_cast<double>(stats->output_bytes) / static_cast<double>(stats->guest_bytes));
+  return kOk;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -178,6 +188,19 @@ int main(int argc, char** argv) {
   build->add_option("--system-map", system_map, "System.map for symbol addresses")->check(CLI::ExistingFile);
   build->add_option("-o,--output", output, "output ISF file (.json, .json.xz or .json.zst)")->required();
   build->callback([&] { status = run_profile_build(vmlinux, system_map, output); });
+
+  std::string convert_input, convert_output;
+  vmi::ConvertOptions convert_options;
+  std::uint32_t chunk_kib = convert_options.chunk_size >> 10;
+  auto* convert = app.add_subcommand("convert", "Convert any readable image (or a raw .gz/.zst) into a seekable compressed container");
+  convert->add_option("input", convert_input, "memory image in any supported format, or a raw image as one .gz/.zst stream")->required();
+  convert->add_option("output", convert_output, "container to create (must not exist)")->required();
+  convert->add_option("--chunk-kib", chunk_kib, "chunk size in KiB (power of two, 4..65536)")->capture_default_str();
+  convert->add_option("--level", convert_options.level, "zstd level (1..19)")->capture_default_str();
+  convert->callback([&] {
+    convert_options.chunk_size = chunk_kib << 10;
+    status = run_convert(convert_input, convert_output, convert_options);
+  });
 
   try {
     app.parse(argc, argv);

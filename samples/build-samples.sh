@@ -203,7 +203,7 @@ step "kernel: $KREL ($KVER) in $KERNEL_DIR, vmlinuz compression $(cat "$KERNEL_D
 # ------------------------------------------------------------------ samples to (re)build
 sample_ok() { # dir -> 0 if complete (and its kernel dir still exists)
   local d="$1" f kd
-  for f in memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt \
+  for f in memory.raw memory.elf memory.kdump-zlib memory.savevm truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt \
            truth/kallsyms sample.env; do
     [ -s "$d/$f" ] || return 1
   done
@@ -262,7 +262,7 @@ for spec in ${todo[@]+"${todo[@]}"}; do
     || die "sample $name: kthreadd (pid 2) missing from truth"
   grep -q $'\tvmi-wl-root$' "$tmp/truth/processes.tsv" || die "sample $name: workload missing from truth"
   readelf -l -W "$tmp/memory.elf" | grep -q '^ *LOAD' || die "sample $name: memory.elf has no PT_LOAD"
-  chmod 0644 "$tmp/memory.raw" "$tmp/memory.elf"
+  chmod 0644 "$tmp/memory.raw" "$tmp/memory.elf" "$tmp"/memory.kdump-* "$tmp/memory.savevm"
   {
     echo "KERNEL_RELEASE=$KREL"
     echo "KERNEL_PACKAGE_VERSION=$KVER"
@@ -276,6 +276,7 @@ for spec in ${todo[@]+"${todo[@]}"}; do
     echo "QEMU_VERSION='$QEMU_VERSION'"
     echo "SNAPSHOT_TRIES=$tries"
     echo "INITRAMFS_KEY=$key"
+    echo "EXTRA_FORMATS='$(cd "$tmp" && ls memory.kdump-* memory.savevm 2>/dev/null | tr '\n' ' ' | sed 's/ $//')'"
   } >"$tmp/sample.env"
   rm -rf "$out"
   mv "$tmp" "$out"

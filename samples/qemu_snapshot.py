@@ -11,6 +11,8 @@ collections differ (or a section is damaged) the whole boot is retried.
 
 Writes into --out (which should be a fresh directory):
   memory.raw, memory.elf, console.log,
+  memory.kdump-zlib, memory.kdump-lzo, memory.kdump-snappy (kdump-compressed, flattened),
+  memory.kdump-seekable (memory.kdump-zlib through `makedumpfile -R`), memory.savevm,
   truth/processes.tsv, truth/threads.tsv, truth/version.txt, truth/release.txt,
   truth/guest.env   (every K fact the guest printed, KEY=shell-quoted value)
   truth/kallsyms    (/proc/kallsyms of this boot, KASLR-slid, via isa-debugcon)
@@ -131,13 +133,61 @@ def split_collection(payload):
     return procs, threads, facts
 
 
+# Extra snapshot formats written while the VM is still stopped (same moment as memory.raw):
+# kdump-compressed in each codec this QEMU has (QEMU 7.2 writes makedumpfile's *flattened*
+# format), the same zlib dump reassembled into the seekable format by `makedumpfile -R`, and
+# the migration stream (what `savevm`/`virsh save` carry).
+KDUMP_CODECS = (("zlib", "-z"), ("lzo", "-l"), ("snappy", "-s"))
+
+
+def save_extra_formats(mon, out):
+    t0 = time.monotonic()
+    for codec, flag in KDUMP_CODECS:
+        path = os.path.join(out, f"memory.kdump-{codec}")
+        o = mon.cmd(f"dump-guest-memory {flag} {hmp_quote(path)}", 600)
+        if o:
+            if "not available" in o.lower() or "unsupported" in o.lower() or "not supported" in o.lower():
+                log(f"note: this QEMU cannot write kdump-{codec} ({o}); skipped")
+                continue
+            raise Failure(f"dump-guest-memory {flag}: {o}")
+    flat = os.path.join(out, "memory.kdump-zlib")
+    mkd = shutil.which("makedumpfile")
+    if mkd and os.path.exists(flat):
+        seekable = os.path.join(out, "memory.kdump-seekable")
+        with open(flat, "rb") as src:
+            r = subprocess.run([mkd, "-R", seekable], stdin=src, capture_output=True)
+        if r.returncode != 0:
+            raise Failure(f"makedumpfile -R: {r.stderr.decode(errors='replace').strip()}")
+    else:
+        log("note: makedumpfile not installed; memory.kdump-seekable skipped")
+    savevm = os.path.join(out, "memory.savevm")
+    o = mon.cmd("migrate -d " + hmp_quote("exec:cat > " + shlex.quote(savevm)), 60)
+    if o:
+        raise Failure(f"migrate: {o}")
+    deadline = time.monotonic() + 300
+    while True:
+        info = mon.cmd("info migrate", 30)
+        m = re.search(r"Migration status: (\S+)", info)
+        status = m.group(1) if m else "?"
+        if status == "completed":
+            break
+        if status in ("failed", "cancelled", "?") or time.monotonic() > deadline:
+            raise Failure(f"migrate to {savevm}: status {status}: {info[-300:]}")
+        time.sleep(0.2)
+    sizes = ", ".join(f"{f} {os.path.getsize(os.path.join(out, f))} B" for f in sorted(os.listdir(out))
+                      if f.startswith("memory.kdump-") or f == "memory.savevm")
+    log(f"extra formats saved in {time.monotonic() - t0:.1f}s ({sizes})")
+
+
 def run_once(a, out, attempt):
     tmp = tempfile.mkdtemp(prefix="vmi-qemu-")
     ser_path, mon_path = os.path.join(tmp, "serial.sock"), os.path.join(tmp, "monitor.sock")
     console_path = os.path.join(out, "console.log")
     raw_path, elf_path = os.path.join(out, "memory.raw"), os.path.join(out, "memory.elf")
     dbg_path = os.path.join(out, "debugcon.bin")
-    for p in (raw_path, elf_path, dbg_path):
+    extra = [os.path.join(out, f"memory.kdump-{c}") for c, _ in KDUMP_CODECS]
+    extra += [os.path.join(out, "memory.kdump-seekable"), os.path.join(out, "memory.savevm")]
+    for p in [raw_path, elf_path, dbg_path] + extra:
         if os.path.exists(p):
             os.unlink(p)
     cmd = [a.qemu, "-machine", "q35,accel=tcg", "-cpu", a.cpu, "-m", a.mem, "-smp", str(a.smp),
@@ -204,9 +254,14 @@ def run_once(a, out, attempt):
                         raise Failure(f"dump-guest-memory: {o}")
                     log(f"memory saved in {time.monotonic() - t_stop:.1f}s "
                         f"(raw {os.path.getsize(raw_path)} B, elf {os.path.getsize(elf_path)} B)")
+                    save_extra_formats(mon, out)
                     o = mon.cmd("cont", 60)
                     if o:
                         raise Failure(f"cont: {o}")
+                    # after a completed migration the VM is "postmigrate"; cont must resume it
+                    status = mon.cmd("info status", 30)
+                    if "running" not in status:
+                        raise Failure(f"VM not running after cont: {status}")
                     ser.sendall(b"GO\n")
                     snap_done = True
                 elif line == "@@VMI-DONE":

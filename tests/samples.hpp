@@ -8,6 +8,8 @@
 #include <tuple>
 #include <vector>
 
+#include "vmi/session.hpp"
+
 namespace vmi::test {
 
 struct TruthProcess {
@@ -36,5 +38,15 @@ struct Sample {
 std::filesystem::path samples_dir();
 // Every sample listed in samples.list; empty when none were built.
 std::vector<Sample> load_samples();
+
+// The profile a sample is read with: the shipped ISF for the pinned build, else one built from
+// the sample kernel's vmlinux BTF.
+std::filesystem::path profile_for(const Sample& sample);
+// A session over `image` with that profile and a per-sample profile cache; REQUIREs success.
+Session open_sample(const std::filesystem::path& image, const std::filesystem::path& profile);
+// pslist (processes, then --threads) and pstree equal the guest's own /proc view (doctest CHECKs).
+void check_pslist_equals_proc(Session& session, const Sample& sample);
+void check_threads_equal_proc(Session& session, const Sample& sample);
+void check_pstree_matches_parents(Session& session, const Sample& sample);
 
 }  // namespace vmi::test

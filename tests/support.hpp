@@ -37,6 +37,13 @@ struct CommandResult {
   std::string out, err;
 };
 
+// The error message of a failed Expected, or nothing: safe as a doctest message argument,
+// which doctest may evaluate even when the check passes.
+template <class T>
+std::string error_text(const T& result) {
+  return result.has_value() ? std::string() : result.error().message;
+}
+
 // Runs the built CLI with arguments (no shell quoting needed for our test paths).
 CommandResult run_cli(const std::vector<std::string>& args);
 

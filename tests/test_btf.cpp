@@ -1,6 +1,8 @@
 // BTF reader: hand-built blobs (one commented word per field) and corrupted copies of them.
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <cstring>
 #include <string>
 #include <vector>
@@ -166,10 +168,10 @@ BtfBlob kernel_like() {
 Profile build(const BtfBlob& blob, BtfSummary* summary = nullptr) {
   ProfileBuilder builder;
   auto added = add_btf_types(blob.bytes(), builder, "fixture.btf");
-  REQUIRE_MESSAGE(added.has_value(), added.error().message);
+  REQUIRE_MESSAGE(added.has_value(), test::error_text(added));
   if (summary != nullptr) *summary = *added;
   auto profile = std::move(builder).build();
-  REQUIRE_MESSAGE(profile.has_value(), profile.error().message);
+  REQUIRE_MESSAGE(profile.has_value(), test::error_text(profile));
   return std::move(*profile);
 }
 

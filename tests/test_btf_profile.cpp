@@ -40,12 +40,12 @@ const Profiles& profiles() {
     REQUIRE_MESSAGE(samples.front().env.at("PINNED") == "1", "needs the pinned kernel, which the dwarf2json ISF describes");
     const std::filesystem::path kernel = samples.front().env.at("KERNEL_DIR");
     auto built = build_profile_from_vmlinux(kernel / "vmlinux", kernel / "System.map");
-    REQUIRE_MESSAGE(built.has_value(), built.error().message);
+    REQUIRE_MESSAGE(built.has_value(), test::error_text(built));
     // Round trip through our ISF writer and reader: the file is what users get from `profile build`.
     const auto file = test::scratch_dir("btf-profile") / "btf-6.1.0-56-amd64.json";
     REQUIRE(save_isf_file(*built, file).has_value());
     auto reread = load_isf_file(file);
-    REQUIRE_MESSAGE(reread.has_value(), reread.error().message);
+    REQUIRE_MESSAGE(reread.has_value(), test::error_text(reread));
     auto dwarf = load_isf_file(test::shipped_profile());
     REQUIRE(dwarf.has_value());
     return Profiles{std::move(*dwarf), std::move(*reread), file};
@@ -95,7 +95,7 @@ TEST_CASE("BTF-built and dwarf2json profiles give the same pslist and pstree on 
       auto session = Session::open(sample.dir / "memory.raw", options);
       REQUIRE(session.has_value());
       auto table = session->run(plugin);
-      REQUIRE_MESSAGE(table.has_value(), table.error().message);
+      REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
       // Every column but CREATION TIME, which needs tk_core's type: BTF does not type globals.
       std::vector<std::string> rows;
       for (const Row& row : table->rows) {

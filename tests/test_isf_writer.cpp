@@ -1,6 +1,8 @@
 // ISF writer: exact JSON text for a small profile, escaping, producer and error cases.
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <sstream>
 #include <string>
 
@@ -51,14 +53,14 @@ Profile small_profile(std::string_view producer = "vmi-forensics btf", std::stri
   b.add_symbol("init_task", 0xffffffff82a1aa40ull, t_task);
   b.add_symbol("_text", 0xffffffff81000000ull);
   auto profile = std::move(b).build();
-  REQUIRE_MESSAGE(profile.has_value(), profile.error().message);
+  REQUIRE_MESSAGE(profile.has_value(), test::error_text(profile));
   return std::move(*profile);
 }
 
 std::string write(const Profile& profile) {
   std::ostringstream out;
   auto written = write_isf(profile, out);
-  REQUIRE_MESSAGE(written.has_value(), written.error().message);
+  REQUIRE_MESSAGE(written.has_value(), test::error_text(written));
   return out.str();
 }
 
@@ -290,7 +292,7 @@ TEST_CASE("ISF writer output reads back through parse_isf and writes back byte f
   const Profile original = small_profile();
   const std::string text = write(original);
   auto reread = parse_isf(text, "roundtrip.json");
-  REQUIRE_MESSAGE(reread.has_value(), reread.error().message);
+  REQUIRE_MESSAGE(reread.has_value(), test::error_text(reread));
   CHECK(write(*reread) == text);
   CHECK(reread->banner() == "Linux version 6.1.0");
   CHECK(reread->os() == "linux");

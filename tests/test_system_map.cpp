@@ -1,6 +1,8 @@
 // System.map parsing, and whole profiles built from a hand-made vmlinux ELF with .BTF.
 #include <doctest/doctest.h>
 
+#include "support.hpp"
+
 #include <cstring>
 #include <fstream>
 #include <string>
@@ -242,7 +244,7 @@ TEST_CASE("vmlinux + System.map: BTF types, map symbols, banner, per-CPU variabl
 
   VmlinuxProfileNotes notes;
   auto profile = build_profile_from_vmlinux(vmlinux.path, map.path, &notes);
-  REQUIRE_MESSAGE(profile.has_value(), profile.error().message);
+  REQUIRE_MESSAGE(profile.has_value(), test::error_text(profile));
   CHECK(profile->banner() == "Linux version 6.1.0-test (gcc) #1 SMP");
   CHECK(profile->producer() == "vmi-forensics btf");
   CHECK(profile->format_version() == "6.2.0");
@@ -277,7 +279,7 @@ TEST_CASE("vmlinux with a symbol table needs no System.map") {
   const TempFile vmlinux("vmlinux", elf_bytes.data(), elf_bytes.size());
   VmlinuxProfileNotes notes;
   auto profile = build_profile_from_vmlinux(vmlinux.path, std::nullopt, &notes);
-  REQUIRE_MESSAGE(profile.has_value(), profile.error().message);
+  REQUIRE_MESSAGE(profile.has_value(), test::error_text(profile));
   CHECK(notes.symbol_source == "ELF symbol table");
   CHECK(notes.symbols == 2);  // the FILE symbol is not one
   CHECK(profile->banner() == "Linux version 6.1.0-test (gcc) #1 SMP");
