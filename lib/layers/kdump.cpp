@@ -13,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "layers/elf_notes.hpp"
 #include "layers/formats.hpp"
 
 namespace vmi {
@@ -73,21 +74,6 @@ constexpr std::uint32_t kMinBlockSize = 4096, kMaxBlockSize = 1u << 16;
 constexpr std::uint64_t kMaxMapnr = std::uint64_t{1} << 32;  // 16 TiB of 4 KiB pages
 constexpr std::uint64_t kMaxSubHeaderBlocks = 1u << 16;
 constexpr std::size_t kCachedPages = 32;
-constexpr std::size_t kMaxNotes = 4096;
-constexpr std::size_t kMaxCpus = 1024;
-
-// Register layouts inside the notes (same as the ELF core's, see elf_core.cpp).
-constexpr std::size_t kPrstatusRegsOffset = 112;
-constexpr const char* kPrstatusRegs[] = {"r15",    "r14", "r13", "r12",     "rbp",     "rbx", "r11",      "r10", "r9",
-                                         "r8",     "rax", "rcx", "rdx",     "rsi",     "rdi", "orig_rax", "rip", "cs",
-                                         "rflags", "rsp", "ss",  "fs_base", "gs_base", "ds",  "es",       "fs",  "gs"};
-constexpr const char* kQemuGeneralRegs[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8",
-                                            "r9",  "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags"};
-constexpr const char* kQemuSegments[] = {"cs", "ds", "es", "fs", "gs", "ss", "ldt", "tr", "gdt", "idt"};
-constexpr std::size_t kQemuGeneralOffset = 8;
-constexpr std::size_t kQemuSegmentsOffset = kQemuGeneralOffset + 18 * 8;
-constexpr std::size_t kQemuCrOffset = kQemuSegmentsOffset + 10 * 24;
-constexpr std::size_t kQemuKernelGsBaseOffset = kQemuCrOffset + 5 * 8;
 
 template <class T>
 T load(std::span<const std::byte> bytes, std::size_t offset) {
@@ -127,7 +113,6 @@ class KdumpLayer final : public PhysicalImage {
   // copy in `scratch` when they straddle flattened records.
   Expected<std::span<const std::byte>> logical(std::uint64_t offset, std::uint64_t size,
                                                std::vector<std::byte>& scratch) const;
-  Expected<void> parse_notes(std::span<const std::byte> notes, std::uint64_t offset);
   bool dumped(std::uint64_t pfn) const { return pfn < max_mapnr_ && (bitmap_[pfn / 64] >> (pfn % 64) & 1) != 0; }
   Expected<void> copy_page(std::uint64_t pfn, std::size_t in_page, std::span<std::byte> dst) const;
   Expected<void> decompress(const RawPageDesc& desc, std::uint64_t desc_at, std::span<const std::byte> src,
@@ -344,7 +329,7 @@ Expected<void> KdumpLayer::parse() {
       return fail(Errc::limit_exceeded, "note area of " + hex(sub.size_note) + " bytes (cap 16 MiB)");
     std::vector<std::byte> note_scratch;
     const auto notes = VMI_TRY(logical(sub.offset_note, sub.size_note, note_scratch));
-    VMI_TRY_VOID(parse_notes(notes, sub.offset_note));
+    cpus_ = VMI_TRY(parse_cpu_notes(notes, sub.offset_note, name_));
   }
   std::string compression;
   for (auto [bit, label] : {std::pair{kCompressedZlib, "zlib"},
@@ -363,57 +348,6 @@ Expected<void> KdumpLayer::parse() {
   const std::string_view release(header.utsname[2], strnlen(header.utsname[2], sizeof header.utsname[2]));
   if (!release.empty()) facts_.emplace_back("kdump utsname release", std::string(release));
   for (CachedPage& page : cache_) page.bytes.resize(block_size_);
-  return {};
-}
-
-Expected<void> KdumpLayer::parse_notes(std::span<const std::byte> notes, std::uint64_t offset) {
-  std::size_t cursor = 0, prstatus_seen = 0, qemu_seen = 0;
-  auto cpu_at = [&](std::size_t index) -> CpuState& {
-    if (cpus_.size() <= index) cpus_.resize(index + 1);
-    cpus_[index].index = static_cast<std::uint32_t>(index);
-    return cpus_[index];
-  };
-  for (std::size_t n = 0; cursor + sizeof(Elf64_Nhdr) <= notes.size(); ++n) {
-    if (n >= kMaxNotes) return fail(Errc::limit_exceeded, "more than " + std::to_string(kMaxNotes) + " notes");
-    const auto note = load<Elf64_Nhdr>(notes, cursor);
-    const std::uint64_t name_size = (std::uint64_t{note.n_namesz} + 3) & ~std::uint64_t{3};
-    const std::uint64_t desc_size = (std::uint64_t{note.n_descsz} + 3) & ~std::uint64_t{3};
-    const std::uint64_t name_at = cursor + sizeof(Elf64_Nhdr);
-    if (note.n_namesz == 0 && note.n_descsz == 0 && note.n_type == 0) break;  // zero padding
-    if (name_size + desc_size > notes.size() - name_at) {
-      return fail(Errc::truncated, "note at dump offset " + hex(offset + cursor) + " runs past the note area (" +
-                                       hex(notes.size()) + " bytes)");
-    }
-    std::string_view name(reinterpret_cast<const char*>(notes.data() + name_at), note.n_namesz);
-    if (!name.empty() && name.back() == '\0') name.remove_suffix(1);
-    const auto desc = notes.subspan(name_at + name_size, note.n_descsz);
-    if (name == "CORE" && note.n_type == NT_PRSTATUS &&
-        desc.size() >= kPrstatusRegsOffset + std::size(kPrstatusRegs) * 8) {
-      if (prstatus_seen < kMaxCpus) {
-        CpuState& cpu = cpu_at(prstatus_seen);
-        for (std::size_t r = 0; r < std::size(kPrstatusRegs); ++r)
-          cpu.registers[kPrstatusRegs[r]] = load<std::uint64_t>(desc, kPrstatusRegsOffset + r * 8);
-      }
-      ++prstatus_seen;
-    } else if (name == "QEMU" && desc.size() >= kQemuKernelGsBaseOffset) {
-      if (qemu_seen < kMaxCpus) {
-        CpuState& cpu = cpu_at(qemu_seen);
-        for (std::size_t r = 0; r < std::size(kQemuGeneralRegs); ++r)
-          cpu.registers[kQemuGeneralRegs[r]] = load<std::uint64_t>(desc, kQemuGeneralOffset + r * 8);
-        for (std::size_t s = 0; s < std::size(kQemuSegments); ++s) {
-          cpu.registers[std::string(kQemuSegments[s]) + "_base"] =
-              load<std::uint64_t>(desc, kQemuSegmentsOffset + s * 24 + 16);
-        }
-        for (std::size_t r = 0; r < 5; ++r)
-          cpu.registers["cr" + std::to_string(r)] = load<std::uint64_t>(desc, kQemuCrOffset + r * 8);
-        if (load<std::uint32_t>(desc, 4) >= kQemuKernelGsBaseOffset + 8 && desc.size() >= kQemuKernelGsBaseOffset + 8) {
-          cpu.registers["kernel_gs_base"] = load<std::uint64_t>(desc, kQemuKernelGsBaseOffset);
-        }
-      }
-      ++qemu_seen;
-    }
-    cursor = name_at + name_size + desc_size;
-  }
   return {};
 }
 
