@@ -130,3 +130,30 @@ TEST_CASE("the catalog rebuilds a damaged cache entry instead of trusting it") {
   CHECK(second.notes()[0].starts_with("rebuilding damaged profile cache entry"));
   CHECK(read_cached_profile(entries[0]).has_value());  // rewritten whole
 }
+
+TEST_CASE("the shipped Windows ISF tables (JPCERT/CC, from Microsoft's PDBs) load unchanged") {
+  struct WindowsTable {
+    const char* file;
+    std::uint32_t eprocess_size, active_process_links, unique_process_id;
+    std::uint64_t ps_active_process_head;  // an RVA in Windows ISF
+    std::size_t types, symbols;
+  };
+  const WindowsTable tables[] = {
+      {"339E74133576439CBCDF7E0229DA3773-1.json.xz", 1272, 392, 384, 2210112, 899, 18994},    // Windows 7 SP1
+      {"BBED7C2955FBE4522AAA23F4B8677AD9-1.json.xz", 2624, 1096, 1088, 12705888, 1642, 39669},  // Windows 10 2004
+      {"0CE4A95C0CD782A7596B034D8648E585-1.json.xz", 2944, 1096, 1088, 12697504, 1772, 43052},  // Windows 11 21H2
+  };
+  for (const auto& t : tables) {
+    CAPTURE(t.file);
+    auto profile = load_isf_file(test::source_dir() / "profiles/windows" / t.file);
+    REQUIRE(profile.has_value());
+    CHECK(profile->os() == "windows");
+    CHECK(profile->banner().empty());
+    CHECK(profile->find_aggregate("_EPROCESS")->size == t.eprocess_size);
+    CHECK(profile->field("_EPROCESS", "ActiveProcessLinks")->offset == t.active_process_links);
+    CHECK(profile->field("_EPROCESS", "UniqueProcessId")->offset == t.unique_process_id);
+    CHECK(profile->symbol_address("PsActiveProcessHead") == t.ps_active_process_head);
+    CHECK(profile->aggregates.size() == t.types);
+    CHECK(profile->symbols.size() == t.symbols);
+  }
+}

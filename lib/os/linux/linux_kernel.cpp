@@ -179,7 +179,8 @@ Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalIm
       diagnostics.warn(banner.error().message);
       continue;
     }
-    if (!banner->empty() && !banner->starts_with(kBannerPrefix)) continue;  // not a Linux profile
+    // Not a Linux profile (e.g. a Windows ISF) unless the user named this one alone.
+    if (!banner->starts_with(kBannerPrefix) && !(single && banner->empty())) continue;
     auto profile = profiles.load(file);
     if (!profile) {
       if (single) return std::move(profile).error();
