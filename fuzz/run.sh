@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs every fuzz target built by fuzz/build.sh for N seconds each, one after another, and prints
+# target, execs, execs/s, crashes (artifacts written) and corpus size.
+#
+#   bash fuzz/run.sh [seconds] [target...]     # default 60 s, all targets in build-fuzz/bin
+#
+# Each target starts from fuzz/corpus/<target>/ (read-only) and grows a working corpus in
+# build-fuzz/corpus/<target>/; crash, leak, timeout and OOM inputs land in
+# build-fuzz/artifacts/<target>/. A target stops at its first crash (libFuzzer's default):
+# copy the artifact to fuzz/regressions/<target>/ and replay it with
+#   build-fuzz/bin/<target> build-fuzz/artifacts/<target>/crash-...
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+OUT="${OUT:-$ROOT/build-fuzz}"
+NICE="${NICE:-nice -n 10}"
+SECONDS_EACH="${1:-60}"
+shift || true
+
+# Longest input per target: enough for the seeds' structures, small enough to mutate quickly.
+max_len() {
+  case $1 in
+    btf|system_map|objects) echo 16384 ;;
+    paging|pipeline) echo 40960 ;;
+    *) echo 65536 ;;
+  esac
+}
+
+targets=("$@")
+if [[ ${#targets[@]} -eq 0 ]]; then
+  for t in "$OUT"/bin/*; do [[ -x $t ]] && targets+=("$(basename "$t")"); done
+fi
+if [[ ${#targets[@]} -eq 0 ]]; then
+  echo "no targets in $OUT/bin: run fuzz/build.sh first" >&2
+  exit 1
+fi
+
+rows=()
+total_crashes=0
+for t in "${targets[@]}"; do
+  work="$OUT/corpus/$t" artifacts="$OUT/artifacts/$t" log="$OUT/logs/$t.log"
+  mkdir -p "$work" "$artifacts" "$(dirname "$log")"
+  seeds=()
+  [[ -d $ROOT/fuzz/corpus/$t ]] && seeds+=("$ROOT/fuzz/corpus/$t")
+  before=$(find "$artifacts" -type f | wc -l)
+  echo "== $t: ${SECONDS_EACH}s, -max_len=$(max_len "$t")" >&2
+  # Seeds are read from fuzz/corpus but new inputs are written only to the first directory.
+  $NICE "$OUT/bin/$t" "$work" "${seeds[@]}" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 \
+    -max_len="$(max_len "$t")" -timeout=25 -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1
+  rc=$?
+  execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
+  rate=$(grep -m1 'stat::average_exec_per_sec' "$log" | awk '{print $2}')
+  crashes=$(( $(find "$artifacts" -type f | wc -l) - before ))
+  total_crashes=$((total_crashes + crashes))
+  corpus=$(find "$work" -type f | wc -l)
+  rows+=("$t ${execs:-?} ${rate:-?} $crashes $corpus $rc")
+done
+
+printf '%-26s %12s %9s %8s %8s %4s\n' target execs execs/s crashes corpus rc
+for row in "${rows[@]}"; do printf '%-26s %12s %9s %8s %8s %4s\n' $row; done
+echo "logs: $OUT/logs/   artifacts: $OUT/artifacts/"
+[[ $total_crashes -eq 0 ]]

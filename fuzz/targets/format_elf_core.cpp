@@ -1,0 +1,4 @@
+// The elf_core opener on any input (see format_opener.hpp).
+#include "format_opener.hpp"
+
+VMI_FUZZ_OPENER(open_elf_core)

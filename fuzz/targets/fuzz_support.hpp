@@ -1,0 +1,148 @@
+// Helpers shared by the libFuzzer targets: input as a file or a layer, and a fixed tiny profile.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vmi/image.hpp"
+#include "vmi/layer.hpp"
+
+namespace vmi_fuzz {
+
+inline std::span<const std::byte> bytes_of(const std::uint8_t* data, std::size_t size) {
+  return {reinterpret_cast<const std::byte*>(data), size};
+}
+
+inline std::uint64_t le64(const std::uint8_t* p) {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+// One memfd reused across runs: the input becomes a file that FileMapping can map, under a
+// path (/proc/self/fd/N) the format probes and openers accept like any other.
+class InputFile {
+ public:
+  InputFile() : fd_(::memfd_create("vmi-fuzz-input", 0)) {
+    if (fd_ < 0) __builtin_trap();
+    path_ = "/proc/self/fd/" + std::to_string(fd_);
+  }
+  const std::string& write(const std::uint8_t* data, std::size_t size) {
+    if (::ftruncate(fd_, 0) != 0) __builtin_trap();
+    std::size_t done = 0;
+    while (done < size) {
+      ssize_t n = ::pwrite(fd_, data + done, size - done, static_cast<off_t>(done));
+      if (n <= 0) __builtin_trap();
+      done += static_cast<std::size_t>(n);
+    }
+    return path_;
+  }
+
+ private:
+  int fd_;
+  std::string path_;
+};
+
+// Reads a little at the edges and the middle of every range (bounded), as a plugin would.
+inline void exercise_layer(const vmi::Layer& layer, std::size_t max_ranges = 64) {
+  std::vector<std::byte> buffer(8192);
+  std::size_t seen = 0;
+  for (const vmi::Range& range : layer.ranges()) {
+    if (++seen > max_ranges) break;
+    const vmi::Addr points[] = {range.begin, range.begin + range.size() / 2, range.end - 1, range.end - 8, range.end,
+                                range.begin + 4090};
+    for (vmi::Addr at : points) {
+      (void)layer.read(at, std::span(buffer).first(16));
+    }
+    (void)layer.read(range.begin, buffer);  // crosses the range's end when it is short
+    (void)vmi::read_value<std::uint64_t>(layer, range.begin);
+  }
+}
+
+inline void exercise_image(const vmi::PhysicalImage& image) {
+  (void)image.name();
+  (void)image.format();
+  exercise_layer(image);
+  for (const vmi::CpuState& cpu : image.cpu_states()) {
+    for (const auto& [name, value] : cpu.registers) (void)name.size();
+  }
+  (void)image.facts();
+}
+
+// A tiny Linux ISF profile: the fields the task walker binds, and the anchors kernel detection
+// needs. Its image layout (fuzz/make_corpus.py writes seeds that follow it):
+//   physical 0 = _text = 0xffffffff81000000; __pgtable_l5_enabled at +0x80; linux_banner at +0x100;
+//   init_top_pgt at +0x1000; init_task at +0x4000.
+inline constexpr char kTinyLinuxIsf[] = R"json({
+ "metadata": {"format": "6.2.0", "producer": {"name": "vmi-fuzz", "version": "1"},
+              "linux": {"symbols": []}},
+ "base_types": {
+  "int": {"size": 4, "signed": true, "kind": "int", "endian": "little"},
+  "unsigned int": {"size": 4, "signed": false, "kind": "int", "endian": "little"},
+  "long long unsigned int": {"size": 8, "signed": false, "kind": "int", "endian": "little"},
+  "char": {"size": 1, "signed": true, "kind": "char", "endian": "little"},
+  "_Bool": {"size": 1, "signed": false, "kind": "bool", "endian": "little"},
+  "pointer": {"size": 8, "signed": false, "kind": "int", "endian": "little"},
+  "void": {"size": 0, "signed": false, "kind": "void", "endian": "little"}
+ },
+ "user_types": {
+  "list_head": {"kind": "struct", "size": 16, "fields": {
+    "next": {"offset": 0, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "list_head"}}},
+    "prev": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "list_head"}}}}},
+  "task_struct": {"kind": "struct", "size": 256, "fields": {
+    "tasks": {"offset": 0, "type": {"kind": "struct", "name": "list_head"}},
+    "pid": {"offset": 16, "type": {"kind": "base", "name": "int"}},
+    "tgid": {"offset": 20, "type": {"kind": "base", "name": "int"}},
+    "comm": {"offset": 24, "type": {"kind": "array", "count": 16, "subtype": {"kind": "base", "name": "char"}}},
+    "real_parent": {"offset": 40, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "task_struct"}}},
+    "real_cred": {"offset": 48, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "cred"}}},
+    "flags": {"offset": 56, "type": {"kind": "base", "name": "unsigned int"}},
+    "in_execve": {"offset": 60, "type": {"kind": "bitfield", "bit_position": 3, "bit_length": 1,
+                  "type": {"kind": "base", "name": "unsigned int"}}},
+    "start_time": {"offset": 64, "type": {"kind": "base", "name": "long long unsigned int"}},
+    "start_boottime": {"offset": 72, "type": {"kind": "base", "name": "long long unsigned int"}},
+    "signal": {"offset": 80, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "signal_struct"}}},
+    "thread_node": {"offset": 88, "type": {"kind": "struct", "name": "list_head"}},
+    "worker_private": {"offset": 104, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}},
+    "name_ptr": {"offset": 112, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "char"}}},
+    "state": {"offset": 120, "type": {"kind": "enum", "name": "task_state"}},
+    "u": {"offset": 128, "type": {"kind": "union", "name": "unnamed_1"}}}},
+  "unnamed_1": {"kind": "union", "size": 16, "fields": {
+    "a": {"offset": 0, "type": {"kind": "base", "name": "long long unsigned int"}},
+    "b": {"offset": 0, "type": {"kind": "array", "count": 2, "subtype": {"kind": "base", "name": "unsigned int"}}}}},
+  "cred": {"kind": "struct", "size": 32, "fields": {
+    "uid": {"offset": 4, "type": {"kind": "base", "name": "unsigned int"}},
+    "gid": {"offset": 8, "type": {"kind": "base", "name": "unsigned int"}},
+    "euid": {"offset": 12, "type": {"kind": "base", "name": "unsigned int"}},
+    "egid": {"offset": 16, "type": {"kind": "base", "name": "unsigned int"}}}},
+  "signal_struct": {"kind": "struct", "size": 64, "fields": {
+    "thread_head": {"offset": 16, "type": {"kind": "struct", "name": "list_head"}}}},
+  "kthread": {"kind": "struct", "size": 32, "fields": {
+    "full_name": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "char"}}},
+    "data": {"offset": 16, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}}}},
+  "worker": {"kind": "struct", "size": 64, "fields": {
+    "current_work": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}},
+    "desc": {"offset": 32, "type": {"kind": "array", "count": 24, "subtype": {"kind": "base", "name": "char"}}}}}
+ },
+ "enums": {
+  "task_state": {"size": 4, "base": "unsigned int", "constants": {"RUNNING": 0, "SLEEPING": 1}}
+ },
+ "symbols": {
+  "_text": {"address": 18446744071578845184},
+  "__pgtable_l5_enabled": {"address": 18446744071578845312, "type": {"kind": "base", "name": "unsigned int"}},
+  "linux_banner": {"address": 18446744071578845440,
+                   "constant_data": "TGludXggdmVyc2lvbiA2LjEuMC1mdXp6IChnY2MpICMxCgA="},
+  "init_top_pgt": {"address": 18446744071578849280},
+  "init_task": {"address": 18446744071578861568, "type": {"kind": "struct", "name": "task_struct"}}
+ }
+})json";
+
+}  // namespace vmi_fuzz
