@@ -13,46 +13,13 @@
 #include <string>
 #include <vector>
 
+#include "measure.hpp"
+
 namespace fs = std::filesystem;
 
-namespace {
-
-struct Measurement {
-  double wall_ms;
-  double peak_rss_mib;
-};
-
-// Runs the CLI with stdout/stderr discarded; peak RSS comes from the kernel's accounting.
-Measurement run(const std::vector<std::string>& args) {
-  std::fflush(stdout);  // or the child inherits and repeats our buffered output
-  const auto start = std::chrono::steady_clock::now();
-  const pid_t child = ::fork();
-  if (child == 0) {
-    std::vector<char*> argv;
-    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    std::freopen("/dev/null", "w", stdout);
-    std::freopen("/dev/null", "w", stderr);
-    ::execv(argv[0], argv.data());
-    std::_Exit(127);
-  }
-  int status = 0;
-  struct rusage usage {};
-  ::wait4(child, &status, 0, &usage);
-  const auto end = std::chrono::steady_clock::now();
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    fmt::print(stderr, "command failed (status {}): {}\n", status, fmt::join(args, " "));
-  }
-  return {std::chrono::duration<double, std::milli>(end - start).count(), static_cast<double>(usage.ru_maxrss) / 1024.0};
-}
-
-fs::path samples_dir() {
-  if (const char* dir = std::getenv("VMI_SAMPLES_DIR"); dir != nullptr && *dir != '\0') return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') return fs::path(xdg) / "vmi-forensics/samples";
-  return fs::path(std::getenv("HOME")) / ".cache/vmi-forensics/samples";
-}
-
-}  // namespace
+using vmi::bench::Measurement;
+using vmi::bench::run;
+using vmi::bench::samples_dir;
 
 int main(int argc, char** argv) {
   const int runs = argc > 1 ? std::max(1, std::atoi(argv[1])) : 5;
@@ -81,12 +48,12 @@ int main(int argc, char** argv) {
         double warm_rss = 0;
         for (int i = 0; i < runs; ++i) {
           const Measurement warm = run(args);
-          walls.push_back(warm.wall_ms);
+          walls.push_back(warm.seconds * 1000);
           warm_rss = std::max(warm_rss, warm.peak_rss_mib);
         }
         std::sort(walls.begin(), walls.end());
         const double median = walls[walls.size() / 2];
-        fmt::print("{:<18} {:<11} {:<7} {:>12.1f} {:>12.1f} {:>14.1f} {:>14.1f}\n", sample, image, command, cold.wall_ms,
+        fmt::print("{:<18} {:<11} {:<7} {:>12.1f} {:>12.1f} {:>14.1f} {:>14.1f}\n", sample, image, command, cold.seconds * 1000,
                    cold.peak_rss_mib, median, warm_rss);
         if (std::string(command) == "pslist") {
           worst_pslist_ms = std::max(worst_pslist_ms, median);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "measure.hpp"
 #include "vmi/image.hpp"
 
 namespace fs = std::filesystem;
@@ -21,40 +22,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-struct Measurement {
-  double seconds = 0;
-  double peak_rss_mib = 0;
-  bool ok = false;
-};
-
-// Runs a program with its output discarded; peak RSS from the kernel's accounting.
-Measurement run(const std::vector<std::string>& args) {
-  std::fflush(stdout);
-  const auto start = Clock::now();
-  const pid_t child = ::fork();
-  if (child == 0) {
-    std::vector<char*> argv;
-    for (const auto& arg : args) argv.push_back(const_cast<char*>(arg.c_str()));
-    argv.push_back(nullptr);
-    std::freopen("/dev/null", "w", stdout);
-    std::freopen("/dev/null", "w", stderr);
-    ::execvp(argv[0], argv.data());
-    std::_Exit(127);
-  }
-  int status = 0;
-  struct rusage usage {};
-  ::wait4(child, &status, 0, &usage);
-  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
-  const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-  if (!ok) fmt::print(stderr, "command failed (status {}): {}\n", status, fmt::join(args, " "));
-  return {seconds, static_cast<double>(usage.ru_maxrss) / 1024.0, ok};
-}
-
-fs::path samples_dir() {
-  if (const char* dir = std::getenv("VMI_SAMPLES_DIR"); dir != nullptr && *dir != '\0') return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') return fs::path(xdg) / "vmi-forensics/samples";
-  return fs::path(std::getenv("HOME")) / ".cache/vmi-forensics/samples";
-}
+using vmi::bench::Measurement;
+using vmi::bench::run;
+using vmi::bench::samples_dir;
 
 struct Throughput {
   double sequential_mib_s = 0, random_mib_s = 0;

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "vmi/image.hpp"
+
 namespace vmi::test {
 
 inline std::filesystem::path source_dir() { return VMI_TEST_SOURCE_DIR; }
@@ -42,6 +44,13 @@ struct CommandResult {
 template <class T>
 std::string error_text(const T& result) {
   return result.has_value() ? std::string() : result.error().message;
+}
+
+// An image's header facts by name.
+inline std::map<std::string, std::string> facts_of(const PhysicalImage& image) {
+  std::map<std::string, std::string> facts;
+  for (const auto& [name, value] : image.facts()) facts[name] = value;
+  return facts;
 }
 
 // Runs the built CLI with arguments (no shell quoting needed for our test paths).

@@ -159,12 +159,6 @@ std::string prefix(const std::string& name) {
   return "kdump '" + (test::scratch_dir("kdump-" + name) / "dump.kdump").string() + "': ";
 }
 
-std::map<std::string, std::string> facts_of(const PhysicalImage& image) {
-  std::map<std::string, std::string> facts;
-  for (const auto& [name, value] : image.facts()) facts[name] = value;
-  return facts;
-}
-
 void check_fixture_pages(const PhysicalImage& image) {
   CHECK(image.format() == "kdump");
   REQUIRE(image.ranges().size() == 2);
@@ -187,7 +181,7 @@ void check_fixture_pages(const PhysicalImage& image) {
   CHECK(hole.error().code == Errc::unmapped);
   REQUIRE(image.cpu_states().size() == 1);
   CHECK(image.cpu_states()[0].registers.at("rip") == kRip);
-  const auto facts = facts_of(image);
+  const auto facts = test::facts_of(image);
   CHECK(facts.at("kdump block size") == "4096");
   CHECK(facts.at("kdump compression") == "zlib");
   CHECK(facts.at("kdump dump level") == "1");
@@ -203,7 +197,7 @@ TEST_CASE("kdump fixture, seekable: zlib, lzo, snappy, zstd and stored pages; ho
   auto image = open_image(write_fixture("seekable", kdump_fixture()));
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   check_fixture_pages(**image);
-  CHECK(facts_of(**image).at("kdump layout") == "seekable");
+  CHECK(test::facts_of(**image).at("kdump layout") == "seekable");
 }
 
 TEST_CASE("kdump fixture, flattened: records out of order and straddling structures") {
@@ -212,7 +206,7 @@ TEST_CASE("kdump fixture, flattened: records out of order and straddling structu
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   check_fixture_pages(**image);
   const std::size_t records = (dump.size() + 2999) / 3000;
-  CHECK(facts_of(**image).at("kdump layout") == "flattened (version 1, " + std::to_string(records) + " records)");
+  CHECK(test::facts_of(**image).at("kdump layout") == "flattened (version 1, " + std::to_string(records) + " records)");
 }
 
 TEST_CASE("kdump fixture: concurrent reads through the shared page cache see the right pages") {
@@ -323,7 +317,7 @@ TEST_CASE("kdump samples hold memory.raw's bytes and give the guest's own pslist
       REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
       CHECK((*image)->format() == "kdump");
       CHECK((*image)->cpu_states().size() == std::stoul(sample.env.at("QEMU_SMP")));
-      const auto facts = facts_of(**image);
+      const auto facts = test::facts_of(**image);
       CHECK(facts.at("kdump block size") == "4096");
       CHECK(facts.at("kdump layout")
                 .starts_with(std::string(name) == "memory.kdump-seekable" ? "seekable" : "flattened"));

@@ -119,12 +119,6 @@ std::string prefix(const std::string& name) {
   return "QEMU savevm '" + (test::scratch_dir("savevm-" + name) / "vm.state").string() + "': ";
 }
 
-std::map<std::string, std::string> facts_of(const PhysicalImage& image) {
-  std::map<std::string, std::string> facts;
-  for (const auto& [name, value] : image.facts()) facts[name] = value;
-  return facts;
-}
-
 void check_fixture(const PhysicalImage& image) {
   CHECK(image.format() == "qemu-savevm");
   REQUIRE(image.ranges().size() == 2);
@@ -142,7 +136,7 @@ void check_fixture(const PhysicalImage& image) {
   CHECK(hole.error().code == Errc::unmapped);
   REQUIRE(read_exact(image, 3 * kPage, std::as_writable_bytes(std::span(bytes).first(kPage))).has_value());
   CHECK(bytes.substr(0, kPage) == std::string(kPage, '\0'));
-  const auto facts = facts_of(image);
+  const auto facts = test::facts_of(image);
   CHECK(facts.at("savevm machine") == "pc-q35-7.2");
   CHECK(facts.at("savevm RAM blocks") == "pc.ram 0x4000, /rom@etc/acpi/tables 0x1000");
   CHECK(facts.at("savevm guest RAM") == "0x4000 bytes (0x4000 below 4 GiB)");
@@ -169,7 +163,7 @@ TEST_CASE("savevm fixture behind a libvirt `virsh save` header") {
   auto image = open_image(write_fixture("libvirt", libvirt_header("<domain/>\n") + savevm_fixture()));
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   check_fixture(**image);
-  CHECK(facts_of(**image).at("libvirt save header") == "version 2, 10 bytes of XML");
+  CHECK(test::facts_of(**image).at("libvirt save header") == "version 2, 10 bytes of XML");
 }
 
 TEST_CASE("savevm fixtures: malformed streams fail with the file, the offset and the numbers") {
@@ -243,7 +237,7 @@ TEST_CASE("savevm samples hold memory.raw's bytes and give the guest's own pslis
     CHECK((*image)->format() == "qemu-savevm");
     REQUIRE((*image)->ranges().size() == 1);
     CHECK((*image)->ranges()[0] == (*raw)->ranges()[0]);
-    CHECK(facts_of(**image).at("savevm machine").starts_with("pc-q35-"));
+    CHECK(test::facts_of(**image).at("savevm machine").starts_with("pc-q35-"));
     std::vector<std::byte> a(1 << 20), b(1 << 20);
     std::uint64_t compared = 0;
     for (const Range& range : (*raw)->ranges()) {

@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "layers/bytes.hpp"
 #include "layers/elf_notes.hpp"
 #include "layers/formats.hpp"
 #include "layers/segment_layer.hpp"
@@ -15,13 +16,6 @@ namespace {
 static_assert(sizeof(Elf64_Ehdr) == 64 && sizeof(Elf64_Phdr) == 56 && sizeof(Elf64_Shdr) == 64);
 
 constexpr std::uint32_t kMaxProgramHeaders = 1u << 20;  // QEMU writes one per RAM block
-
-template <class T>
-T load(std::span<const std::byte> bytes, std::size_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
 
 class ElfCoreLayer final : public SegmentLayer {
  public:

@@ -1,6 +1,8 @@
 // The one parser of per-vCPU register notes, shared by the ELF core and kdump layers.
 #include "layers/elf_notes.hpp"
 
+#include "layers/bytes.hpp"
+
 #include <elf.h>
 
 #include <cstring>
@@ -28,13 +30,6 @@ constexpr const char* kQemuSegments[] = {"cs", "ds", "es", "fs", "gs", "ss", "ld
 constexpr std::size_t kQemuSegmentsOffset = kQemuGeneralOffset + std::size_t{18} * 8;
 constexpr std::size_t kQemuCrOffset = kQemuSegmentsOffset + std::size_t{10} * 24;
 constexpr std::size_t kQemuKernelGsBaseOffset = kQemuCrOffset + std::size_t{5} * 8;
-
-template <class T>
-T load(std::span<const std::byte> bytes, std::size_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
 
 void read_prstatus(std::span<const std::byte> desc, CpuState& cpu) {
   for (std::size_t r = 0; r < std::size(kPrstatusRegs); ++r) {

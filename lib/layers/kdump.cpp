@@ -13,6 +13,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "layers/bytes.hpp"
 #include "layers/elf_notes.hpp"
 #include "layers/formats.hpp"
 
@@ -74,13 +75,6 @@ constexpr std::uint32_t kMinBlockSize = 4096, kMaxBlockSize = 1u << 16;
 constexpr std::uint64_t kMaxMapnr = std::uint64_t{1} << 32;  // 16 TiB of 4 KiB pages
 constexpr std::uint64_t kMaxSubHeaderBlocks = 1u << 16;
 constexpr std::size_t kCachedPages = 32;
-
-template <class T>
-T load(std::span<const std::byte> bytes, std::size_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
 
 std::int64_t load_be64(std::span<const std::byte> bytes, std::size_t offset) {
   return static_cast<std::int64_t>(__builtin_bswap64(load<std::uint64_t>(bytes, offset)));

@@ -2,6 +2,8 @@
 // validated on open; reads decompress only the chunks they touch, through a small LRU.
 #include "layers/vmi_container.hpp"
 
+#include "layers/bytes.hpp"
+
 #include <zlib.h>
 #include <zstd.h>
 
@@ -30,13 +32,6 @@ namespace {
 using namespace container;
 
 constexpr std::uint64_t kCacheBytes = 16u << 20;  // decompressed chunks kept (at least 2)
-
-template <class T>
-T load(std::span<const std::byte> bytes, std::uint64_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
 
 struct DctxDeleter {
   void operator()(ZSTD_DCtx* context) const { ZSTD_freeDCtx(context); }

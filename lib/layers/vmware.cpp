@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <optional>
 
+#include "layers/bytes.hpp"
 #include "layers/formats.hpp"
 #include "layers/segment_layer.hpp"
 
@@ -50,13 +51,6 @@ constexpr const char* kGpregsOrder[] = {"rax", "rcx", "rdx", "rbx", "rbp", "rsp"
                                         "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
 constexpr const char* kScalarRegisters[] = {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8",
                                             "r9",  "r10", "r11", "r12", "r13", "r14", "r15", "rip"};
-
-template <class T>
-T load(std::span<const std::byte> bytes, std::uint64_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
 
 std::uint64_t load_uint(std::span<const std::byte> bytes, std::uint64_t offset, std::size_t size) {
   std::uint64_t value = 0;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <utility>
 
+#include "layers/bytes.hpp"
 #include "layers/formats.hpp"
 #include "layers/segment_layer.hpp"
 
@@ -90,13 +91,6 @@ constexpr const char* kContextGeneral[] = {"rax", "rcx", "rdx", "rbx", "rsp", "r
                                            "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
 constexpr const char* kContextSegments[] = {"cs", "ds", "es", "fs", "gs", "ss"};
 constexpr std::uint32_t kUnusedFill = 0x45474150;  // "PAGE": the header's filler
-
-template <class T>
-T load(std::span<const std::byte> bytes, std::uint64_t offset) {
-  T value;
-  std::memcpy(&value, bytes.data() + offset, sizeof value);
-  return value;
-}
 
 class CrashDumpLayer final : public SegmentLayer {
  public:
