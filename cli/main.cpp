@@ -46,10 +46,12 @@ struct GlobalOptions {
   std::vector<std::string> profiles;
   std::string renderer = "table";
   bool no_cache = false;
+  bool no_recover = false;
   std::string cache_dir;
 };
 
 void print_warnings(vmi::Session& session) {
+  for (const auto& note : session.diagnostics().notes()) std::cerr << note << '\n';
   for (const auto& warning : session.diagnostics().warnings()) std::cerr << "warning: " << warning << '\n';
   if (session.diagnostics().dropped() > 0) std::cerr << "warning: " << session.diagnostics().dropped() << " more warnings not shown\n";
 }
@@ -66,6 +68,7 @@ vmi::Expected<vmi::Session> open_session(const GlobalOptions& options, const std
   for (const auto& profile : options.profiles) session_options.profile_paths.emplace_back(profile);
   session_options.cache.enabled = !options.no_cache;
   if (!options.cache_dir.empty()) session_options.cache.directory = options.cache_dir;
+  session_options.recover_profile = !options.no_recover;
   return vmi::Session::open(path, std::move(session_options));
 }
 
@@ -144,6 +147,8 @@ int main(int argc, char** argv) {
   app.add_option("-r,--renderer", options.renderer, "output format")->check(CLI::IsMember({"table", "json", "csv"}));
   app.add_flag("--no-cache", options.no_cache, "do not read or write the binary profile cache");
   app.add_option("--cache-dir", options.cache_dir, "profile cache directory (default ~/.cache/vmi-forensics)");
+  app.add_flag("--no-recover", options.no_recover,
+               "never rebuild a profile from the snapshot (kallsyms + BTF) when no profile file matches");
 
   int status = kOk;
   std::string info_image;

@@ -3,6 +3,7 @@
 # target, execs, execs/s, crashes (artifacts written) and corpus size.
 #
 #   bash fuzz/run.sh [seconds] [target...]     # default 60 s, all targets in build-fuzz/bin
+#   RUNS=10000000 bash fuzz/run.sh 3600        # each target until 10 M execs or one hour
 #
 # Each target starts from fuzz/corpus/<target>/ (read-only) and grows a working corpus in
 # build-fuzz/corpus/<target>/; crash, leak, timeout and OOM inputs land in
@@ -15,6 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$ROOT/build-fuzz}"
 NICE="${NICE:-nice -n 10}"
 SECONDS_EACH="${1:-60}"
+RUNS="${RUNS:--1}"  # libFuzzer -runs: stop after this many execs (-1: no limit)
 shift || true
 
 # Longest input per target: enough for the seeds' structures, small enough to mutate quickly.
@@ -43,9 +45,9 @@ for t in "${targets[@]}"; do
   seeds=()
   [[ -d $ROOT/fuzz/corpus/$t ]] && seeds+=("$ROOT/fuzz/corpus/$t")
   before=$(find "$artifacts" -type f | wc -l)
-  echo "== $t: ${SECONDS_EACH}s, -max_len=$(max_len "$t")" >&2
+  echo "== $t: ${SECONDS_EACH}s or $RUNS runs, -max_len=$(max_len "$t")" >&2
   # Seeds are read from fuzz/corpus but new inputs are written only to the first directory.
-  $NICE "$OUT/bin/$t" "$work" "${seeds[@]}" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 \
+  $NICE "$OUT/bin/$t" "$work" "${seeds[@]}" -max_total_time="$SECONDS_EACH" -runs="$RUNS" -rss_limit_mb=2048 \
     -max_len="$(max_len "$t")" -timeout=25 -print_final_stats=1 -artifact_prefix="$artifacts/" >"$log" 2>&1
   rc=$?
   execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')

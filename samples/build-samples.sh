@@ -6,6 +6,10 @@
 #   VMI_SAMPLES_FORCE=1 bash samples/build-samples.sh   # rebuild the samples
 #
 # Cache: ${VMI_SAMPLES_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/vmi-forensics/samples}
+#
+# Besides the main samples (pinned kernel, indexed in samples.list) it builds
+# recovery samples (indexed in recovery-samples.list): Debian 12 kernels for which
+# the repository ships no profile, so a profile must be recovered from the snapshot.
 set -euo pipefail
 export LC_ALL=C
 
@@ -29,10 +33,21 @@ SAMPLES=(
   "linux-6.1-la57|max|5"
   "linux-6.1-4level|max,la57=off|4"
 )
+# Recovery samples: name | package | pinned version | flavour | qemu -cpu | expected paging levels.
+# If apt no longer serves the pinned version the newest one of the same package is used (WARNING,
+# PINNED=0); if the package is gone altogether the sample is skipped (WARNING). Only memory.raw,
+# memory.elf and the truth are saved (qemu_snapshot.py --formats basic).
+RECOVERY_SAMPLES=(
+  "recover-6.1-cloud|linux-image-6.1.0-56-cloud-amd64-unsigned|6.1.192-2|cloud|max,la57=off|4"
+  "recover-6.1-rt|linux-image-6.1.0-56-rt-amd64-unsigned|6.1.192-2|rt|max|5"
+  "recover-6.1.0-55|linux-image-6.1.0-55-amd64-unsigned|6.1.192-1|amd64|max|5"
+)
 
 T0=$SECONDS
 step() { printf '[build-samples %4ds] %s\n' "$((SECONDS - T0))" "$*"; }
 die() { printf '[build-samples] ERROR: %s\n' "$*" >&2; exit 1; }
+err() { printf '[build-samples] ERROR: %s\n' "$*" >&2; }
+warn() { printf '\n[build-samples] WARNING: %s\n\n' "$*" >&2; }
 
 # ------------------------------------------------------------------ tools
 need=(qemu-system-x86_64 busybox gcc python3 dpkg-deb xz readelf apt-get sha256sum)
@@ -127,11 +142,13 @@ pinned_sha() { # expected sha256 of the pinned .deb, from shared/kernels/SHA256S
   [ -r "$SHARED_KERNELS/SHA256SUMS" ] && awk -v f="$PIN_DEB" '$2 == f || $2 == "*" f {print $1}' "$SHARED_KERNELS/SHA256SUMS"
 }
 
+deb_is() { # deb package version -> 0 if the .deb is that package version
+  [ -s "$1" ] && [ "$(dpkg-deb -f "$1" Package 2>/dev/null)" = "$2" ] && [ "$(dpkg-deb -f "$1" Version 2>/dev/null)" = "$3" ]
+}
+
 deb_matches_pin() { # deb -> 0 if it is the pinned package (sha256 when known)
   local deb="$1" want
-  [ -s "$deb" ] || return 1
-  [ "$(dpkg-deb -f "$deb" Package 2>/dev/null)" = "$PIN_PKG" ] || return 1
-  [ "$(dpkg-deb -f "$deb" Version 2>/dev/null)" = "$PIN_VER" ] || return 1
+  deb_is "$deb" "$PIN_PKG" "$PIN_VER" || return 1
   want="$(pinned_sha || true)"
   [ -z "$want" ] || [ "$(sha256sum "$deb" | cut -d' ' -f1)" = "$want" ]
 }
@@ -149,8 +166,60 @@ apt_refresh() {
   apt-get update -qq >/dev/null 2>&1 || true
 }
 
+apt_candidate() { # package -> the version apt would install now (empty if none)
+  apt-cache policy "$1" 2>/dev/null | awk '/Candidate:/ && $2 != "(none)" {print $2}'
+}
+
+kernel_dir_is() { # release version -> 0 if $CACHE/kernels/<release> is complete and holds that version
+  kernel_dir_ok "$CACHE/kernels/$1" && [ "$(cat "$CACHE/kernels/$1/version")" = "$2" ]
+}
+
+fetch_deb() { # package version -> downloads ${package}_${version}_amd64.deb unless cached; 0 if present
+  local deb="$CACHE/downloads/${1}_${2}_amd64.deb"
+  deb_is "$deb" "$1" "$2" && return 0
+  rm -f "$deb"
+  step "kernel: apt-get download $1=$2"
+  apt_download "$1=$2" || { apt_refresh; apt_download "$1=$2"; } || true
+  deb_is "$deb" "$1" "$2" || { rm -f "$deb"; return 1; }
+}
+
+# Kernel of a recovery sample: the pinned version of its package, else (loudly) the newest version
+# of that package apt serves. Sets XK_DIR and XK_PINNED; returns 1 (after a WARNING) if there is none.
+XK_DIR="" XK_PINNED=0
+extra_kernel() { # package version
+  local pkg="$1" ver="$2" rel cand
+  rel="${pkg#linux-image-}" rel="${rel%-unsigned}"
+  XK_DIR="$CACHE/kernels/$rel" XK_PINNED=1
+  if kernel_dir_is "$rel" "$ver"; then
+    step "kernel: reusing pinned $pkg $ver"
+    return 0
+  fi
+  if ! fetch_deb "$pkg" "$ver"; then
+    warn "the pinned kernel $pkg $ver is NOT available from apt; falling back to the newest $pkg"
+    XK_PINNED=0
+    apt_refresh
+    cand="$(apt_candidate "$pkg")"
+    if [ -z "$cand" ]; then
+      warn "no version of $pkg is available; skipping its recovery sample"
+      return 1
+    fi
+    ver="$cand"
+    if kernel_dir_is "$rel" "$ver"; then
+      step "kernel: reusing UNPINNED $pkg $ver"
+      return 0
+    fi
+    fetch_deb "$pkg" "$ver" || { warn "apt-get download $pkg=$ver failed; skipping its recovery sample"; return 1; }
+  fi
+  step "kernel: extracting ${pkg}_${ver}_amd64.deb"
+  if ! XK_DIR="$(install_kernel_deb "$CACHE/downloads/${pkg}_${ver}_amd64.deb")" || ! kernel_dir_ok "$XK_DIR"; then
+    warn "could not install $pkg $ver; skipping its recovery sample"
+    return 1
+  fi
+  [ "$XK_PINNED" = 1 ] || step "kernel: using UNPINNED $pkg $ver"
+}
+
 KERNEL_DIR="" PINNED=0
-if kernel_dir_ok "$CACHE/kernels/$PIN_REL" && [ "$(cat "$CACHE/kernels/$PIN_REL/version")" = "$PIN_VER" ]; then
+if kernel_dir_is "$PIN_REL" "$PIN_VER"; then
   KERNEL_DIR="$CACHE/kernels/$PIN_REL" PINNED=1
   step "kernel: reusing pinned $PIN_PKG $PIN_VER"
 else
@@ -178,17 +247,17 @@ else
     apt_refresh
     best="" bestver=""
     for p in $(apt-cache pkgnames linux-image-6.1 2>/dev/null | grep -E '^linux-image-6\.1\.[0-9]+-[0-9]+-amd64-unsigned$' | sort -u); do
-      v="$(apt-cache policy "$p" | awk '/Candidate:/ {print $2}')"
-      [ -n "$v" ] && [ "$v" != "(none)" ] || continue
+      v="$(apt_candidate "$p")"
+      [ -n "$v" ] || continue
       if [ -z "$bestver" ] || dpkg --compare-versions "$v" gt "$bestver"; then best="$p" bestver="$v"; fi
     done
     [ -n "$best" ] || die "no linux-image-6.1.*-amd64-unsigned package is available"
     fdeb="$CACHE/downloads/${best}_${bestver}_amd64.deb"
     rel="${best#linux-image-}"; rel="${rel%-unsigned}"
-    if kernel_dir_ok "$CACHE/kernels/$rel" && [ "$(cat "$CACHE/kernels/$rel/version")" = "$bestver" ]; then
+    if kernel_dir_is "$rel" "$bestver"; then
       KERNEL_DIR="$CACHE/kernels/$rel"
     else
-      [ -s "$fdeb" ] || { step "kernel: apt-get download $best=$bestver"; apt_download "$best=$bestver" || die "apt-get download $best failed"; }
+      fetch_deb "$best" "$bestver" || die "apt-get download $best=$bestver failed"
       KERNEL_DIR="$(install_kernel_deb "$fdeb")"
     fi
     PINNED=0
@@ -201,30 +270,48 @@ KVER="$(cat "$KERNEL_DIR/version")"
 step "kernel: $KREL ($KVER) in $KERNEL_DIR, vmlinuz compression $(cat "$KERNEL_DIR/vmlinuz.compression" 2>/dev/null || echo '?')"
 
 # ------------------------------------------------------------------ samples to (re)build
-sample_ok() { # dir -> 0 if complete (and its kernel dir still exists)
-  local d="$1" f kd
-  for f in memory.raw memory.elf memory.kdump-zlib memory.savevm truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt \
-           truth/kallsyms sample.env; do
+BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt truth/kallsyms sample.env)
+sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete (and its kernel dir still exists)
+  local d="$1" kdir="$2" kver="$3" pinned="$4" f kd files=("${BASIC_FILES[@]}")
+  [ "$5" = all ] && files+=(memory.kdump-zlib memory.savevm)
+  for f in "${files[@]}"; do
     [ -s "$d/$f" ] || return 1
   done
   [ "$(stat -c %s "$d/memory.raw")" = "$RAM_BYTES" ] || return 1
   # built with the kernel selected now (an unavailable pin would switch kernels)
   kd="$(sed -n 's/^KERNEL_DIR=//p' "$d/sample.env")"
-  [ "$kd" = "$KERNEL_DIR" ] && grep -qx "KERNEL_PACKAGE_VERSION=$KVER" "$d/sample.env" && kernel_dir_ok "$kd"
+  [ "$kd" = "$kdir" ] && grep -qx "KERNEL_PACKAGE_VERSION=$kver" "$d/sample.env" && grep -qx "PINNED=$pinned" "$d/sample.env" \
+    && kernel_dir_ok "$kd"
 }
 
 todo=()
 for spec in "${SAMPLES[@]}"; do
   IFS='|' read -r name _ _ <<<"$spec"
-  if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$name"; then
+  if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$name" "$KERNEL_DIR" "$KVER" "$PINNED" all; then
     step "sample $name: complete, reusing"
   else
     todo+=("$spec")
   fi
 done
 
+# recovery samples: pick (download, extract) their kernels; rtodo: name|flavour|cpu|levels|kdir|pinned
+rtodo=() rdone=()
+for spec in "${RECOVERY_SAMPLES[@]}"; do
+  IFS='|' read -r name pkg ver flavour cpu levels <<<"$spec"
+  t=$SECONDS
+  extra_kernel "$pkg" "$ver" || continue
+  xver="$(cat "$XK_DIR/version")"
+  ((SECONDS - t < 2)) || step "sample $name: kernel $(cat "$XK_DIR/release") ($xver) ready in $((SECONDS - t))s"
+  if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$name" "$XK_DIR" "$xver" "$XK_PINNED" basic; then
+    step "sample $name: complete, reusing"
+    rdone+=("$name")
+  else
+    rtodo+=("$name|$flavour|$cpu|$levels|$XK_DIR|$XK_PINNED")
+  fi
+done
+
 # ------------------------------------------------------------------ initramfs
-if ((${#todo[@]})); then
+if ((${#todo[@]} + ${#rtodo[@]})); then
   key="$(cat "$HERE/workload.c" "$HERE/mkinitramfs.py" "$BUSYBOX" | sha256sum | cut -c1-16)"
   IDIR="$CACHE/initramfs/$key"
   INITRD="$IDIR/initrd.img"
@@ -242,34 +329,39 @@ fi
 
 # ------------------------------------------------------------------ snapshots
 QEMU_VERSION="$(qemu-system-x86_64 --version | head -n1 | sed 's/^QEMU emulator version //')"
-for spec in ${todo[@]+"${todo[@]}"}; do
-  IFS='|' read -r name cpu levels <<<"$spec"
-  out="$CACHE/$name"
-  tmp="$CACHE/.$name.tmp"
+
+# Boots kernel-dir's vmlinuz with the initramfs, snapshots it (qemu_snapshot.py), checks the truth
+# and installs the sample as $CACHE/<name>. Extra KEY=value lines for sample.env are read from
+# stdin. Returns 1 (after an ERROR line) on failure; the half-built sample stays in $CACHE/.<name>.tmp.
+build_sample() { # name cpu levels kernel-dir pinned all|basic
+  local name="$1" cpu="$2" levels="$3" kdir="$4" pinned="$5" formats="$6"
+  local out="$CACHE/$name" tmp="$CACHE/.$name.tmp" krel kver tries la57 got t=$SECONDS extra
+  extra="$(cat)"
+  krel="$(cat "$kdir/release")" kver="$(cat "$kdir/version")"
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  step "sample $name: booting $KREL in QEMU (-cpu $cpu, $RAM, $SMP vCPUs, TCG, KASLR on) and snapshotting"
-  if ! python3 "$HERE/qemu_snapshot.py" --kernel "$KERNEL_DIR/vmlinuz" --initrd "$INITRD" --out "$tmp" \
-    --cpu "$cpu" --mem "$RAM" --smp "$SMP" --append "$APPEND" | tee "$tmp/snapshot.log" | sed 's/^/  /'; then
-    die "sample $name: snapshot failed (see $tmp/console.log)"
+  step "sample $name: booting $krel in QEMU (-cpu $cpu, $RAM, $SMP vCPUs, TCG, KASLR on, formats $formats) and snapshotting"
+  if ! python3 "$HERE/qemu_snapshot.py" --kernel "$kdir/vmlinuz" --initrd "$INITRD" --out "$tmp" \
+    --cpu "$cpu" --mem "$RAM" --smp "$SMP" --append "$APPEND" --formats "$formats" | tee "$tmp/snapshot.log" | sed 's/^/  /'; then
+    err "sample $name: snapshot failed (see $tmp/console.log)"; return 1
   fi
   tries="$(sed -n 's/^SNAPSHOT_TRIES=//p' "$tmp/snapshot.log")"
   la57="$(sed -n 's/^CPU_LA57=//p' "$tmp/truth/guest.env")"
   if [ "$la57" = 1 ]; then got=5; else got=4; fi
-  [ "$got" = "$levels" ] || die "sample $name: expected $levels-level paging but guest cpuinfo la57=$la57"
-  [ "$(tr -d '\n' <"$tmp/truth/release.txt")" = "$KREL" ] || die "sample $name: guest release differs from $KREL"
+  [ "$got" = "$levels" ] || { err "sample $name: expected $levels-level paging but guest cpuinfo la57=$la57"; return 1; }
+  [ "$(tr -d '\n' <"$tmp/truth/release.txt")" = "$krel" ] || { err "sample $name: guest release differs from $krel"; return 1; }
   awk -F'\t' '$1 == 2 && $9 == "kthreadd" {ok=1} END {exit !ok}' "$tmp/truth/processes.tsv" \
-    || die "sample $name: kthreadd (pid 2) missing from truth"
-  grep -q $'\tvmi-wl-root$' "$tmp/truth/processes.tsv" || die "sample $name: workload missing from truth"
-  readelf -l -W "$tmp/memory.elf" | grep -q '^ *LOAD' || die "sample $name: memory.elf has no PT_LOAD"
-  chmod 0644 "$tmp/memory.raw" "$tmp/memory.elf" "$tmp"/memory.kdump-* "$tmp/memory.savevm"
+    || { err "sample $name: kthreadd (pid 2) missing from truth"; return 1; }
+  grep -q $'\tvmi-wl-root$' "$tmp/truth/processes.tsv" || { err "sample $name: workload missing from truth"; return 1; }
+  readelf -l -W "$tmp/memory.elf" | grep -q '^ *LOAD' || { err "sample $name: memory.elf has no PT_LOAD"; return 1; }
+  chmod 0644 "$tmp"/memory.*
   {
-    echo "KERNEL_RELEASE=$KREL"
-    echo "KERNEL_PACKAGE_VERSION=$KVER"
+    echo "KERNEL_RELEASE=$krel"
+    echo "KERNEL_PACKAGE_VERSION=$kver"
     echo "PAGING_LEVELS=$got"
     echo "RAM_BYTES=$RAM_BYTES"
-    echo "PINNED=$PINNED"
-    echo "KERNEL_DIR=$KERNEL_DIR"
+    echo "PINNED=$pinned"
+    echo "KERNEL_DIR=$kdir"
     echo "GUEST_CPU_LA57=$la57"
     echo "QEMU_CPU=$cpu"
     echo "QEMU_SMP=$SMP"
@@ -277,13 +369,29 @@ for spec in ${todo[@]+"${todo[@]}"}; do
     echo "SNAPSHOT_TRIES=$tries"
     echo "INITRAMFS_KEY=$key"
     echo "EXTRA_FORMATS='$(cd "$tmp" && ls memory.kdump-* memory.savevm 2>/dev/null | tr '\n' ' ' | sed 's/ $//')'"
+    [ -z "$extra" ] || printf '%s\n' "$extra"
   } >"$tmp/sample.env"
   rm -rf "$out"
   mv "$tmp" "$out"
-  step "sample $name: done ($(($(wc -l <"$out/truth/processes.tsv") - 1)) processes, $(($(wc -l <"$out/truth/threads.tsv") - 1)) threads, la57=$la57)"
+  step "sample $name: done in $((SECONDS - t))s ($(($(wc -l <"$out/truth/processes.tsv") - 1)) processes, $(($(wc -l <"$out/truth/threads.tsv") - 1)) threads, la57=$la57)"
+}
+
+for spec in ${todo[@]+"${todo[@]}"}; do
+  IFS='|' read -r name cpu levels <<<"$spec"
+  build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" all </dev/null || die "sample $name failed"
 done
 
-# ------------------------------------------------------------------ System.map
+for spec in ${rtodo[@]+"${rtodo[@]}"}; do
+  IFS='|' read -r name flavour cpu levels kdir pinned <<<"$spec"
+  if build_sample "$name" "$cpu" "$levels" "$kdir" "$pinned" basic <<<"KERNEL_FLAVOUR=$flavour
+PROFILE_SHIPPED=0"; then
+    rdone+=("$name")
+  else
+    warn "recovery sample $name could not be built; it is left out of recovery-samples.list"
+  fi
+done
+
+# ------------------------------------------------------------------ System.map (main samples only)
 ensure_system_map() { # sample dir [check]
   local d="$1" kd
   kd="$(sed -n 's/^KERNEL_DIR=//p' "$d/sample.env")"
@@ -298,7 +406,7 @@ ensure_system_map() { # sample dir [check]
 }
 for spec in "${SAMPLES[@]}"; do
   IFS='|' read -r name _ _ <<<"$spec"
-  if sample_ok "$CACHE/$name"; then
+  if sample_ok "$CACHE/$name" "$KERNEL_DIR" "$KVER" "$PINNED" all; then
     built=0
     for t in ${todo[@]+"${todo[@]}"}; do [ "${t%%|*}" = "$name" ] && built=1; done
     if ((built)); then ensure_system_map "$CACHE/$name" check; else ensure_system_map "$CACHE/$name"; fi
@@ -306,11 +414,24 @@ for spec in "${SAMPLES[@]}"; do
 done
 
 # ------------------------------------------------------------------ index
-: >"$CACHE/samples.list.tmp"
+write_list() { # list-file sample names...
+  local list="$1" n
+  shift
+  : >"$list.tmp"
+  for n in "$@"; do echo "$n" >>"$list.tmp"; done
+  mv "$list.tmp" "$list"
+  step "$(basename "$list"): $(tr '\n' ' ' <"$list")"
+}
+main_ok=()
 for spec in "${SAMPLES[@]}"; do
   IFS='|' read -r name _ _ <<<"$spec"
-  sample_ok "$CACHE/$name" && echo "$name" >>"$CACHE/samples.list.tmp"
+  if sample_ok "$CACHE/$name" "$KERNEL_DIR" "$KVER" "$PINNED" all; then main_ok+=("$name"); fi
 done
-mv "$CACHE/samples.list.tmp" "$CACHE/samples.list"
-step "samples.list: $(tr '\n' ' ' <"$CACHE/samples.list")"
+write_list "$CACHE/samples.list" ${main_ok[@]+"${main_ok[@]}"}
+rlist=()
+for spec in "${RECOVERY_SAMPLES[@]}"; do # in the declared order
+  IFS='|' read -r name _ <<<"$spec"
+  for n in ${rdone[@]+"${rdone[@]}"}; do [ "$n" = "$name" ] && rlist+=("$name"); done
+done
+write_list "$CACHE/recovery-samples.list" ${rlist[@]+"${rlist[@]}"}
 step "done in $((SECONDS - T0))s"

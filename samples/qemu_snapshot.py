@@ -17,6 +17,8 @@ Writes into --out (which should be a fresh directory):
   truth/guest.env   (every K fact the guest printed, KEY=shell-quoted value)
   truth/kallsyms    (/proc/kallsyms of this boot, KASLR-slid, via isa-debugcon)
 and prints `SNAPSHOT_TRIES=<n>` on success. Exit status 0 on success.
+With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
+migration stream); the truth, kallsyms included, is collected the same way.
 """
 import argparse
 import os
@@ -254,7 +256,8 @@ def run_once(a, out, attempt):
                         raise Failure(f"dump-guest-memory: {o}")
                     log(f"memory saved in {time.monotonic() - t_stop:.1f}s "
                         f"(raw {os.path.getsize(raw_path)} B, elf {os.path.getsize(elf_path)} B)")
-                    save_extra_formats(mon, out)
+                    if a.formats == "all":
+                        save_extra_formats(mon, out)
                     o = mon.cmd("cont", 60)
                     if o:
                         raise Failure(f"cont: {o}")
@@ -305,6 +308,8 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--tries", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=480, help="seconds per boot")
+    ap.add_argument("--formats", choices=("all", "basic"), default="all",
+                    help="all: raw, ELF, kdump-*, savevm; basic: only memory.raw and memory.elf")
     a = ap.parse_args()
     m = re.fullmatch(r"(\d+)([MG]?)", a.mem)
     if not m:

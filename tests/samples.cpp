@@ -40,11 +40,10 @@ std::vector<std::vector<std::string>> read_tsv(const fs::path& path) {
   return rows;
 }
 
-}  // namespace
-
-std::vector<Sample> load_samples() {
+// Every sample named in `list_name` (one a line) under samples_dir().
+std::vector<Sample> load_sample_list(const std::string& list_name) {
   std::vector<Sample> samples;
-  std::ifstream list(samples_dir() / "samples.list");
+  std::ifstream list(samples_dir() / list_name);
   std::string name;
   while (std::getline(list, name)) {
     if (name.empty()) continue;
@@ -72,6 +71,12 @@ std::vector<Sample> load_samples() {
   return samples;
 }
 
+}  // namespace
+
+std::vector<Sample> load_samples() { return load_sample_list("samples.list"); }
+
+std::vector<Sample> load_recovery_samples() { return load_sample_list("recovery-samples.list"); }
+
 namespace {
 
 // Column positions of the shared task columns (plugins/linux_task_rows.hpp).
@@ -92,7 +97,9 @@ const std::string& text(const Row& row, int column) { return std::get<std::strin
 // The profile the samples are read with: the shipped dwarf2json ISF for the pinned build;
 // for a fallback kernel (pinned package unavailable) one built from its vmlinux BTF.
 std::filesystem::path profile_for(const Sample& sample) {
-  if (sample.env.at("PINNED") == "1") return shipped_profile();
+  // Recovery samples (PROFILE_SHIPPED=0) are other kernels: never the shipped profile.
+  const auto shipped = sample.env.find("PROFILE_SHIPPED");
+  if (sample.env.at("PINNED") == "1" && (shipped == sample.env.end() || shipped->second != "0")) return shipped_profile();
   const auto path = scratch_dir("btf-" + sample.name) / "btf.json";
   const auto kernel = std::filesystem::path(sample.env.at("KERNEL_DIR"));
   auto profile = build_profile_from_vmlinux(kernel / "vmlinux", kernel / "System.map");

@@ -38,6 +38,9 @@ struct Sample {
 std::filesystem::path samples_dir();
 // Every sample listed in samples.list; empty when none were built.
 std::vector<Sample> load_samples();
+// Every recovery sample listed in recovery-samples.list (kernels without a shipped profile,
+// sample.env has PROFILE_SHIPPED=0 and KERNEL_FLAVOUR); empty when none were built.
+std::vector<Sample> load_recovery_samples();
 
 // The profile a sample is read with: the shipped ISF for the pinned build, else one built from
 // the sample kernel's vmlinux BTF.

@@ -30,7 +30,9 @@ struct Session::Impl {
   Impl(std::shared_ptr<const PhysicalImage> image, SessionOptions options)
       : image(std::move(image)),
         profiles(options.profile_paths.empty() ? default_profile_paths() : std::move(options.profile_paths),
-                 std::move(options.cache)) {}
+                 std::move(options.cache)) {
+    profiles.set_snapshot_recovery(options.recover_profile);
+  }
 };
 
 Session::Session(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}

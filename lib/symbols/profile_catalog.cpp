@@ -92,6 +92,11 @@ ProfileCatalog::ProfileCatalog(const std::vector<fs::path>& search_paths, CacheO
   files_.erase(std::unique(files_.begin(), files_.end()), files_.end());
 }
 
+std::optional<fs::path> ProfileCatalog::cache_directory() const {
+  if (!cache_.enabled) return std::nullopt;
+  return cache_.directory.value_or(default_cache_directory());
+}
+
 std::optional<fs::path> ProfileCatalog::cache_path(const fs::path& file) const {
   if (!cache_.enabled) return std::nullopt;
   std::error_code ec;
@@ -107,7 +112,7 @@ std::optional<fs::path> ProfileCatalog::cache_path(const fs::path& file) const {
   std::snprintf(hex_key, sizeof hex_key, "%016zx", key);
   std::string stem = file.filename().string();
   stem = stem.substr(0, stem.find(".json"));
-  return cache_.directory.value_or(default_cache_directory()) / "profiles" / (stem + "-" + hex_key + ".vmiprof");
+  return *cache_directory() / "profiles" / (stem + "-" + hex_key + ".vmiprof");
 }
 
 Expected<std::shared_ptr<const Profile>> ProfileCatalog::load(const fs::path& file) {

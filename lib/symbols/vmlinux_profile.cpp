@@ -10,6 +10,7 @@
 #include <fstream>
 #include <unordered_map>
 
+#include "symbols/linux_profile.hpp"
 #include "vmi/vmlinux.hpp"
 
 namespace vmi {
@@ -243,37 +244,17 @@ Expected<Profile> build_profile_from_vmlinux(const std::filesystem::path& vmlinu
     banner = VMI_TRY(elf.string_at_address(*banner_address, std::min<std::uint64_t>(banner_size, kMaxBannerBytes)));
   }
 
-  ProfileBuilder builder;
-  builder.set_producer("vmi-forensics btf");
-  builder.set_format_version("6.2.0");
-  builder.set_os("linux");
-  const std::string origin = vmlinux.string() + " .BTF";
-  out.btf = VMI_TRY(add_btf_types(btf, builder, origin));
-
-  // BTF knows the types of the variables its DATASECs list (the per-CPU ones); a symbol gets
-  // one only when its address is that variable's place, since static names repeat. dwarf2json
-  // types symbols it has no debug information for as void.
-  std::unordered_map<std::string_view, std::uint64_t> addresses;
-  for (const MapSymbol& symbol : symbols) addresses.emplace(symbol.name, symbol.address);
-  std::unordered_map<std::string_view, TypeId> typed;
-  for (const BtfVariable& variable : out.btf.variables) {
-    const Section* section = elf.find(variable.section);
-    auto address = addresses.find(variable.name);
-    if (section != nullptr && address != addresses.end() && address->second == section->address + variable.offset) {
-      typed.emplace(variable.name, variable.type);
-    }
-  }
-  const TypeId void_type = builder.add_type(TypeKind::base, "void");
-  for (const MapSymbol& symbol : symbols) {
-    auto it = typed.find(symbol.name);
-    const bool is_banner = symbol.name == kBannerSymbol;
-    builder.add_symbol(symbol.name, symbol.address, it != typed.end() ? it->second : void_type,
-                       is_banner ? std::string_view(banner) : std::string_view());
-  }
-  out.typed_symbols = typed.size();
-  out.symbols = symbols.size();
-  out.banner_bytes = banner.size();
-  return std::move(builder).build();
+  LinuxProfileParts parts;
+  parts.btf = btf;
+  parts.btf_origin = vmlinux.string() + " .BTF";
+  parts.symbols = std::move(symbols);
+  parts.banner = std::move(banner);
+  parts.producer = "vmi-forensics btf";
+  parts.section_address = [&elf](std::string_view name) -> std::optional<std::uint64_t> {
+    if (const Section* section = elf.find(name)) return section->address;
+    return std::nullopt;
+  };
+  return assemble_linux_profile(parts, out);
 }
 
 }  // namespace vmi

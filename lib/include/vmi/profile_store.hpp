@@ -42,6 +42,12 @@ class ProfileCatalog {
   Expected<std::string> banner(const std::filesystem::path& file);
   // Cache entries found damaged and rebuilt, for the session's diagnostics.
   const std::vector<std::string>& notes() const { return notes_; }
+  // Where binary entries go; nothing when caching is off.
+  std::optional<std::filesystem::path> cache_directory() const;
+  // Whether OS detection may rebuild a profile from the snapshot itself when no file matches
+  // (on by default; a profile named alone is always the only candidate).
+  bool snapshot_recovery() const { return snapshot_recovery_; }
+  void set_snapshot_recovery(bool enabled) { snapshot_recovery_ = enabled; }
 
  private:
   std::optional<std::filesystem::path> cache_path(const std::filesystem::path& file) const;
@@ -50,6 +56,7 @@ class ProfileCatalog {
   CacheOptions cache_;
   std::vector<std::pair<std::filesystem::path, std::shared_ptr<const Profile>>> loaded_;
   std::vector<std::string> notes_;
+  bool snapshot_recovery_ = true;
 };
 
 // Search paths used when the user names none: $VMI_PROFILE_PATH (colon-separated), the

@@ -16,6 +16,8 @@ namespace vmi {
 struct SessionOptions {
   std::vector<std::filesystem::path> profile_paths;  // files or directories; empty: defaults
   CacheOptions cache;
+  // When no profile file matches, rebuild one from the snapshot's kallsyms and BTF.
+  bool recover_profile = true;
 };
 
 class Session {

@@ -8,7 +8,11 @@
 #include "os/linux/linux_kernel.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
+#include <filesystem>
+
+#include "vmi/profile_recovery.hpp"
 
 namespace vmi::os_linux {
 
@@ -103,6 +107,66 @@ Expected<Match> place_kernel(const std::shared_ptr<const PhysicalImage>& image, 
                                                  " does not map _text in any 2 MiB KASLR slot");
 }
 
+
+// A profile recovered from the snapshot (profile_recovery.cpp), cached under the cache
+// directory as recovered/<hash of banner>-<build id>.vmiprof. A cached entry is used only when
+// it places the kernel and the build id in memory equals the one in its name.
+std::string banner_key(std::string_view banner) {
+  std::uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a
+  for (char c : banner) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(hash));
+  return text;
+}
+
+std::string build_id_in_memory(const std::shared_ptr<const PhysicalImage>& image, const Profile& profile,
+                               const KernelPlacement& placement) {
+  const auto start = profile.symbol_address("__start_notes"), stop = profile.symbol_address("__stop_notes");
+  if (!start || !stop) return {};
+  PagedLayer layer(image, placement.page_table_root, *placement.paging);
+  return read_build_id(layer, *start + placement.virtual_shift, *stop + placement.virtual_shift);
+}
+
+std::string recovered_note(const Profile& profile, std::string_view suffix) {
+  const std::size_t types = profile.aggregates.size() + profile.enums.size() + profile.base_types.size();
+  return "profile recovered from snapshot: " + std::to_string(types) + " types, " + std::to_string(profile.symbols.size()) +
+         " symbols" + std::string(suffix);
+}
+
+Expected<Match> recovered_match(const std::shared_ptr<const PhysicalImage>& image, ProfileCatalog& profiles,
+                                Diagnostics& diagnostics, const BannerHit& banner) {
+  namespace fs = std::filesystem;
+  const auto cache = profiles.cache_directory();
+  const std::string key = banner_key(banner.text);
+  std::error_code ec;
+  if (cache && fs::is_directory(*cache / "recovered", ec)) {
+    for (const auto& file : fs::directory_iterator(*cache / "recovered", ec)) {
+      const std::string name = file.path().filename().string();
+      if (!name.starts_with(key + "-") || !name.ends_with(".vmiprof")) continue;
+      const std::string build_id = name.substr(key.size() + 1, name.size() - key.size() - 1 - 8);
+      auto cached = read_cached_profile(file.path());
+      if (!cached) {
+        diagnostics.warn("ignoring damaged recovered-profile cache entry: " + cached.error().message);
+        continue;
+      }
+      auto profile = std::make_shared<const Profile>(std::move(*cached));
+      auto match = place_kernel(image, profile, "profile recovered from snapshot (cached in '" + file.path().string() + "')");
+      if (match && build_id_in_memory(image, *match->profile, match->placement) == build_id) {
+        diagnostics.note(recovered_note(*match->profile, " (from cache)"));
+        return match;
+      }
+    }
+  }
+  auto recovered = VMI_TRY(recover_linux_profile(image));
+  auto profile = std::make_shared<const Profile>(std::move(recovered.profile));
+  if (cache) {
+    const fs::path path = *cache / "recovered" / (key + "-" + (recovered.build_id.empty() ? "none" : recovered.build_id) + ".vmiprof");
+    if (auto written = write_cached_profile(path, *profile); !written) diagnostics.warn(written.error().message);
+  }
+  diagnostics.note(recovered_note(*profile, ""));
+  return place_kernel(image, profile, "profile recovered from snapshot");
+}
+
 }  // namespace
 
 LinuxKernel::LinuxKernel(std::shared_ptr<const PhysicalImage> image, std::shared_ptr<const Profile> profile,
@@ -142,7 +206,7 @@ std::vector<std::pair<std::string, std::string>> LinuxKernel::facts() const {
   return facts;
 }
 
-std::optional<std::string> find_banner_text(const PhysicalImage& image) {
+std::optional<BannerHit> find_banner(const PhysicalImage& image) {
   std::string chunk;
   for (const Range& range : image.ranges()) {
     for (Addr at = range.begin; at < range.end; at += kScanChunk) {
@@ -160,7 +224,9 @@ std::optional<std::string> find_banner_text(const PhysicalImage& image) {
         // and buffers run on into other text, format strings say "%s".
         if (newline == std::string_view::npos || newline + 1 >= text.size() || text[newline + 1] != '\0') continue;
         text = text.substr(0, newline);
-        if (text.find("(gcc") != std::string_view::npos || text.find("clang") != std::string_view::npos) return std::string(text);
+        if (text.find("(gcc") != std::string_view::npos || text.find("clang") != std::string_view::npos) {
+          return BannerHit{std::string(text), at + hit};
+        }
       }
     }
   }
@@ -196,11 +262,20 @@ Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalIm
   }
   for (const auto& note : profiles.notes()) diagnostics.warn(note);
   const std::string where = std::string(image->name());
-  auto banner = find_banner_text(*image);
+  auto banner = find_banner(*image);
   if (!banner) return make_error(Errc::not_found, where + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
-  std::string message = where + ": no profile matches the kernel '" + *banner + "' (" + std::to_string(profiles.files().size()) +
+  if (!single && profiles.snapshot_recovery()) {
+    auto match = recovered_match(image, profiles, diagnostics, *banner);
+    if (match) {
+      return std::unique_ptr<Kernel>(
+          std::make_unique<LinuxKernel>(image, std::move(match->profile), std::move(match->source), match->placement));
+    }
+    rejected.push_back(match.error().message);
+  }
+  std::string message = where + ": no profile matches the kernel '" + banner->text + "' (" + std::to_string(profiles.files().size()) +
                         " profile(s) searched)";
   if (rejected.size() == 1) message += "; " + rejected.front();
+  if (rejected.size() > 1) message += "; " + rejected.back();
   return make_error(Errc::profile_mismatch, message);
 }
 

@@ -37,8 +37,13 @@ class LinuxKernel final : public Kernel {
 Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalImage> image, ProfileCatalog& profiles,
                                                 Diagnostics& diagnostics);
 
-// Finds the first "Linux version " banner in physical memory by a chunked scan that releases
-// pages behind it. Used to name the kernel when no profile matches.
-std::optional<std::string> find_banner_text(const PhysicalImage& image);
+// The first linux_banner in physical memory ("Linux version ...\n\0", naming the compiler),
+// found by a chunked scan that releases pages behind it: names the kernel when no profile
+// matches and anchors profile recovery.
+struct BannerHit {
+  std::string text;  // without the trailing newline
+  Addr physical = 0;
+};
+std::optional<BannerHit> find_banner(const PhysicalImage& image);
 
 }  // namespace vmi::os_linux

@@ -1,0 +1,288 @@
+// Profiles recovered from the snapshot itself (kallsyms + BTF, no profile file): checked against
+// the guest's own /proc, the vmlinux's BTF, dwarf2json's ISF of the same build and the real
+// System.map symbols that ISF carries.
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "samples.hpp"
+#include "support.hpp"
+#include "vmi/isf.hpp"
+#include "vmi/kallsyms.hpp"
+#include "vmi/profile_recovery.hpp"
+#include "vmi/session.hpp"
+#include "vmi/vmlinux.hpp"
+
+using namespace vmi;
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kRecoveredNote = "profile recovered from snapshot: ";
+
+// A session that has no profile file to try, so the kernel's profile must come from the image.
+Session open_without_profiles(const fs::path& image, const fs::path& cache) {
+  SessionOptions options;
+  static const fs::path no_profiles = test::scratch_dir("no-profiles");
+  options.profile_paths = {no_profiles};
+  options.cache = CacheOptions{true, cache};
+  auto session = Session::open(image, options);
+  REQUIRE_MESSAGE(session.has_value(), test::error_text(session));
+  return std::move(*session);
+}
+
+std::string profile_source(Session& session) {
+  auto kernel = session.kernel();
+  REQUIRE_MESSAGE(kernel.has_value(), test::error_text(kernel));
+  for (const auto& [name, value] : (*kernel)->facts()) {
+    if (name == "profile") return value;
+  }
+  return {};
+}
+
+// The GNU build id of an ELF file, as binutils' readelf prints it.
+std::string readelf_build_id(const fs::path& elf) {
+  std::string output;
+  FILE* pipe = ::popen(("readelf -n '" + elf.string() + "' 2>/dev/null").c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  char buffer[4096];
+  while (std::size_t got = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, got);
+  ::pclose(pipe);
+  const auto at = output.find("Build ID: ");
+  if (at == std::string::npos) return {};
+  return output.substr(at + 10, output.find('\n', at) - at - 10);
+}
+
+std::size_t type_count(const Profile& profile) {
+  return profile.aggregates.size() + profile.enums.size() + profile.base_types.size();
+}
+
+// Unique names among the core kernel's lines of the guest's /proc/kallsyms.
+std::size_t unique_kallsyms_names(const test::Sample& sample) {
+  std::set<std::string> names;
+  std::istringstream in(test::read_file(sample.dir / "truth/kallsyms"));
+  for (std::string line; std::getline(in, line);) {
+    if (line.find('[') != std::string::npos) continue;  // module symbols are not in the core table
+    names.insert(line.substr(line.rfind(' ') + 1));
+  }
+  return names.size();
+}
+
+// The fields a lookup by name reaches: named members, and the members of anonymous ones.
+std::vector<std::pair<std::string, FieldInfo>> named_fields(const Profile& profile, const Aggregate& aggregate,
+                                                            std::uint32_t base = 0, int depth = 0) {
+  std::vector<std::pair<std::string, FieldInfo>> out;
+  for (const Member& member : profile.members(aggregate)) {
+    if (member.anonymous != 0) {
+      const Aggregate* inner = profile.aggregate_of(member.type);
+      REQUIRE(inner != nullptr);
+      REQUIRE(depth < 8);
+      for (auto& field : named_fields(profile, *inner, base + member.offset, depth + 1)) out.push_back(std::move(field));
+      continue;
+    }
+    out.emplace_back(std::string(profile.str(member.name)), FieldInfo{base + member.offset, member.type});
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("with no profile file, pslist and pstree equal /proc on every sample kernel through a recovered profile") {
+  auto samples = test::load_samples();
+  const auto others = test::load_recovery_samples();
+  REQUIRE(samples.size() >= 2);
+  // cloud-amd64, rt-amd64 and the older 6.1.0-55 ABI: kernels the repository ships no profile for.
+  REQUIRE(others.size() == 3);
+  samples.insert(samples.end(), others.begin(), others.end());
+  for (const auto& sample : samples) {
+    CAPTURE(sample.name);
+    const fs::path cache = test::scratch_dir("recovered-" + sample.name);
+    for (const char* image : {"memory.raw", "memory.elf"}) {
+      CAPTURE(image);
+      Session session = open_without_profiles(sample.dir / image, cache);
+      CHECK(profile_source(session).starts_with("profile recovered from snapshot"));
+      REQUIRE(session.diagnostics().notes().size() == 1);
+      const std::string& note = session.diagnostics().notes().front();
+      CHECK(note.starts_with(kRecoveredNote));
+      // The first image recovers, the second (same kernel, same boot) loads the cached entry.
+      CHECK(note.ends_with(std::string(image) == "memory.raw" ? " symbols" : " symbols (from cache)"));
+      auto kernel = session.kernel();
+      REQUIRE(kernel.has_value());
+      CHECK((*kernel)->banner().find(sample.release) != std::string_view::npos);
+      CHECK(std::to_string((*kernel)->kernel_layer().mode().levels) == sample.env.at("PAGING_LEVELS"));
+      CHECK(note == std::string(kRecoveredNote) + std::to_string(type_count((*kernel)->profile())) + " types, " +
+                        std::to_string((*kernel)->profile().symbols.size()) + " symbols" +
+                        (std::string(image) == "memory.raw" ? "" : " (from cache)"));
+      // One profile symbol per distinct name of the kernel's own symbol table.
+      CHECK((*kernel)->profile().symbols.size() == unique_kallsyms_names(sample));
+      test::check_pslist_equals_proc(session, sample);
+      test::check_threads_equal_proc(session, sample);
+      test::check_pstree_matches_parents(session, sample);
+      CHECK(session.diagnostics().warnings().empty());
+    }
+  }
+}
+
+TEST_CASE("the recovered profile holds exactly the vmlinux's BTF types and the kernel's build id") {
+  const auto samples = test::load_samples();
+  REQUIRE(!samples.empty());
+  const auto& sample = samples.front();
+  const fs::path kernel_dir = sample.env.at("KERNEL_DIR");
+  auto image = open_image(sample.dir / "memory.raw");
+  REQUIRE(image.has_value());
+  auto recovered = recover_linux_profile(std::shared_ptr<const PhysicalImage>(std::move(*image)));
+  REQUIRE_MESSAGE(recovered.has_value(), test::error_text(recovered));
+  auto from_vmlinux = build_profile_from_vmlinux(kernel_dir / "vmlinux", kernel_dir / "System.map");
+  REQUIRE(from_vmlinux.has_value());
+  CHECK(recovered->types == type_count(*from_vmlinux));
+  CHECK(recovered->profile.aggregates.size() == from_vmlinux->aggregates.size());
+  CHECK(recovered->profile.enums.size() == from_vmlinux->enums.size());
+  CHECK(recovered->profile.banner() == from_vmlinux->banner());
+  CHECK(recovered->build_id.size() == 40);
+  CHECK(recovered->build_id == readelf_build_id(kernel_dir / "vmlinux"));
+  CHECK(recovered->paging->levels == std::stoi(sample.env.at("PAGING_LEVELS")));
+  MESSAGE(sample.name << ": " << recovered->types << " types, " << recovered->symbols << " symbols, BTF "
+                      << recovered->btf_bytes << " bytes at " << hex(recovered->btf_virtual) << ", build id "
+                      << recovered->build_id);
+}
+
+TEST_CASE("a recovered profile is cached under banner and build id, and a damaged or foreign entry is rebuilt") {
+  const auto samples = test::load_samples();
+  REQUIRE(!samples.empty());
+  const auto& sample = samples.back();
+  const fs::path image = sample.dir / "memory.raw";
+  const fs::path cache = test::scratch_dir("recovered-cache");
+  const fs::path entries = cache / "recovered";
+  const std::string build_id = readelf_build_id(fs::path(sample.env.at("KERNEL_DIR")) / "vmlinux");
+  REQUIRE(build_id.size() == 40);
+  auto only_entry = [&] {
+    std::vector<fs::path> files;
+    for (const auto& file : fs::directory_iterator(entries)) files.push_back(file.path());
+    REQUIRE(files.size() == 1);
+    return files.front();
+  };
+  auto note_of = [&](Session& session) {
+    REQUIRE(session.kernel().has_value());
+    REQUIRE(session.diagnostics().notes().size() == 1);
+    return session.diagnostics().notes().front();
+  };
+
+  Session first = open_without_profiles(image, cache);
+  CHECK_FALSE(note_of(first).ends_with("(from cache)"));
+  const fs::path entry = only_entry();
+  CHECK(entry.filename().string().size() == 16 + 1 + 40 + 8);
+  CHECK(entry.filename().string().substr(17, 40) == build_id);
+
+  SUBCASE("the second session loads the entry") {
+    Session second = open_without_profiles(image, cache);
+    CHECK(note_of(second).ends_with(" symbols (from cache)"));
+    test::check_pslist_equals_proc(second, sample);
+  }
+  SUBCASE("a damaged entry is reported, not trusted, and rewritten") {
+    std::string bytes = test::read_file(entry);
+    bytes[bytes.size() / 2] = static_cast<char>(bytes[bytes.size() / 2] ^ 0x5a);
+    test::write_file(entry, bytes);
+    Session second = open_without_profiles(image, cache);
+    CHECK_FALSE(note_of(second).ends_with("(from cache)"));
+    REQUIRE(second.diagnostics().warnings().size() == 1);
+    CHECK(second.diagnostics().warnings().front().starts_with("ignoring damaged recovered-profile cache entry: "));
+    test::check_pslist_equals_proc(second, sample);
+    Session third = open_without_profiles(image, cache);
+    CHECK(note_of(third).ends_with("(from cache)"));
+  }
+  SUBCASE("an entry whose build id differs from the kernel's is not used") {
+    const fs::path foreign = entries / (entry.filename().string().substr(0, 17) + std::string(40, '0') + ".vmiprof");
+    fs::rename(entry, foreign);
+    Session second = open_without_profiles(image, cache);
+    CHECK_FALSE(note_of(second).ends_with("(from cache)"));
+    CHECK(fs::exists(entry));  // the right entry was written again
+  }
+}
+
+TEST_CASE("BTF from the snapshot, BTF from vmlinux and dwarf2json's DWARF agree on the investigation types") {
+  const auto samples = test::load_samples();
+  REQUIRE(!samples.empty());
+  const auto& sample = samples.front();
+  REQUIRE_MESSAGE(sample.env.at("PINNED") == "1", "needs the pinned kernel, which the dwarf2json ISF describes");
+  const fs::path kernel_dir = sample.env.at("KERNEL_DIR");
+  auto image = open_image(sample.dir / "memory.raw");
+  REQUIRE(image.has_value());
+  auto snapshot = recover_linux_profile(std::shared_ptr<const PhysicalImage>(std::move(*image)));
+  REQUIRE_MESSAGE(snapshot.has_value(), test::error_text(snapshot));
+  auto vmlinux = build_profile_from_vmlinux(kernel_dir / "vmlinux", kernel_dir / "System.map");
+  REQUIRE(vmlinux.has_value());
+  auto dwarf = load_isf_file(test::shipped_profile());
+  REQUIRE(dwarf.has_value());
+
+  const Profile* profiles[] = {&snapshot->profile, &*vmlinux, &*dwarf};
+  std::size_t members_compared = 0;
+  for (const char* type : {"task_struct", "mm_struct", "files_struct", "file", "dentry", "inode", "module", "cred", "list_head",
+                           "sock", "inet_sock", "net"}) {
+    CAPTURE(type);
+    const Aggregate* reference = dwarf->find_aggregate(type);
+    REQUIRE(reference != nullptr);
+    for (const Profile* profile : profiles) {
+      const Aggregate* aggregate = profile->find_aggregate(type);
+      REQUIRE(aggregate != nullptr);
+      CHECK(aggregate->size == reference->size);
+      CHECK(aggregate->member_count == reference->member_count);
+    }
+    // Every field dwarf2json names (anonymous members flattened into their parent, as lookups
+    // see them), at the same offset with the same size in all three.
+    for (const auto& [name, field] : named_fields(*dwarf, *reference)) {
+      CAPTURE(name);
+      const auto expected_size = dwarf->size_of(field.type);
+      for (const Profile* profile : {profiles[0], profiles[1]}) {
+        const auto found = profile->find_field(*profile->find_aggregate(type), name);
+        REQUIRE(found.has_value());
+        CHECK(found->offset == field.offset);
+        CHECK(profile->size_of(found->type) == expected_size);
+      }
+      ++members_compared;
+    }
+  }
+  MESSAGE(members_compared << " members compared across 12 types");
+  CHECK(members_compared == 711);
+}
+
+TEST_CASE("kallsyms from the snapshot equals System.map plus the KASLR shift for every symbol in both") {
+  const auto samples = test::load_samples();
+  REQUIRE(!samples.empty());
+  for (const auto& sample : samples) {
+    CAPTURE(sample.name);
+    REQUIRE_MESSAGE(sample.env.at("PINNED") == "1", "the dwarf2json ISF carries the pinned build's System.map");
+    // The shipped ISF's symbols are the -dbg package's System.map: an independent source.
+    Session session = test::open_sample(sample.dir / "memory.raw", test::shipped_profile());
+    auto kernel = session.kernel();
+    REQUIRE(kernel.has_value());
+    const Profile& map = (*kernel)->profile();
+    auto recovered = recover_kallsyms((*kernel)->kernel_layer(), *(*kernel)->symbol("_text"));
+    REQUIRE_MESSAGE(recovered.has_value(), test::error_text(recovered));
+    // Static symbols repeat a name with different addresses; compare the names kallsyms has once.
+    std::map<std::string_view, std::size_t> occurrences;
+    for (const auto& symbol : recovered->symbols) ++occurrences[symbol.name];
+    std::size_t in_both = 0, mismatches = 0, only_kallsyms = 0;
+    for (const auto& symbol : recovered->symbols) {
+      if (occurrences[symbol.name] != 1) continue;
+      const Symbol* linked = map.find_symbol(symbol.name);
+      if (linked == nullptr) {
+        ++only_kallsyms;
+        continue;
+      }
+      ++in_both;
+      // Per-CPU symbols are offsets and do not move; everything else moves by the shift.
+      const Addr expected = symbol.address < 0xffff800000000000ull ? linked->address : (*kernel)->symbol(symbol.name).value();
+      if (symbol.address != expected && ++mismatches <= 5) {
+        MESSAGE(symbol.name << ": kallsyms " << hex(symbol.address) << ", System.map + shift " << hex(expected));
+      }
+    }
+    MESSAGE(sample.name << ": " << in_both << " symbols in both, " << only_kallsyms << " only in kallsyms, "
+                        << recovered->symbols.size() << " kallsyms entries");
+    CHECK(mismatches == 0);
+    CHECK(in_both == 87457);
+    CHECK(only_kallsyms == 0);
+  }
+}
