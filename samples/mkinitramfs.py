@@ -10,7 +10,12 @@ Contents:
   /init                 busybox sh script: mounts /proc,/sys,/dev, runs the workload
   /dev/console, /dev/null, /dev/ttyS0 device nodes, empty /proc /sys /tmp /root
 
+With --lime-ko and --net-ko (the LiME sample) it also holds /lime.ko and the NIC driver
+/net.ko; /init loads net.ko and brings eth0 up as 10.0.2.15/24 (QEMU user networking) *before*
+the workload starts, and passes /lime.ko to the workload (argv[3], see workload.c).
+
 usage: mkinitramfs.py --busybox PATH --workload PATH --out initrd.img [--settle N]
+                      [--lime-ko lime.ko --net-ko e1000.ko]
 """
 import argparse
 import gzip
@@ -25,9 +30,15 @@ INIT_SCRIPT = r"""#!/bin/busybox sh
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "@@VMI-INIT $(/bin/busybox cat /proc/sys/kernel/osrelease)"
-/bin/vmi-workload @SETTLE@
+@NET@/bin/vmi-workload @SETTLE@@LIME@
 echo "@@VMI-WORKLOAD-EXITED $?"
 /bin/busybox poweroff -f
+"""
+
+NET_SETUP = r"""/bin/busybox insmod /net.ko || echo "@@VMI-NET-FAILED insmod"
+/bin/busybox ip link set lo up
+/bin/busybox ip link set eth0 up || echo "@@VMI-NET-FAILED eth0"
+/bin/busybox ip addr add 10.0.2.15/24 dev eth0
 """
 
 S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR = 0o040000, 0o100000, 0o120000, 0o020000
@@ -62,7 +73,11 @@ def main():
     ap.add_argument("--workload", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--settle", type=int, default=3, help="seconds the workload waits before collecting")
+    ap.add_argument("--lime-ko", help="lime.ko to put in as /lime.ko (needs --net-ko)")
+    ap.add_argument("--net-ko", help="NIC driver module (e1000.ko) to put in as /net.ko")
     a = ap.parse_args()
+    if bool(a.lime_ko) != bool(a.net_ko):
+        ap.error("--lime-ko and --net-ko go together")
 
     listing = subprocess.run([a.busybox, "--list-full"], check=True, capture_output=True, text=True).stdout
     applets = sorted({line.strip() for line in listing.splitlines() if line.strip()})
@@ -75,7 +90,13 @@ def main():
         entries["bin/busybox"] = (S_IFREG | 0o755, f.read(), (0, 0))
     with open(a.workload, "rb") as f:
         entries["bin/vmi-workload"] = (S_IFREG | 0o755, f.read(), (0, 0))
-    entries["init"] = (S_IFREG | 0o755, INIT_SCRIPT.replace("@SETTLE@", str(a.settle)).encode(), (0, 0))
+    init = INIT_SCRIPT.replace("@SETTLE@", str(a.settle))
+    init = init.replace("@NET@", NET_SETUP if a.lime_ko else "").replace("@LIME@", " 4 /lime.ko" if a.lime_ko else "")
+    entries["init"] = (S_IFREG | 0o755, init.encode(), (0, 0))
+    for name, path in (("lime.ko", a.lime_ko), ("net.ko", a.net_ko)):
+        if path:
+            with open(path, "rb") as f:
+                entries[name] = (S_IFREG | 0o644, f.read(), (0, 0))
     entries["dev/console"] = (S_IFCHR | 0o600, b"", (5, 1))
     entries["dev/null"] = (S_IFCHR | 0o666, b"", (1, 3))
     entries["dev/ttyS0"] = (S_IFCHR | 0o660, b"", (4, 64))

@@ -19,6 +19,16 @@ Writes into --out (which should be a fresh directory):
 and prints `SNAPSHOT_TRIES=<n>` on success. Exit status 0 on success.
 With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
 migration stream); the truth, kallsyms included, is collected the same way.
+
+With --formats lime (the initrd must come from `mkinitramfs.py --lime-ko lime.ko --net-ko
+e1000.ko`) the guest gets an e1000 NIC on QEMU user networking with host port P forwarded to
+the guest's 4444. On READY the VM is NOT stopped: the host answers GO at once; after collection 2
+and kallsyms the workload runs `insmod lime.ko path=tcp:4444 format=lime timeout=0` and prints
+@@VMI-LIME-START; the host reads the dump from 127.0.0.1:P into memory.lime until lime.ko closes
+the connection, then stops the VM, saves memory.raw (pmemsave, after the dump), continues and
+writes GO; the guest reaps insmod and prints collection 3 (with the LIME_INSMOD_* facts, merged
+into truth/guest.env). Collection 3 must equal collection 1 (else the boot is retried), so the
+truth plus the insmod process is the process set that existed while lime.ko read memory.
 """
 import argparse
 import os
@@ -30,6 +40,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import zlib
 
@@ -181,15 +192,55 @@ def save_extra_formats(mon, out):
     log(f"extra formats saved in {time.monotonic() - t0:.1f}s ({sizes})")
 
 
+LIME_MAGIC = b"EMiL"  # 0x4C694D45 little-endian
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LimeReceiver(threading.Thread):
+    """Reads lime.ko's TCP stream (through QEMU's hostfwd) into a file until lime.ko closes it.
+    Until lime.ko listens, slirp accepts the connection and drops it at once: retried."""
+
+    def __init__(self, port, path, deadline):
+        super().__init__(daemon=True)
+        self.port, self.path, self.deadline = port, path, deadline
+        self.total, self.error = 0, None
+
+    def run(self):
+        while time.monotonic() < self.deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=5) as sock, open(self.path, "wb") as f:
+                    sock.settimeout(120)
+                    total = 0
+                    while True:
+                        data = sock.recv(1 << 20)
+                        if not data:
+                            break
+                        f.write(data)
+                        total += len(data)
+                    if total >= 32:
+                        self.total = total
+                        return
+            except OSError:
+                pass
+            time.sleep(0.5)
+        self.error = "no LiME stream before the deadline"
+
+
 def run_once(a, out, attempt):
     tmp = tempfile.mkdtemp(prefix="vmi-qemu-")
     ser_path, mon_path = os.path.join(tmp, "serial.sock"), os.path.join(tmp, "monitor.sock")
     console_path = os.path.join(out, "console.log")
     raw_path, elf_path = os.path.join(out, "memory.raw"), os.path.join(out, "memory.elf")
+    lime_path = os.path.join(out, "memory.lime")
     dbg_path = os.path.join(out, "debugcon.bin")
     extra = [os.path.join(out, f"memory.kdump-{c}") for c, _ in KDUMP_CODECS]
     extra += [os.path.join(out, "memory.kdump-seekable"), os.path.join(out, "memory.savevm")]
-    for p in [raw_path, elf_path, dbg_path] + extra:
+    for p in [raw_path, elf_path, dbg_path, lime_path] + extra:
         if os.path.exists(p):
             os.unlink(p)
     cmd = [a.qemu, "-machine", "q35,accel=tcg", "-cpu", a.cpu, "-m", a.mem, "-smp", str(a.smp),
@@ -199,6 +250,10 @@ def run_once(a, out, attempt):
            "-monitor", f"unix:{mon_path},server=on,wait=off",
            # binary side channel for the (large) /proc/kallsyms dump, see workload.c
            "-chardev", f"file,id=dbgcon,path={dbg_path}", "-device", "isa-debugcon,iobase=0xe9,chardev=dbgcon"]
+    lime = None  # LimeReceiver once the guest has started lime.ko
+    if a.formats == "lime":
+        port = free_port()
+        cmd += ["-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:4444", "-device", "e1000,netdev=n0"]
     log(f"try {attempt}: {' '.join(shlex.quote(c) for c in cmd)}")
     qlog = open(os.path.join(out, "qemu.log"), "ab")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=qlog)
@@ -216,9 +271,30 @@ def run_once(a, out, attempt):
             left = deadline - time.monotonic()
             if left <= 0:
                 raise Failure(f"guest timed out after {a.timeout}s (see {console_path})")
-            r, _, _ = select.select([ser], [], [], min(left, 1.0))
+            r, _, _ = select.select([ser], [], [], min(left, 0.05 if lime else 1.0))
             if proc.poll() is not None:
                 raise Failure(f"qemu exited with status {proc.returncode} (see {console_path})")
+            if lime is not None and not snap_done and not lime.is_alive():
+                # lime.ko has closed the connection: stop the VM now and save memory.raw
+                t_end = time.monotonic()
+                if lime.error:
+                    raise Failure(f"LiME: {lime.error}")
+                o = mon.cmd("stop", 60)
+                t_stop = time.monotonic()
+                if o:
+                    raise Failure(f"stop: {o}")
+                with open(lime_path, "rb") as f:
+                    if f.read(4) != LIME_MAGIC:
+                        raise Failure("the LiME stream does not start with LiME's magic")
+                log(f"LiME: {lime.total} B in {t_end - t_lime:.1f}s; VM stopped {1000 * (t_stop - t_end):.0f} ms after the end")
+                o = mon.cmd(f"pmemsave 0 {a.ram_bytes} {hmp_quote(raw_path)}", 600)
+                if o:
+                    raise Failure(f"pmemsave: {o}")
+                o = mon.cmd("cont", 60)
+                if o:
+                    raise Failure(f"cont: {o}")
+                ser.sendall(b"GO\n")
+                snap_done = True
             if not r:
                 continue
             chunk = ser.recv(65536)
@@ -238,6 +314,14 @@ def run_once(a, out, attempt):
                     raise Failure(f"guest kernel panic: {line}")
                 elif line == "@@VMI-WORKLOAD-EXITED" or line.startswith("@@VMI-WORKLOAD-EXITED"):
                     raise Failure(f"workload exited: {line}")
+                elif line == "@@VMI-READY" and a.formats == "lime":
+                    log(f"READY after {time.monotonic() - t0:.1f}s; not stopping (LiME dumps later)")
+                    ser.sendall(b"GO\n")
+                elif line.startswith("@@VMI-LIME-START") and a.formats == "lime" and lime is None:
+                    log(f"guest started lime.ko: {line}")
+                    t_lime = time.monotonic()
+                    lime = LimeReceiver(port, lime_path, t_lime + a.timeout)
+                    lime.start()
                 elif line == "@@VMI-READY" and not snap_done:
                     t_ready = time.monotonic()
                     o = mon.cmd("stop", 60)
@@ -308,8 +392,9 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--tries", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=480, help="seconds per boot")
-    ap.add_argument("--formats", choices=("all", "basic"), default="all",
-                    help="all: raw, ELF, kdump-*, savevm; basic: only memory.raw and memory.elf")
+    ap.add_argument("--formats", choices=("all", "basic", "lime"), default="all",
+                    help="all: raw, ELF, kdump-*, savevm; basic: only memory.raw and memory.elf; "
+                         "lime: memory.lime by lime.ko in the guest, then memory.raw")
     a = ap.parse_args()
     m = re.fullmatch(r"(\d+)([MG]?)", a.mem)
     if not m:
@@ -323,7 +408,7 @@ def main():
         try:
             text = run_once(a, out, attempt)
             secs = parse_sections(text)
-            for n in (1, 2):
+            for n in ((1, 2, 3) if a.formats == "lime" else (1, 2)):
                 if n not in secs:
                     raise Failure(f"collection {n} missing")
                 if not secs[n][1]:
@@ -340,6 +425,17 @@ def main():
             if p1 != p2 or t1 != t2:
                 d = sorted(set(map(tuple, p1)) ^ set(map(tuple, p2))) + sorted(set(map(tuple, t1)) ^ set(map(tuple, t2)))
                 raise Failure(f"process/thread set changed across the snapshot: {d[:10]}")
+            if a.formats == "lime":
+                p3, t3, facts3 = split_collection(secs[3][0])
+                if p1 != p3 or t1 != t3:
+                    d = sorted(set(map(tuple, p1)) ^ set(map(tuple, p3))) + sorted(set(map(tuple, t1)) ^ set(map(tuple, t3)))
+                    raise Failure(f"process/thread set changed across the LiME dump: {d[:10]}")
+                lime_facts = {k: v for k, v in facts3.items() if k.startswith("LIME_")}
+                if lime_facts.get("LIME_INSMOD_STATUS") != "0" or lime_facts.get("LIME_INSMOD_COMM") != "insmod":
+                    raise Failure(f"insmod lime.ko failed: {lime_facts}")
+                if lime_facts.get("LIME_INSMOD_PPID") != facts.get("COLLECTOR_PID"):
+                    raise Failure(f"insmod is not the collector's child: {lime_facts}")
+                facts.update(lime_facts)
             if os.path.getsize(os.path.join(out, "memory.raw")) != a.ram_bytes:
                 raise Failure("memory.raw has the wrong size")
         except Failure as e:

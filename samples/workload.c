@@ -33,6 +33,14 @@
  * The host writes "GO\n" to the console, then collection 2 is printed and
  *   @@VMI-KALLSYMS bytes=<n> crc32=<hex>   (after collection 2, see dump_kallsyms)
  *   @@VMI-DONE
+ *
+ * LiME mode (argv[3] = path of lime.ko, see samples/README.md): after the kallsyms dump the
+ * collector forks `/sbin/insmod <lime.ko> path=tcp:4444 format=lime timeout=0`, waits for the exec
+ * and prints
+ *   @@VMI-LIME-START pid=<insmod pid>
+ * The host reads the dump over TCP, stops the VM, saves memory.raw, continues and writes "GO";
+ * the collector reaps insmod and prints collection 3 (K facts LIME_INSMOD_*: the insmod process
+ * that existed while lime.ko dumped), then @@VMI-DONE. The host checks collection 3 equals 1.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -284,6 +292,37 @@ static void kallsyms_facts(void) {
     fclose(f);
 }
 
+/*
+ * Physical memory map as the kernel sees it (/proc/iomem, root sees real addresses): the
+ * top-level "System RAM" ranges (exactly what lime.ko dumps) and the "Kernel code" range,
+ * each as start-end (inclusive, hex), space separated.
+ */
+static void iomem_facts(void) {
+    static char ram[4096], code[256];
+    size_t ram_len = 0, code_len = 0;
+    ram[0] = code[0] = 0;
+    FILE *f = fopen("/proc/iomem", "re");
+    if (!f) return;
+    char line[256];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long s, e;
+        int name_at = 0;
+        if (sscanf(line, " %llx-%llx : %n", &s, &e, &name_at) != 2 || !name_at) continue;
+        char *name = line + name_at;
+        name[strcspn(name, "\n")] = 0;
+        char *dst = NULL;
+        size_t cap = 0, *len = NULL;
+        if (line[0] != ' ' && strcmp(name, "System RAM") == 0) dst = ram, cap = sizeof ram, len = &ram_len;
+        else if (strcmp(name, "Kernel code") == 0) dst = code, cap = sizeof code, len = &code_len;
+        if (!dst || *len >= cap) continue;
+        int n = snprintf(dst + *len, cap - *len, "%s0x%llx-0x%llx", *len ? " " : "", s, e);
+        if (n > 0) *len += (size_t)n;
+    }
+    fclose(f);
+    emit("K\tIOMEM_SYSTEM_RAM\t%s\n", ram);
+    emit("K\tIOMEM_KERNEL_CODE\t%s\n", code);
+}
+
 /* the P and T lines of one /proc walk into out[] (replacing its content) */
 static void collect_procs(void) {
     static int pids[65536], tids[65536];
@@ -366,6 +405,7 @@ static void finish_and_print(int n) {
         emit("K\tMEMTOTAL_KB\t%ld\n", kb);
     }
     emit("K\tCOLLECTOR_PID\t%d\n", (int)getpid());
+    iomem_facts();
     kallsyms_facts();
 
     size_t lines = 0;
@@ -434,8 +474,50 @@ static void wait_for_go(int timeout_s) {
     }
 }
 
+/*
+ * LiME mode: runs lime.ko from a child of the collector, so the guest has exactly one more process
+ * (insmod, uid 0, child of the collector) while the dump runs. Its pid and start time are read
+ * from /proc once it has exec'd; after the host's "GO" (dump received, memory.raw saved) it is
+ * reaped and collection 3 is printed with those facts.
+ */
+static void run_lime(const char *ko) {
+    pid_t p = fork();
+    if (p < 0) die("fork");
+    if (p == 0) {
+        execl("/sbin/insmod", "insmod", ko, "path=tcp:4444", "format=lime", "timeout=0", (char *)NULL);
+        _exit(127);
+    }
+    char path[64], comm[64], *rest;
+    unsigned long long start = 0;
+    long ppid = -1;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+    for (int i = 0; i < 200; i++) { /* until the child has exec'd insmod (comm changes) */
+        if (read_file(path, fbuf, sizeof fbuf) > 0 && parse_stat(fbuf, comm, sizeof comm, &rest) == 0 &&
+            strcmp(comm, "insmod") == 0 &&
+            sscanf(rest, " %*c %ld %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+                   &ppid, &start) == 2)
+            break;
+        comm[0] = 0;
+        usleep(50000);
+    }
+    char line[128];
+    snprintf(line, sizeof line, "@@VMI-LIME-START pid=%d comm=%s\n", (int)p, comm);
+    say(line);
+    wait_for_go(1800);
+    int status = 0;
+    while (waitpid(p, &status, 0) < 0 && errno == EINTR) {}
+    collect_procs();
+    emit("K\tLIME_INSMOD_PID\t%d\n", (int)p);
+    emit("K\tLIME_INSMOD_PPID\t%ld\n", ppid);
+    emit("K\tLIME_INSMOD_COMM\t%s\n", comm);
+    emit("K\tLIME_INSMOD_START_TICKS\t%llu\n", start);
+    emit("K\tLIME_INSMOD_STATUS\t%d\n", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    finish_and_print(3);
+}
+
 int main(int argc, char **argv) {
-    /* argv[1]: seconds to wait after the tree is up; argv[2]: stable checks wanted */
+    /* argv[1]: seconds to wait after the tree is up; argv[2]: stable checks wanted;
+     * argv[3] (optional): lime.ko, see run_lime() */
     int settle = argc > 1 ? atoi(argv[1]) : 2;
     setvbuf(stdout, NULL, _IONBF, 0);
     set_name("vmi-wl-root");
@@ -498,6 +580,7 @@ int main(int argc, char **argv) {
     collect_procs();
     finish_and_print(2);
     dump_kallsyms();
+    if (argc > 3 && argv[3][0]) run_lime(argv[3]);
     say("@@VMI-DONE\n");
     for (;;) pause(); /* the host quits QEMU */
 }

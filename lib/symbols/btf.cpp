@@ -8,6 +8,8 @@
 // 12-byte type records with a kind-dependent tail, and a NUL-separated string section.
 #include "vmi/btf.hpp"
 
+#include "symbols/isf_types.hpp"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -66,7 +68,7 @@ constexpr KindLayout kKinds[kKindEnd] = {
 // clang-format on
 constexpr std::uint32_t kIntSigned = 1, kIntChar = 2, kIntBool = 4;  // BTF_INT_ENCODING bits
 
-constexpr std::uint32_t kUnset = 0xffffffffu;
+using isf_types::kUnset;
 
 std::string hex(std::uint64_t value) {
   char buffer[24];
@@ -243,46 +245,18 @@ Expected<Btf> parse(std::span<const std::byte> bytes, std::string_view origin) {
   return btf;
 }
 
-std::uint64_t fnv1a(std::string_view text) {
-  std::uint64_t hash = 0xcbf29ce484222325ull;
-  for (char c : text) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
-  return hash;
-}
-
-std::string unnamed(std::string_view signature) {
-  char buffer[32];
-  std::snprintf(buffer, sizeof buffer, "unnamed_%016llx", static_cast<unsigned long long>(fnv1a(signature)));
-  return buffer;
-}
-
-// A type reference in ISF form; `subtype` indexes Converter::descs_.
-struct Desc {
-  TypeKind kind = TypeKind::void_;
-  std::string name;
-  std::uint32_t subtype = kUnset;
-  std::uint32_t count = 0;
-  std::uint8_t bit_position = 0, bit_length = 0;
-};
-
-struct PendingMember {
-  std::string name;
-  std::uint32_t offset = 0;
-  std::uint32_t desc = 0;
-  bool anonymous = false;
-};
-
-struct BaseInfo {
-  std::string name;
-  std::uint32_t size;
-  BaseKind kind;
-  bool is_signed;
-};
+using isf_types::Desc;
+using isf_types::PendingMember;
+using isf_types::TypeTable;
+using isf_types::fnv1a;
+using isf_types::unnamed;
 
 class Converter {
  public:
   Converter(const Btf& btf, ProfileBuilder& builder, const BtfOptions& options)
       : btf_(btf),
         builder_(builder),
+        table_(builder),
         options_(options),
         memo_(btf.types.size(), kUnset),
         busy_(btf.types.size(), 0),
@@ -306,10 +280,7 @@ class Converter {
   std::string_view name_of(std::uint32_t id) const { return btf_.name(raw(id).name_off); }
 
   void add_base(std::string name, std::uint32_t size, BaseKind kind, bool is_signed) {
-    if (!base_names_.insert(name).second) return;
-    builder_.add_base_type(name, size, kind, is_signed);
-    bases_.push_back(BaseInfo{std::move(name), size, kind, is_signed});
-    summary_.base_types++;
+    if (table_.add_base(std::move(name), size, kind, is_signed)) summary_.base_types++;
   }
 
   // dwarf2json's conventions: bool and float count as signed; char is a kind of its own.
@@ -328,36 +299,9 @@ class Converter {
       const BaseKind kind = is_bool ? BaseKind::boolean : is_char ? BaseKind::character : BaseKind::integer;
       add_base(name, t.size_or_type, kind, is_bool || (encoding & kIntSigned) != 0);
     }
-    std::sort(bases_.begin(), bases_.end(), [](const BaseInfo& a, const BaseInfo& b) { return a.name < b.name; });
   }
 
-  std::uint32_t intern(Desc d) {
-    std::string key = std::to_string(static_cast<int>(d.kind)) + '|' + d.name + '|' + std::to_string(d.subtype) + '|' +
-                      std::to_string(d.count) + '|' + std::to_string(d.bit_position) + '|' +
-                      std::to_string(d.bit_length);
-    auto [it, inserted] = desc_index_.try_emplace(std::move(key), static_cast<std::uint32_t>(descs_.size()));
-    if (!inserted) return it->second;
-    const TypeId subtype = d.subtype == kUnset ? kNoType : ids_[d.subtype];
-    ids_.push_back(builder_.add_type(d.kind, d.name, subtype, d.count, d.bit_position, d.bit_length));
-    descs_.push_back(std::move(d));
-    return it->second;
-  }
-
-  // Text of a reference, for hashing layouts: equal text means equal ISF output.
-  std::string render(std::uint32_t d) const {
-    const Desc& desc = descs_[d];
-    switch (desc.kind) {
-      case TypeKind::pointer:
-        return "*" + render(desc.subtype);
-      case TypeKind::array:
-        return "[" + std::to_string(desc.count) + "]" + render(desc.subtype);
-      case TypeKind::bitfield:
-        return "bits" + std::to_string(desc.bit_position) + ":" + std::to_string(desc.bit_length) + " " +
-               render(desc.subtype);
-      default:
-        return std::string(to_string(desc.kind)) + " " + desc.name;
-    }
-  }
+  std::uint32_t intern(Desc d) { return table_.intern(std::move(d)); }
 
   // dwarf2json names a struct reached through a typedef after the typedef (spinlock_t), as
   // Go's DWARF reader never names struct types themselves; other typedefs vanish in ISF.
@@ -378,7 +322,7 @@ class Converter {
     return id;
   }
 
-  // The ISF reference for BTF type `id`, as an index into descs_.
+  // The ISF reference for BTF type `id`, as an index into table_.
   Expected<std::uint32_t> desc(std::uint32_t id, int depth) {
     if (memo_[id] != kUnset) return memo_[id];
     if (depth > kMaxBtfTypeDepth) {
@@ -454,9 +398,7 @@ class Converter {
       m.offset = bits / 8;
       m.name = btf_.name(btf_.u32(at));
       if (m.name.empty()) {
-        char buffer[32];
-        std::snprintf(buffer, sizeof buffer, "unnamed_field_%x", anonymous++);
-        m.name = buffer;
+        m.name = TypeTable::unnamed_field(anonymous++);
         m.anonymous = true;
       }
       if (seen.insert(m.name).second) members.push_back(std::move(m));
@@ -465,9 +407,7 @@ class Converter {
   }
 
   std::string signature(const RawType& t, const std::vector<PendingMember>& members) const {
-    std::string text = std::string(t.kind == kStruct ? "struct " : "union ") + std::to_string(t.size_or_type) + " {";
-    for (const PendingMember& m : members) text += m.name + "@" + std::to_string(m.offset) + " " + render(m.desc) + ";";
-    return text + "}";
+    return table_.signature(t.kind == kUnion, t.size_or_type, members);
   }
 
   Expected<std::string> aggregate_name(std::uint32_t id, int depth) {
@@ -533,15 +473,7 @@ class Converter {
       for (std::size_t i = 0, at = t.tail; i < t.vlen; ++i, at += stride) is_signed |= enumerator_value(t, at) < 0;
       // A declaration-only enum has no size in DWARF: dwarf2json writes size 0, base void.
       const std::uint32_t size = t.vlen == 0 ? 0 : t.size_or_type;
-      // dwarf2json's choice: the first integer base type, by name, of the enum's size and sign.
-      std::string base = "void";
-      for (const BaseInfo& b : bases_) {
-        if (b.kind == BaseKind::integer && b.size == size && b.is_signed == is_signed) {
-          base = b.name;
-          break;
-        }
-      }
-      builder_.begin_enum(enum_name(id), size, base);
+      builder_.begin_enum(enum_name(id), size, table_.enum_base(size, is_signed));
       for (std::size_t i = 0, at = t.tail; i < t.vlen; ++i, at += stride) {
         builder_.add_enumerator(btf_.name(btf_.u32(at)), enumerator_value(t, at));
       }
@@ -573,7 +505,7 @@ class Converter {
                             "as '" + name + "' takes the profile past " + std::to_string(kMaxBtfMembers) + " members");
     }
     builder_.begin_aggregate(name, t.kind == kStruct ? TypeKind::struct_ : TypeKind::union_, t.size_or_type);
-    for (const PendingMember& m : members) builder_.add_member(m.name, m.offset, ids_[m.desc], m.anonymous);
+    for (const PendingMember& m : members) builder_.add_member(m.name, m.offset, table_.id(m.desc), m.anonymous);
     summary_.aggregates++;
     return {};
   }
@@ -602,7 +534,7 @@ class Converter {
         if (raw(var).kind != kVar) continue;
         const std::uint32_t d = VMI_TRY(desc(raw(var).size_or_type, 0));
         summary_.variables.push_back(
-            BtfVariable{std::string(name_of(var)), std::string(name_of(id)), btf_.u32(at + 4), ids_[d]});
+            BtfVariable{std::string(name_of(var)), std::string(name_of(id)), btf_.u32(at + 4), table_.id(d)});
       }
     }
     std::sort(summary_.variables.begin(), summary_.variables.end(), [](const BtfVariable& a, const BtfVariable& b) {
@@ -613,20 +545,16 @@ class Converter {
 
   const Btf& btf_;
   ProfileBuilder& builder_;
+  TypeTable table_;
   BtfOptions options_;
   BtfSummary summary_;
-  std::vector<std::uint32_t> memo_;   // BTF id -> descs_ index
+  std::vector<std::uint32_t> memo_;   // BTF id -> table_ index
   std::vector<std::uint8_t> busy_;    // BTF id whose reference is being resolved (cycle guard)
   std::vector<std::uint8_t> naming_;  // BTF id whose anonymous name is being computed (cycle guard)
   std::vector<std::string> names_;    // generated names of anonymous structs/unions/enums
-  std::vector<Desc> descs_;
-  std::vector<TypeId> ids_;  // descs_ index -> builder TypeId
-  std::unordered_map<std::string, std::uint32_t> desc_index_;
   std::unordered_map<std::string, std::uint64_t> emitted_;    // user type name -> layout hash
   std::unordered_map<std::uint32_t, std::uint64_t> layouts_;  // struct/union BTF id -> layout hash
   std::size_t members_added_ = 0;
-  std::unordered_set<std::string> base_names_;
-  std::vector<BaseInfo> bases_;  // sorted by name once complete
 };
 
 }  // namespace
