@@ -114,15 +114,19 @@ int run_plugin(const GlobalOptions& options, const vmi::Plugin& plugin, const st
   return kOk;
 }
 
-int run_profile_build(const std::string& vmlinux, const std::string& system_map, const std::string& output) {
+int run_profile_build(const std::string& vmlinux, const std::string& system_map, const std::string& types,
+                      const std::string& output) {
   std::optional<fs::path> map;
   if (!system_map.empty()) map = system_map;
-  auto profile = vmi::build_profile_from_vmlinux(vmlinux, map);
+  const auto source = types == "btf" ? vmi::VmlinuxTypes::btf : types == "dwarf" ? vmi::VmlinuxTypes::dwarf : vmi::VmlinuxTypes::automatic;
+  vmi::VmlinuxProfileNotes notes;
+  auto profile = vmi::build_profile_from_vmlinux(vmlinux, map, &notes, source);
   if (!profile) return fail(profile.error(), kFailed);
   auto written = vmi::save_isf_file(*profile, output);
   if (!written) return fail(written.error(), kFailed);
-  std::cerr << fmt::format("wrote {}: {} types, {} symbols, banner '{}'\n", output, profile->aggregates.size(),
-                           profile->symbols.size(), profile->banner());
+  std::cerr << fmt::format("wrote {}: {} types from {}, {} symbols from {} ({} typed), banner '{}'\n", output,
+                           profile->aggregates.size(), notes.type_source, profile->symbols.size(), notes.symbol_source,
+                           notes.typed_symbols, profile->banner());
   return kOk;
 }
 
@@ -186,13 +190,15 @@ int main(int argc, char** argv) {
     });
   }
 
-  std::string vmlinux, system_map, output;
+  std::string vmlinux, system_map, output, types = "auto";
   auto* profile = app.add_subcommand("profile", "Profile tools")->require_subcommand(1);
-  auto* build = profile->add_subcommand("build", "Build an ISF profile from a vmlinux's BTF (+ System.map)");
-  build->add_option("--vmlinux", vmlinux, "vmlinux ELF with a .BTF section")->required()->check(CLI::ExistingFile);
+  auto* build = profile->add_subcommand("build", "Build an ISF profile from a vmlinux's DWARF or BTF (+ System.map)");
+  build->add_option("--vmlinux", vmlinux, "vmlinux ELF with DWARF (a -dbg vmlinux) or a .BTF section")->required()->check(CLI::ExistingFile);
+  build->add_option("--types", types, "where types come from: auto (DWARF if present, else BTF), dwarf, btf")
+      ->check(CLI::IsMember({"auto", "dwarf", "btf"}));
   build->add_option("--system-map", system_map, "System.map for symbol addresses")->check(CLI::ExistingFile);
   build->add_option("-o,--output", output, "output ISF file (.json, .json.xz or .json.zst)")->required();
-  build->callback([&] { status = run_profile_build(vmlinux, system_map, output); });
+  build->callback([&] { status = run_profile_build(vmlinux, system_map, types, output); });
 
   std::string convert_input, convert_output;
   vmi::ConvertOptions convert_options;

@@ -17,7 +17,7 @@ NICE="${NICE:-nice -n 10}"
 SAN="address,undefined"
 CXXFLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter
   "-I$ROOT/lib/include" "-I$ROOT/lib" "-DVMI_SOURCE_PROFILES_DIR=\"$ROOT/profiles\"")
-LIBS=(-lsimdjson -llzma -lzstd -lz -llzo2 -lsnappy -ldl -lpthread)
+LIBS=(-lsimdjson -llzma -lzstd -lz -llzo2 -lsnappy -ldw -lelf -ldl -lpthread)
 
 mkdir -p "$OUT/obj" "$OUT/bin"
 

@@ -9,7 +9,9 @@
 #
 # Besides the main samples (pinned kernel, indexed in samples.list) it builds
 # recovery samples (indexed in recovery-samples.list): Debian 12 kernels for which
-# the repository ships no profile, so a profile must be recovered from the snapshot.
+# the repository ships no profile, so a profile must be recovered from the snapshot,
+# and a LiME sample (indexed in lime-samples.list): a real lime.ko capture taken in the
+# pinned kernel, plus memory.raw of the same boot (see samples/README.md).
 set -euo pipefail
 export LC_ALL=C
 
@@ -42,6 +44,14 @@ RECOVERY_SAMPLES=(
   "recover-6.1-rt|linux-image-6.1.0-56-rt-amd64-unsigned|6.1.192-2|rt|max|5"
   "recover-6.1.0-55|linux-image-6.1.0-55-amd64-unsigned|6.1.192-1|amd64|max|5"
 )
+
+# LiME sample: name | qemu -cpu | expected paging levels | vCPUs. lime.ko is built from Debian's
+# lime-forensics-dkms against linux-headers-<pinned release>; if that is impossible the sample is
+# skipped with a WARNING (lime-samples.list stays empty). One vCPU: lime.ko reads a running guest,
+# and with a second vCPU ~1% of the pages change during the dump (measured 0.9-1.2% over 5 boots),
+# with one ~0.34% (samples/README.md).
+LIME_SAMPLE="lime-6.1-4level|max,la57=off|4|1"
+LIME_NET_KO=kernel/drivers/net/ethernet/intel/e1000/e1000.ko # QEMU -device e1000
 
 T0=$SECONDS
 step() { printf '[build-samples %4ds] %s\n' "$((SECONDS - T0))" "$*"; }
@@ -274,6 +284,7 @@ BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/v
 sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete (and its kernel dir still exists)
   local d="$1" kdir="$2" kver="$3" pinned="$4" f kd files=("${BASIC_FILES[@]}")
   [ "$5" = all ] && files+=(memory.kdump-zlib memory.savevm)
+  [ "$5" = lime ] && files=("${files[@]/memory.elf/memory.lime}")
   for f in "${files[@]}"; do
     [ -s "$d/$f" ] || return 1
   done
@@ -310,21 +321,107 @@ for spec in "${RECOVERY_SAMPLES[@]}"; do
   fi
 done
 
+# ------------------------------------------------------------------ lime.ko (LiME sample)
+# Built non-interactively for the kernel in use: linux-headers-$KREL at exactly $KVER (apt-get
+# install, root), lime-forensics-dkms (apt-get download, extracted), `make -C <headers> M=<src>
+# modules`; e1000.ko comes from the kernel package. Cached in $CACHE/lime/<release>_<version>/.
+# Sets LIME_DIR; returns 1 after a WARNING when any of it is unavailable.
+LIME_DIR=""
+ensure_lime_ko() {
+  local d="$CACHE/lime/${KREL}_${KVER}" hdr="linux-headers-$KREL" x src deb kdeb vm t=$SECONDS
+  if [ -s "$d/lime.ko" ] && [ -s "$d/e1000.ko" ] && [ -s "$d/lime.version" ]; then
+    LIME_DIR="$d"
+    step "lime.ko: reusing $d/lime.ko ($(cat "$d/lime.version"))"
+    return 0
+  fi
+  if [ "$(dpkg-query -W -f='${Status} ${Version}' "$hdr" 2>/dev/null || true)" != "install ok installed $KVER" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      warn "$hdr $KVER is not installed and this is not root; skipping the LiME sample"; return 1
+    fi
+    step "lime.ko: apt-get install $hdr=$KVER"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$hdr=$KVER" make gcc </dev/null >/dev/null 2>&1; then
+      apt_refresh
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$hdr=$KVER" make gcc </dev/null >/dev/null 2>&1 \
+        || { warn "apt-get install $hdr=$KVER failed (the headers must match the kernel package); skipping the LiME sample"; return 1; }
+    fi
+  fi
+  [ -d "/usr/src/$hdr" ] || { warn "/usr/src/$hdr is missing; skipping the LiME sample"; return 1; }
+  deb="$(ls "$CACHE"/downloads/lime-forensics-dkms_*_all.deb 2>/dev/null | sort -V | tail -n1 || true)"
+  if [ -z "$deb" ]; then
+    step "lime.ko: apt-get download lime-forensics-dkms"
+    apt_download lime-forensics-dkms || { apt_refresh; apt_download lime-forensics-dkms; } || true
+    deb="$(ls "$CACHE"/downloads/lime-forensics-dkms_*_all.deb 2>/dev/null | sort -V | tail -n1 || true)"
+    [ -n "$deb" ] || { warn "apt-get download lime-forensics-dkms failed; skipping the LiME sample"; return 1; }
+  fi
+  kdeb="$CACHE/downloads/$(cat "$KERNEL_DIR/package")"
+  if [ ! -s "$kdeb" ]; then
+    fetch_deb "$(dpkg-deb -f "$kdeb" Package 2>/dev/null || sed 's/_.*//' "$KERNEL_DIR/package")" "$KVER" \
+      || { warn "kernel package $(cat "$KERNEL_DIR/package") unavailable (for e1000.ko); skipping the LiME sample"; return 1; }
+  fi
+  mkdir -p "$CACHE/lime"
+  x="$(mktemp -d "$CACHE/lime/.build.XXXXXX")"
+  dpkg-deb -x "$deb" "$x/dkms"
+  src="$(ls -d "$x"/dkms/usr/src/lime-forensics-* | head -n1)"
+  step "lime.ko: make -C /usr/src/$hdr M=$src modules ($(basename "$deb"))"
+  if ! nice -n 5 make -C "/usr/src/$hdr" M="$src" modules >"$x/build.log" 2>&1 || [ ! -s "$src/lime.ko" ]; then
+    tail -n 20 "$x/build.log" >&2
+    warn "building lime.ko against $hdr failed (log: $x/build.log); skipping the LiME sample"; return 1
+  fi
+  vm="$(strings "$src/lime.ko" | sed -n 's/^vermagic=//p' | head -n1 | sed 's/ *$//')"
+  [ "${vm%% *}" = "$KREL" ] || { warn "lime.ko vermagic '$vm' does not match $KREL; skipping the LiME sample"; return 1; }
+  if ! dpkg-deb --fsys-tarfile "$kdeb" | tar -x -C "$x" "./lib/modules/$KREL/$LIME_NET_KO" 2>/dev/null; then
+    warn "no $LIME_NET_KO in $(basename "$kdeb"); skipping the LiME sample"; return 1
+  fi
+  mkdir -p "$x/out"
+  cp "$src/lime.ko" "$x/out/lime.ko"
+  cp "$x/lib/modules/$KREL/$LIME_NET_KO" "$x/out/e1000.ko"
+  cp "$x/build.log" "$x/out/build.log"
+  echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version) built against $hdr $KVER (vermagic $vm)" >"$x/out/lime.version"
+  rm -rf "$d"
+  mv "$x/out" "$d"
+  rm -rf "$x"
+  LIME_DIR="$d"
+  step "lime.ko: built in $((SECONDS - t))s: $(cat "$d/lime.version")"
+}
+
+ltodo=() lime_ok=0
+IFS='|' read -r lname _ _ lsmp <<<"$LIME_SAMPLE"
+if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$lname" "$KERNEL_DIR" "$KVER" "$PINNED" lime \
+  && grep -qx "QEMU_SMP=$lsmp" "$CACHE/$lname/sample.env"; then
+  step "sample $lname: complete, reusing"
+  lime_ok=1
+elif ensure_lime_ko; then
+  ltodo+=("$LIME_SAMPLE")
+fi
+
 # ------------------------------------------------------------------ initramfs
+# make_initrd dir [mkinitramfs options]: the workload binary and initrd.img in dir, unless there
+initramfs_key() { cat "$HERE/workload.c" "$HERE/mkinitramfs.py" "$BUSYBOX" "$@" | sha256sum | cut -c1-16; }
+make_initrd() {
+  local dir="$1"
+  shift
+  if [ -s "$dir/initrd.img" ]; then
+    step "initramfs: reusing $dir/initrd.img"
+    return 0
+  fi
+  mkdir -p "$dir"
+  step "workload: gcc -static -O2 -pthread workload.c"
+  gcc -static -O2 -pthread -Wall -o "$dir/vmi-workload" "$HERE/workload.c"
+  step "initramfs: busybox-static + /init + workload $* -> $dir/initrd.img"
+  python3 "$HERE/mkinitramfs.py" --busybox "$BUSYBOX" --workload "$dir/vmi-workload" --out "$dir/initrd.img" "$@" \
+    | sed 's/^/  /'
+}
 if ((${#todo[@]} + ${#rtodo[@]})); then
-  key="$(cat "$HERE/workload.c" "$HERE/mkinitramfs.py" "$BUSYBOX" | sha256sum | cut -c1-16)"
+  key="$(initramfs_key)"
   IDIR="$CACHE/initramfs/$key"
   INITRD="$IDIR/initrd.img"
-  if [ -s "$INITRD" ]; then
-    step "initramfs: reusing $INITRD"
-  else
-    mkdir -p "$IDIR"
-    step "workload: gcc -static -O2 -pthread workload.c"
-    gcc -static -O2 -pthread -Wall -o "$IDIR/vmi-workload" "$HERE/workload.c"
-    step "initramfs: busybox-static + /init + workload -> $INITRD"
-    python3 "$HERE/mkinitramfs.py" --busybox "$BUSYBOX" --workload "$IDIR/vmi-workload" --out "$INITRD" \
-      | sed 's/^/  /'
-  fi
+  make_initrd "$IDIR"
+fi
+if ((${#ltodo[@]})); then
+  # its own initramfs: + /lime.ko, /net.ko (e1000) and the network setup in /init
+  lkey="lime-$(initramfs_key "$LIME_DIR/lime.ko" "$LIME_DIR/e1000.ko")"
+  LIME_INITRD="$CACHE/initramfs/$lkey/initrd.img"
+  make_initrd "$CACHE/initramfs/$lkey" --lime-ko "$LIME_DIR/lime.ko" --net-ko "$LIME_DIR/e1000.ko"
 fi
 
 # ------------------------------------------------------------------ snapshots
@@ -333,16 +430,17 @@ QEMU_VERSION="$(qemu-system-x86_64 --version | head -n1 | sed 's/^QEMU emulator 
 # Boots kernel-dir's vmlinuz with the initramfs, snapshots it (qemu_snapshot.py), checks the truth
 # and installs the sample as $CACHE/<name>. Extra KEY=value lines for sample.env are read from
 # stdin. Returns 1 (after an ERROR line) on failure; the half-built sample stays in $CACHE/.<name>.tmp.
-build_sample() { # name cpu levels kernel-dir pinned all|basic
-  local name="$1" cpu="$2" levels="$3" kdir="$4" pinned="$5" formats="$6"
+build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcpus]]
+  local name="$1" cpu="$2" levels="$3" kdir="$4" pinned="$5" formats="$6" initrd="${7:-$INITRD}" smp="${8:-$SMP}" ikey
   local out="$CACHE/$name" tmp="$CACHE/.$name.tmp" krel kver tries la57 got t=$SECONDS extra
   extra="$(cat)"
   krel="$(cat "$kdir/release")" kver="$(cat "$kdir/version")"
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  step "sample $name: booting $krel in QEMU (-cpu $cpu, $RAM, $SMP vCPUs, TCG, KASLR on, formats $formats) and snapshotting"
-  if ! python3 "$HERE/qemu_snapshot.py" --kernel "$kdir/vmlinuz" --initrd "$INITRD" --out "$tmp" \
-    --cpu "$cpu" --mem "$RAM" --smp "$SMP" --append "$APPEND" --formats "$formats" | tee "$tmp/snapshot.log" | sed 's/^/  /'; then
+  step "sample $name: booting $krel in QEMU (-cpu $cpu, $RAM, $smp vCPUs, TCG, KASLR on, formats $formats) and snapshotting"
+  ikey="$(basename "$(dirname "$initrd")")"
+  if ! python3 "$HERE/qemu_snapshot.py" --kernel "$kdir/vmlinuz" --initrd "$initrd" --out "$tmp" \
+    --cpu "$cpu" --mem "$RAM" --smp "$smp" --append "$APPEND" --formats "$formats" | tee "$tmp/snapshot.log" | sed 's/^/  /'; then
     err "sample $name: snapshot failed (see $tmp/console.log)"; return 1
   fi
   tries="$(sed -n 's/^SNAPSHOT_TRIES=//p' "$tmp/snapshot.log")"
@@ -353,7 +451,12 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic
   awk -F'\t' '$1 == 2 && $9 == "kthreadd" {ok=1} END {exit !ok}' "$tmp/truth/processes.tsv" \
     || { err "sample $name: kthreadd (pid 2) missing from truth"; return 1; }
   grep -q $'\tvmi-wl-root$' "$tmp/truth/processes.tsv" || { err "sample $name: workload missing from truth"; return 1; }
-  readelf -l -W "$tmp/memory.elf" | grep -q '^ *LOAD' || { err "sample $name: memory.elf has no PT_LOAD"; return 1; }
+  if [ "$formats" = lime ]; then
+    [ "$(head -c 4 "$tmp/memory.lime")" = EMiL ] || { err "sample $name: memory.lime lacks LiME's magic"; return 1; }
+    grep -q '^LIME_INSMOD_PID=' "$tmp/truth/guest.env" || { err "sample $name: no LIME_INSMOD_PID in the truth"; return 1; }
+  else
+    readelf -l -W "$tmp/memory.elf" | grep -q '^ *LOAD' || { err "sample $name: memory.elf has no PT_LOAD"; return 1; }
+  fi
   chmod 0644 "$tmp"/memory.*
   {
     echo "KERNEL_RELEASE=$krel"
@@ -364,10 +467,10 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic
     echo "KERNEL_DIR=$kdir"
     echo "GUEST_CPU_LA57=$la57"
     echo "QEMU_CPU=$cpu"
-    echo "QEMU_SMP=$SMP"
+    echo "QEMU_SMP=$smp"
     echo "QEMU_VERSION='$QEMU_VERSION'"
     echo "SNAPSHOT_TRIES=$tries"
-    echo "INITRAMFS_KEY=$key"
+    echo "INITRAMFS_KEY=$ikey"
     echo "EXTRA_FORMATS='$(cd "$tmp" && ls memory.kdump-* memory.savevm 2>/dev/null | tr '\n' ' ' | sed 's/ $//')'"
     [ -z "$extra" ] || printf '%s\n' "$extra"
   } >"$tmp/sample.env"
@@ -388,6 +491,17 @@ PROFILE_SHIPPED=0"; then
     rdone+=("$name")
   else
     warn "recovery sample $name could not be built; it is left out of recovery-samples.list"
+  fi
+done
+
+for spec in ${ltodo[@]+"${ltodo[@]}"}; do
+  IFS='|' read -r name cpu levels smp <<<"$spec"
+  if build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" lime "$LIME_INITRD" "$smp" <<<"LIME_MODULE='$(cat "$LIME_DIR/lime.version")'
+LIME_ARGS='path=tcp:4444 format=lime timeout=0'
+QEMU_NIC=e1000"; then
+    lime_ok=1
+  else
+    warn "LiME sample $name could not be built; it is left out of lime-samples.list"
   fi
 done
 
@@ -434,4 +548,7 @@ for spec in "${RECOVERY_SAMPLES[@]}"; do # in the declared order
   for n in ${rdone[@]+"${rdone[@]}"}; do [ "$n" = "$name" ] && rlist+=("$name"); done
 done
 write_list "$CACHE/recovery-samples.list" ${rlist[@]+"${rlist[@]}"}
+llist=()
+((lime_ok)) && llist+=("$lname")
+write_list "$CACHE/lime-samples.list" ${llist[@]+"${llist[@]}"}
 step "done in $((SECONDS - T0))s"

@@ -5,7 +5,7 @@ packages=(
   build-essential cmake pkg-config
   libcapstone-dev liblief-dev libzstd-dev libcli11-dev libfmt-dev doctest-dev
   libsimdjson-dev liblzma-dev xz-utils zstd
-  zlib1g-dev liblzo2-dev libsnappy-dev makedumpfile
+  zlib1g-dev liblzo2-dev libsnappy-dev makedumpfile libdw-dev
   qemu-system-x86 busybox-static cpio python3 binutils libc6-dev
 )
 missing=()

@@ -40,6 +40,22 @@ std::vector<std::vector<std::string>> read_tsv(const fs::path& path) {
   return rows;
 }
 
+// A value as qemu_snapshot.py writes it with shlex.quote: '...' and "..." parts, the rest literal.
+std::string shell_unquote(const std::string& value) {
+  std::string out;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    if (value[i] == '\'' || value[i] == '"') {
+      const auto close = value.find(value[i], i + 1);
+      if (close == std::string::npos) return out + value.substr(i);
+      out += value.substr(i + 1, close - i - 1);
+      i = close;
+    } else {
+      out += value[i];
+    }
+  }
+  return out;
+}
+
 // Every sample named in `list_name` (one a line) under samples_dir().
 std::vector<Sample> load_sample_list(const std::string& list_name) {
   std::vector<Sample> samples;
@@ -54,6 +70,11 @@ std::vector<Sample> load_sample_list(const std::string& list_name) {
     for (std::string line; std::getline(env, line);) {
       const auto eq = line.find('=');
       if (eq != std::string::npos) sample.env[line.substr(0, eq)] = line.substr(eq + 1);
+    }
+    std::ifstream guest(sample.dir / "truth/guest.env");
+    for (std::string line; std::getline(guest, line);) {
+      const auto eq = line.find('=');
+      if (eq != std::string::npos) sample.guest[line.substr(0, eq)] = shell_unquote(line.substr(eq + 1));
     }
     for (const auto& c : read_tsv(sample.dir / "truth/processes.tsv")) {
       if (c.size() < 9) continue;
@@ -76,6 +97,8 @@ std::vector<Sample> load_sample_list(const std::string& list_name) {
 std::vector<Sample> load_samples() { return load_sample_list("samples.list"); }
 
 std::vector<Sample> load_recovery_samples() { return load_sample_list("recovery-samples.list"); }
+
+std::vector<Sample> load_lime_samples() { return load_sample_list("lime-samples.list"); }
 
 namespace {
 
@@ -106,6 +129,16 @@ std::filesystem::path profile_for(const Sample& sample) {
   REQUIRE_MESSAGE(profile.has_value(), test::error_text(profile));
   REQUIRE(save_isf_file(*profile, path).has_value());
   return path;
+}
+
+const Profile& debug_vmlinux_profile(const Sample& sample) {
+  static std::map<fs::path, Profile> built;
+  const fs::path path = fs::path(sample.env.at("KERNEL_DIR")) / "vmlinux.dbg";
+  if (auto it = built.find(path); it != built.end()) return it->second;
+  REQUIRE_MESSAGE(fs::exists(path), "samples/build-samples.sh extracts " << path << " from linux-image-*-dbg");
+  auto profile = build_profile_from_vmlinux(path, std::nullopt, nullptr, VmlinuxTypes::dwarf);
+  REQUIRE_MESSAGE(profile.has_value(), test::error_text(profile));
+  return built.emplace(path, std::move(*profile)).first->second;
 }
 
 Session open_sample(const std::filesystem::path& image, const std::filesystem::path& profile) {

@@ -29,6 +29,7 @@ struct Sample {
   std::string name;
   std::filesystem::path dir;
   std::map<std::string, std::string> env;  // sample.env
+  std::map<std::string, std::string> guest;  // truth/guest.env, shell quoting removed
   std::vector<TruthProcess> processes;     // sorted by pid
   std::vector<TruthThread> threads;        // sorted by tid
   std::string release;
@@ -41,10 +42,16 @@ std::vector<Sample> load_samples();
 // Every recovery sample listed in recovery-samples.list (kernels without a shipped profile,
 // sample.env has PROFILE_SHIPPED=0 and KERNEL_FLAVOUR); empty when none were built.
 std::vector<Sample> load_recovery_samples();
+// Every LiME sample listed in lime-samples.list (memory.lime by lime.ko in the pinned kernel and
+// memory.raw of the same boot, saved after the dump); empty when none were built.
+std::vector<Sample> load_lime_samples();
 
 // The profile a sample is read with: the shipped ISF for the pinned build, else one built from
 // the sample kernel's vmlinux BTF.
 std::filesystem::path profile_for(const Sample& sample);
+// The profile our DWARF importer builds from the sample kernel's debug vmlinux (vmlinux.dbg,
+// from linux-image-*-dbg), built once per test run; REQUIREs success.
+const Profile& debug_vmlinux_profile(const Sample& sample);
 // A session over `image` with that profile and a per-sample profile cache; REQUIREs success.
 Session open_sample(const std::filesystem::path& image, const std::filesystem::path& profile);
 // pslist (processes, then --threads) and pstree equal the guest's own /proc view (doctest CHECKs).

@@ -53,7 +53,9 @@ inline std::map<std::string, std::string> facts_of(const PhysicalImage& image) {
   return facts;
 }
 
-// Runs the built CLI with arguments (no shell quoting needed for our test paths).
+// Runs a program with arguments (no shell quoting needed for our test paths), stdin empty.
+CommandResult run_command(const std::vector<std::string>& argv);
+// Runs the built CLI with arguments.
 CommandResult run_cli(const std::vector<std::string>& args);
 
 }  // namespace vmi::test

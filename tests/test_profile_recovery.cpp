@@ -3,7 +3,6 @@
 // System.map symbols that ISF carries.
 #include <doctest/doctest.h>
 
-#include <cstdio>
 #include <map>
 #include <set>
 #include <sstream>
@@ -45,15 +44,10 @@ std::string profile_source(Session& session) {
 
 // The GNU build id of an ELF file, as binutils' readelf prints it.
 std::string readelf_build_id(const fs::path& elf) {
-  std::string output;
-  FILE* pipe = ::popen(("readelf -n '" + elf.string() + "' 2>/dev/null").c_str(), "r");
-  REQUIRE(pipe != nullptr);
-  char buffer[4096];
-  while (std::size_t got = std::fread(buffer, 1, sizeof buffer, pipe)) output.append(buffer, got);
-  ::pclose(pipe);
-  const auto at = output.find("Build ID: ");
+  const auto result = test::run_command({"readelf", "-n", elf.string()});
+  const auto at = result.out.find("Build ID: ");
   if (at == std::string::npos) return {};
-  return output.substr(at + 10, output.find('\n', at) - at - 10);
+  return result.out.substr(at + 10, result.out.find('\n', at) - at - 10);
 }
 
 std::size_t type_count(const Profile& profile) {
@@ -202,7 +196,7 @@ TEST_CASE("a recovered profile is cached under banner and build id, and a damage
   }
 }
 
-TEST_CASE("BTF from the snapshot, BTF from vmlinux and dwarf2json's DWARF agree on the investigation types") {
+TEST_CASE("BTF from the snapshot, BTF from vmlinux, our DWARF import and dwarf2json agree on the investigation types") {
   const auto samples = test::load_samples();
   REQUIRE(!samples.empty());
   const auto& sample = samples.front();
@@ -217,7 +211,8 @@ TEST_CASE("BTF from the snapshot, BTF from vmlinux and dwarf2json's DWARF agree 
   auto dwarf = load_isf_file(test::shipped_profile());
   REQUIRE(dwarf.has_value());
 
-  const Profile* profiles[] = {&snapshot->profile, &*vmlinux, &*dwarf};
+  const Profile& debug = test::debug_vmlinux_profile(sample);  // DWARF of the -dbg vmlinux
+  const Profile* profiles[] = {&snapshot->profile, &*vmlinux, &debug, &*dwarf};
   std::size_t members_compared = 0;
   for (const char* type : {"task_struct", "mm_struct", "files_struct", "file", "dentry", "inode", "module", "cred", "list_head",
                            "sock", "inet_sock", "net"}) {
@@ -235,7 +230,7 @@ TEST_CASE("BTF from the snapshot, BTF from vmlinux and dwarf2json's DWARF agree 
     for (const auto& [name, field] : named_fields(*dwarf, *reference)) {
       CAPTURE(name);
       const auto expected_size = dwarf->size_of(field.type);
-      for (const Profile* profile : {profiles[0], profiles[1]}) {
+      for (const Profile* profile : {profiles[0], profiles[1], profiles[2]}) {
         const auto found = profile->find_field(*profile->find_aggregate(type), name);
         REQUIRE(found.has_value());
         CHECK(found->offset == field.offset);

@@ -1,4 +1,4 @@
-// Assembles a Linux profile from BTF types and symbols (see linux_profile.hpp).
+// Assembles a Linux profile from types and symbols (see linux_profile.hpp).
 #include "symbols/linux_profile.hpp"
 
 #include <unordered_map>
@@ -11,19 +11,14 @@ Expected<Profile> assemble_linux_profile(const LinuxProfileParts& parts, Vmlinux
   builder.set_producer(parts.producer);
   builder.set_format_version("6.2.0");
   builder.set_os("linux");
-  notes.btf = VMI_TRY(add_btf_types(parts.btf, builder, parts.btf_origin));
+  const std::vector<TypedVariable> variables = VMI_TRY(parts.add_types(builder));
 
-  // BTF knows the types of the variables its DATASECs list (the per-CPU ones); a symbol gets
-  // one only when its address is that variable's place, since static names repeat.
   std::unordered_map<std::string_view, std::uint64_t> addresses;
   for (const MapSymbol& symbol : parts.symbols) addresses.emplace(symbol.name, symbol.address);
   std::unordered_map<std::string_view, TypeId> typed;
-  for (const BtfVariable& variable : notes.btf.variables) {
-    const auto section = parts.section_address ? parts.section_address(variable.section) : std::nullopt;
+  for (const TypedVariable& variable : variables) {
     auto address = addresses.find(variable.name);
-    if (section && address != addresses.end() && address->second == *section + variable.offset) {
-      typed.emplace(variable.name, variable.type);
-    }
+    if (address != addresses.end() && address->second == variable.address) typed.emplace(variable.name, variable.type);
   }
   const TypeId void_type = builder.add_type(TypeKind::base, "void");
   for (const MapSymbol& symbol : parts.symbols) {

@@ -11,6 +11,7 @@
 #include <unordered_map>
 
 #include "symbols/linux_profile.hpp"
+#include "vmi/dwarf.hpp"
 #include "vmi/vmlinux.hpp"
 
 namespace vmi {
@@ -193,7 +194,7 @@ class ElfFile {
 
 Expected<Profile> build_profile_from_vmlinux(const std::filesystem::path& vmlinux,
                                              const std::optional<std::filesystem::path>& system_map,
-                                             VmlinuxProfileNotes* notes) {
+                                             VmlinuxProfileNotes* notes, VmlinuxTypes types) {
   VmlinuxProfileNotes local;
   VmlinuxProfileNotes& out = notes != nullptr ? *notes : local;
   if (std::error_code ec; !std::filesystem::is_regular_file(vmlinux, ec)) {
@@ -214,11 +215,16 @@ Expected<Profile> build_profile_from_vmlinux(const std::filesystem::path& vmlinu
   }
   ElfFile elf = VMI_TRY(ElfFile::open(vmlinux));
   const Section* btf_section = elf.find(".BTF");
-  if (btf_section == nullptr) {
-    return make_error(Errc::not_found,
-                      vmlinux.string() + ": no .BTF section (kernel built without CONFIG_DEBUG_INFO_BTF?)");
+  const bool has_dwarf = elf.find(".debug_info") != nullptr;
+  if (types == VmlinuxTypes::automatic) types = has_dwarf ? VmlinuxTypes::dwarf : VmlinuxTypes::btf;
+  if (types == VmlinuxTypes::btf && btf_section == nullptr) {
+    return make_error(Errc::not_found, vmlinux.string() + (has_dwarf ? ": no .BTF section" :
+                                       ": no .BTF section and no DWARF (.debug_info): a kernel built without "
+                                       "CONFIG_DEBUG_INFO_BTF needs its debug vmlinux (Debian: linux-image-*-dbg)"));
   }
-  const auto btf = VMI_TRY(elf.contents(*btf_section, kMaxBtfBytes));
+  if (types == VmlinuxTypes::dwarf && !has_dwarf) {
+    return make_error(Errc::not_found, vmlinux.string() + ": no DWARF (.debug_info); Debian ships it in linux-image-*-dbg");
+  }
   std::uint64_t banner_size = kMaxBannerBytes;
   if (!system_map) {
     out.symbol_source = "ELF symbol table";
@@ -245,15 +251,36 @@ Expected<Profile> build_profile_from_vmlinux(const std::filesystem::path& vmlinu
   }
 
   LinuxProfileParts parts;
-  parts.btf = btf;
-  parts.btf_origin = vmlinux.string() + " .BTF";
+  if (types == VmlinuxTypes::btf) {
+    out.type_source = "BTF";
+    parts.producer = "vmi-forensics btf";
+    parts.add_types = [&](ProfileBuilder& builder) -> Expected<std::vector<TypedVariable>> {
+      const auto btf = VMI_TRY(elf.contents(*btf_section, kMaxBtfBytes));
+      out.btf = VMI_TRY(add_btf_types(btf, builder, vmlinux.string() + " .BTF"));
+      // BTF places its variables (the per-CPU ones) by section offset.
+      std::vector<TypedVariable> variables;
+      for (const BtfVariable& variable : out.btf.variables) {
+        if (const Section* section = elf.find(variable.section)) {
+          variables.push_back(TypedVariable{variable.name, section->address + variable.offset, variable.type});
+        }
+      }
+      return variables;
+    };
+  } else {
+    out.type_source = "DWARF";
+    parts.producer = "vmi-forensics dwarf";
+    parts.add_types = [&](ProfileBuilder& builder) -> Expected<std::vector<TypedVariable>> {
+      out.dwarf = VMI_TRY(add_dwarf_types(vmlinux, builder));
+      std::vector<TypedVariable> variables;
+      variables.reserve(out.dwarf.variables.size());
+      for (DwarfVariable& variable : out.dwarf.variables) {
+        variables.push_back(TypedVariable{std::move(variable.name), variable.address, variable.type});
+      }
+      return variables;
+    };
+  }
   parts.symbols = std::move(symbols);
   parts.banner = std::move(banner);
-  parts.producer = "vmi-forensics btf";
-  parts.section_address = [&elf](std::string_view name) -> std::optional<std::uint64_t> {
-    if (const Section* section = elf.find(name)) return section->address;
-    return std::nullopt;
-  };
   return assemble_linux_profile(parts, out);
 }
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "vmi/btf.hpp"
+#include "vmi/dwarf.hpp"
 #include "vmi/expected.hpp"
 #include "vmi/profile.hpp"
 
@@ -46,23 +47,32 @@ Expected<SystemMap> load_system_map(const std::filesystem::path& path);
 
 // What build_profile_from_vmlinux() found, for diagnostics.
 struct VmlinuxProfileNotes {
+  std::string type_source;    // "BTF" or "DWARF"
   BtfSummary btf;             // its `variables` are the per-CPU variables BTF types
+  DwarfSummary dwarf;
   std::string symbol_source;  // "System.map" or "ELF symbol table"
   std::size_t symbols = 0;
-  std::size_t typed_symbols = 0;  // symbols typed from BTF; the rest get void, as in dwarf2json
+  std::size_t typed_symbols = 0;  // symbols typed from BTF/DWARF; the rest get void, as in dwarf2json
   std::size_t malformed_map_lines = 0;
   std::size_t duplicate_symbols = 0;
   std::size_t banner_bytes = 0;  // linux_banner's bytes incl. "\n\0"; 0 when not found
 };
 
-// Builds a Linux profile from an uncompressed vmlinux ELF (extract it from vmlinuz first) that
-// has a .BTF section (CONFIG_DEBUG_INFO_BTF). Symbols come from `system_map` when given, else from
-// the ELF symbol table; Debian's vmlinux has none, so the map is the usual case. Producer
-// "vmi-forensics btf", format "6.2.0", os "linux", base type "pointer" of 8 bytes.
-// Fails when the file is not a readable ELF, lacks .BTF, the BTF or map is malformed, or there
-// are no symbols. A missing linux_banner is not an error (the profile's banner() is then empty).
+// Where a vmlinux profile's types come from: DWARF when the file has it (a debug vmlinux such as
+// Debian's linux-image-*-dbg; the same result dwarf2json gives), else the .BTF section.
+enum class VmlinuxTypes { automatic, btf, dwarf };
+
+// Builds a Linux profile from an uncompressed vmlinux ELF (extract it from vmlinuz first) with
+// .BTF (CONFIG_DEBUG_INFO_BTF) or DWARF. Symbols come from `system_map` when given, else from
+// the ELF symbol table; Debian's vmlinux has none, so the map is the usual case for BTF (the
+// debug vmlinux has one). Producer "vmi-forensics btf" or "vmi-forensics dwarf", format "6.2.0",
+// os "linux", base type "pointer" of 8 bytes.
+// Fails when the file is not a readable ELF, lacks the types asked for, the types or map are
+// malformed, or there are no symbols. A missing linux_banner is not an error (the profile's
+// banner() is then empty).
 Expected<Profile> build_profile_from_vmlinux(const std::filesystem::path& vmlinux,
                                              const std::optional<std::filesystem::path>& system_map,
-                                             VmlinuxProfileNotes* notes = nullptr);
+                                             VmlinuxProfileNotes* notes = nullptr,
+                                             VmlinuxTypes types = VmlinuxTypes::automatic);
 
 }  // namespace vmi

@@ -232,19 +232,23 @@ Expected<RecoveredProfile> recover_linux_profile(std::shared_ptr<const PhysicalI
     }
 
     LinuxProfileParts parts;
-    parts.btf = btf;
-    parts.btf_origin = "snapshot BTF at " + hex(*start_btf);
     if (auto address = runtime("linux_banner")) parts.banner = read_banner(layer, *address);
     parts.producer = "vmi-forensics snapshot";
-    const std::optional<Addr> percpu_start = [&]() -> std::optional<Addr> {
-      for (const MapSymbol& s : symbols.symbols) {
-        if (s.name == "__per_cpu_start") return s.address;
+    std::optional<Addr> percpu_start;
+    for (const MapSymbol& s : symbols.symbols) {
+      if (s.name == "__per_cpu_start") percpu_start = s.address;
+    }
+    const std::string origin = "snapshot BTF at " + hex(*start_btf);
+    parts.add_types = [&](ProfileBuilder& builder) -> Expected<std::vector<TypedVariable>> {
+      const BtfSummary summary = VMI_TRY(add_btf_types(btf, builder, origin));
+      // The per-CPU variables, placed by their offset in .data..percpu.
+      std::vector<TypedVariable> variables;
+      for (const BtfVariable& variable : summary.variables) {
+        if (variable.section == ".data..percpu" && percpu_start) {
+          variables.push_back(TypedVariable{variable.name, *percpu_start + variable.offset, variable.type});
+        }
       }
-      return std::nullopt;
-    }();
-    parts.section_address = [percpu_start](std::string_view section) -> std::optional<std::uint64_t> {
-      if (section == ".data..percpu") return percpu_start;
-      return std::nullopt;
+      return variables;
     };
     parts.symbols = std::move(symbols.symbols);
     VmlinuxProfileNotes notes;
