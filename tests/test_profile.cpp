@@ -93,7 +93,7 @@ TEST_CASE("the binary cache round-trips a profile and a damaged entry is refused
   const auto dir = test::scratch_dir("cache");
   const auto entry = dir / "fixture.vmiprof";
   REQUIRE(write_cached_profile(entry, *profile).has_value());
-  CHECK(read_cached_banner(entry).value() == "Linux version 1");
+  CHECK(read_cached_info(entry).value().banner == "Linux version 1");
   auto loaded = read_cached_profile(entry);
   REQUIRE(loaded.has_value());
   CHECK(loaded->field("task", "hidden")->offset == 44);

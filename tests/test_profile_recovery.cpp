@@ -12,6 +12,7 @@
 #include "vmi/isf.hpp"
 #include "vmi/kallsyms.hpp"
 #include "vmi/profile_recovery.hpp"
+#include "vmi/profile_store.hpp"
 #include "vmi/session.hpp"
 #include "vmi/vmlinux.hpp"
 
@@ -169,6 +170,12 @@ TEST_CASE("a recovered profile is cached under banner and build id, and a damage
   const fs::path entry = only_entry();
   CHECK(entry.filename().string().size() == 16 + 1 + 40 + 8);
   CHECK(entry.filename().string().substr(17, 40) == build_id);
+  // The header alone lets detection probe for the kernel: linux_banner's distance from _text.
+  const auto info = read_cached_info(entry);
+  REQUIRE(info.has_value());
+  const Profile& recovered = (*first.kernel())->profile();
+  CHECK(info->banner == recovered.banner());
+  CHECK(info->banner_offset == *recovered.symbol_address("linux_banner") - *recovered.symbol_address("_text"));
 
   SUBCASE("the second session loads the entry") {
     Session second = open_without_profiles(image, cache);

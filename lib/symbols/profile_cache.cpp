@@ -29,8 +29,11 @@ struct CacheHeader {
   std::uint32_t format;
   std::uint32_t banner_size;
   std::uint64_t payload_size;  // uncompressed
+  // linux_banner - _text + 1, or 0: lets OS detection probe an image for this kernel without
+  // decompressing anything.
+  std::uint64_t banner_offset_plus_one;
 };
-static_assert(sizeof(CacheHeader) == 24);
+static_assert(sizeof(CacheHeader) == 32);
 
 static_assert(std::is_trivially_copyable_v<TypeDesc> && std::is_trivially_copyable_v<Member> &&
               std::is_trivially_copyable_v<Aggregate> && std::is_trivially_copyable_v<Symbol>);
@@ -166,6 +169,8 @@ Expected<void> write_cached_profile(const std::filesystem::path& path, const Pro
   const std::string_view banner = profile.banner();
   header.banner_size = static_cast<std::uint32_t>(banner.size());
   header.payload_size = payload_size;
+  const auto text = profile.symbol_address("_text"), linux_banner = profile.symbol_address("linux_banner");
+  if (text && linux_banner && *linux_banner >= *text) header.banner_offset_plus_one = *linux_banner - *text + 1;
 
   // Write beside the target and rename, so a reader never sees half an entry.
   std::error_code ec;
@@ -185,11 +190,14 @@ Expected<void> write_cached_profile(const std::filesystem::path& path, const Pro
   return {};
 }
 
-Expected<std::string> read_cached_banner(const std::filesystem::path& path) {
+Expected<CachedProfileInfo> read_cached_info(const std::filesystem::path& path) {
   auto file = VMI_TRY(FileMapping::open(path));
   const std::string origin = "profile cache '" + path.string() + "'";
   const CacheHeader header = VMI_TRY(read_header(file->bytes(), origin));
-  return std::string(reinterpret_cast<const char*>(file->bytes().data()) + sizeof header, header.banner_size);
+  CachedProfileInfo info;
+  info.banner.assign(reinterpret_cast<const char*>(file->bytes().data()) + sizeof header, header.banner_size);
+  if (header.banner_offset_plus_one != 0) info.banner_offset = header.banner_offset_plus_one - 1;
+  return info;
 }
 
 Expected<Profile> read_cached_profile(const std::filesystem::path& path) {

@@ -143,7 +143,7 @@ Expected<std::string> ProfileCatalog::banner(const fs::path& file) {
   if (const auto cached = cache_path(file)) {
     std::error_code ec;
     if (fs::exists(*cached, ec)) {
-      if (auto banner = read_cached_banner(*cached)) return banner;
+      if (auto info = read_cached_info(*cached)) return std::move(info->banner);
     }
   }
   const auto profile = VMI_TRY(load(file));

@@ -25,8 +25,13 @@ std::filesystem::path default_cache_directory();
 // checksum. A damaged or foreign entry fails to load (and is rebuilt by the catalog).
 Expected<void> write_cached_profile(const std::filesystem::path& path, const Profile& profile);
 Expected<Profile> read_cached_profile(const std::filesystem::path& path);
-// The banner stored uncompressed in a cache entry's header, readable without decompressing.
-Expected<std::string> read_cached_banner(const std::filesystem::path& path);
+// What a cache entry's header says, readable without decompressing: the banner and, for Linux
+// profiles, linux_banner's distance from _text (enough to probe an image for that kernel).
+struct CachedProfileInfo {
+  std::string banner;
+  std::optional<std::uint64_t> banner_offset;
+};
+Expected<CachedProfileInfo> read_cached_info(const std::filesystem::path& path);
 
 // Profiles available to a session: files under the search paths (ISF .json/.json.xz/.json.zst,
 // or a single file), each loaded at most once and cached in binary form.

@@ -44,11 +44,11 @@ Expected<ProfileAnchors> anchors(const Profile& profile) {
   return a;
 }
 
-// The physical address of _text, if this profile's banner is found where it would be.
-std::optional<Addr> find_text_physical(const PhysicalImage& image, const ProfileAnchors& a, std::string_view banner) {
+// The physical address of _text, if `banner` is found `banner_offset` bytes past a 2 MiB-aligned
+// physical base.
+std::optional<Addr> find_text_physical(const PhysicalImage& image, Addr banner_offset, std::string_view banner) {
   const std::string_view expected = banner.empty() ? kBannerPrefix : banner;
   std::string bytes(expected.size(), '\0');
-  const Addr banner_offset = a.banner - a.text;
   for (const Range& range : image.ranges()) {
     const Addr first = (range.begin + kKernelAlign - 1) / kKernelAlign * kKernelAlign;
     for (Addr base = first; base < range.end; base += kKernelAlign) {
@@ -79,7 +79,7 @@ struct Match {
 Expected<Match> place_kernel(const std::shared_ptr<const PhysicalImage>& image, std::shared_ptr<const Profile> profile,
                              std::string source) {
   const ProfileAnchors a = VMI_TRY(anchors(*profile));
-  const auto text_physical = find_text_physical(*image, a, profile->banner());
+  const auto text_physical = find_text_physical(*image, a.banner - a.text, profile->banner());
   if (!text_physical) return make_error(Errc::profile_mismatch, "banner of " + source + " not found in the image");
 
   KernelPlacement placement;
@@ -108,9 +108,10 @@ Expected<Match> place_kernel(const std::shared_ptr<const PhysicalImage>& image, 
 }
 
 
-// A profile recovered from the snapshot (profile_recovery.cpp), cached under the cache
-// directory as recovered/<hash of banner>-<build id>.vmiprof. A cached entry is used only when
-// it places the kernel and the build id in memory equals the one in its name.
+namespace fs = std::filesystem;
+
+constexpr std::size_t kMaxRecoveredEntries = 256;  // cache entries tried before recovering anew
+
 std::string banner_key(std::string_view banner) {
   std::uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a
   for (char c : banner) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
@@ -133,34 +134,47 @@ std::string recovered_note(const Profile& profile, std::string_view suffix) {
          " symbols" + std::string(suffix);
 }
 
-Expected<Match> recovered_match(const std::shared_ptr<const PhysicalImage>& image, ProfileCatalog& profiles,
-                                Diagnostics& diagnostics, const BannerHit& banner) {
-  namespace fs = std::filesystem;
+fs::path recovered_directory(const fs::path& cache) { return cache / "recovered"; }
+
+// A profile recovered earlier from a snapshot of this kernel: entries whose banner is found in the
+// image where their header says (no decompression for the others), that place the kernel, and
+// whose build id in memory equals the one in their name.
+std::optional<Match> cached_recovered_match(const std::shared_ptr<const PhysicalImage>& image, ProfileCatalog& profiles,
+                                            Diagnostics& diagnostics) {
   const auto cache = profiles.cache_directory();
-  const std::string key = banner_key(banner.text);
   std::error_code ec;
-  if (cache && fs::is_directory(*cache / "recovered", ec)) {
-    for (const auto& file : fs::directory_iterator(*cache / "recovered", ec)) {
-      const std::string name = file.path().filename().string();
-      if (!name.starts_with(key + "-") || !name.ends_with(".vmiprof")) continue;
-      const std::string build_id = name.substr(key.size() + 1, name.size() - key.size() - 1 - 8);
-      auto cached = read_cached_profile(file.path());
-      if (!cached) {
-        diagnostics.warn("ignoring damaged recovered-profile cache entry: " + cached.error().message);
-        continue;
-      }
-      auto profile = std::make_shared<const Profile>(std::move(*cached));
-      auto match = place_kernel(image, profile, "profile recovered from snapshot (cached in '" + file.path().string() + "')");
-      if (match && build_id_in_memory(image, *match->profile, match->placement) == build_id) {
-        diagnostics.note(recovered_note(*match->profile, " (from cache)"));
-        return match;
-      }
+  if (!cache || !fs::is_directory(recovered_directory(*cache), ec)) return std::nullopt;
+  std::size_t seen = 0;
+  for (const auto& file : fs::directory_iterator(recovered_directory(*cache), ec)) {
+    const std::string name = file.path().filename().string();
+    if (!name.ends_with(".vmiprof") || name.size() < 18 || ++seen > kMaxRecoveredEntries) continue;
+    auto info = read_cached_info(file.path());
+    if (!info || !info->banner_offset || !find_text_physical(*image, *info->banner_offset, info->banner)) continue;
+    auto cached = read_cached_profile(file.path());
+    if (!cached) {
+      diagnostics.warn("ignoring damaged recovered-profile cache entry: " + cached.error().message);
+      continue;
+    }
+    auto profile = std::make_shared<const Profile>(std::move(*cached));
+    auto match = place_kernel(image, profile, "profile recovered from snapshot (cached in '" + file.path().string() + "')");
+    const std::string build_id = name.substr(17, name.size() - 17 - 8);
+    if (match && build_id_in_memory(image, *match->profile, match->placement) == build_id) {
+      diagnostics.note(recovered_note(*match->profile, " (from cache)"));
+      return std::move(*match);
     }
   }
+  return std::nullopt;
+}
+
+// Rebuilds the profile from the snapshot (profile_recovery.cpp) and caches it as
+// recovered/<hash of banner>-<build id>.vmiprof.
+Expected<Match> recovered_match(const std::shared_ptr<const PhysicalImage>& image, ProfileCatalog& profiles,
+                                Diagnostics& diagnostics, const BannerHit& banner) {
   auto recovered = VMI_TRY(recover_linux_profile(image));
   auto profile = std::make_shared<const Profile>(std::move(recovered.profile));
-  if (cache) {
-    const fs::path path = *cache / "recovered" / (key + "-" + (recovered.build_id.empty() ? "none" : recovered.build_id) + ".vmiprof");
+  if (const auto cache = profiles.cache_directory()) {
+    const std::string build_id = recovered.build_id.empty() ? "none" : recovered.build_id;
+    const fs::path path = recovered_directory(*cache) / (banner_key(banner.text) + "-" + build_id + ".vmiprof");
     if (auto written = write_cached_profile(path, *profile); !written) diagnostics.warn(written.error().message);
   }
   diagnostics.note(recovered_note(*profile, ""));
@@ -261,10 +275,17 @@ Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalIm
     rejected.push_back(match.error().message);
   }
   for (const auto& note : profiles.notes()) diagnostics.warn(note);
+  const bool recover = !single && profiles.snapshot_recovery();
+  if (recover) {
+    if (auto match = cached_recovered_match(image, profiles, diagnostics)) {
+      return std::unique_ptr<Kernel>(
+          std::make_unique<LinuxKernel>(image, std::move(match->profile), std::move(match->source), match->placement));
+    }
+  }
   const std::string where = std::string(image->name());
   auto banner = find_banner(*image);
   if (!banner) return make_error(Errc::not_found, where + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
-  if (!single && profiles.snapshot_recovery()) {
+  if (recover) {
     auto match = recovered_match(image, profiles, diagnostics, *banner);
     if (match) {
       return std::unique_ptr<Kernel>(
