@@ -279,6 +279,32 @@ KREL="$(cat "$KERNEL_DIR/release")"
 KVER="$(cat "$KERNEL_DIR/version")"
 step "kernel: $KREL ($KVER) in $KERNEL_DIR, vmlinuz compression $(cat "$KERNEL_DIR/vmlinuz.compression" 2>/dev/null || echo '?')"
 
+# ------------------------------------------------------------------ debug vmlinux (DWARF)
+# The sample kernel's vmlinux with DWARF, from linux-image-<release>-dbg (858 MB .deb, of which
+# only the vmlinux is extracted; tar stops at it), for the DWARF importer's tests. Kept as
+# $KERNEL_DIR/vmlinux.dbg; the .deb is deleted afterwards.
+if [ -s "$KERNEL_DIR/vmlinux.dbg" ]; then
+  step "debug vmlinux: reusing $KERNEL_DIR/vmlinux.dbg"
+else
+  dbg_pkg="linux-image-$KREL-dbg"
+  if fetch_deb "$dbg_pkg" "$KVER"; then
+    dbg_deb="$CACHE/downloads/${dbg_pkg}_${KVER}_amd64.deb"
+    step "debug vmlinux: extracting ./usr/lib/debug/boot/vmlinux-$KREL from $(basename "$dbg_deb")"
+    dbg_tmp="$(mktemp -d "$CACHE/kernels/.dbg.XXXXXX")"
+    # tar stops reading at the member (--occurrence); dpkg-deb then sees a closed pipe.
+    { dpkg-deb --fsys-tarfile "$dbg_deb" 2>/dev/null || true; } |
+      tar -x -C "$dbg_tmp" --occurrence=1 "./usr/lib/debug/boot/vmlinux-$KREL" || true
+    if readelf -S -W "$dbg_tmp/usr/lib/debug/boot/vmlinux-$KREL" 2>/dev/null | grep -q ' \.debug_info '; then
+      mv "$dbg_tmp/usr/lib/debug/boot/vmlinux-$KREL" "$KERNEL_DIR/vmlinux.dbg"
+    else
+      warn "no DWARF vmlinux in $(basename "$dbg_deb"); the DWARF tests will fail"
+    fi
+    rm -rf "$dbg_tmp" "$dbg_deb"
+  else
+    warn "$dbg_pkg=$KVER is not available from apt; the DWARF tests will fail"
+  fi
+fi
+
 # ------------------------------------------------------------------ samples to (re)build
 BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt truth/kallsyms sample.env)
 sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete (and its kernel dir still exists)
