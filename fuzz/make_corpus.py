@@ -178,6 +178,52 @@ class Btf:
         return hdr + bytes(self.types) + bytes(self.strings)
 
 
+KALLSYMS_BASE = 0xffffffff81000000  # fuzz/targets/kallsyms.cpp maps the input here
+
+
+def kallsyms_seed(seqs_of_names, absolute_percpu, nsyms=300):
+    """A kernel image holding kallsyms tables in the 6.1 layout (scripts/kallsyms.c), optionally
+    with 6.2's kallsyms_seqs_of_names and x86-64's absolute per-CPU offsets. Every code stands for
+    its own character except the unprintable ones (token "z")."""
+    def align8(b):
+        return b + b"\0" * (-len(b) % 8)
+    names = ["T_text"] + [("T" if i % 3 else "D") + f"sym_{i:03d}" for i in range(1, nsyms)]
+    addresses = [16 * i for i in range(nsyms)]  # offsets from _text
+    if absolute_percpu:
+        names = ["Afixed_percpu_data"] + names
+        addresses = [0] + addresses
+    n = len(names)
+    body = b""
+    markers = []
+    for i, name in enumerate(names):
+        if i % 256 == 0:
+            markers.append(len(body))
+        body += bytes([len(name)]) + name.encode()
+    tokens = [bytes([c]) if 0x20 < c < 0x7f else b"z" for c in range(256)]
+    table = b"".join(t + b"\0" for t in tokens)
+    index, at = [], 0
+    for t in tokens:
+        index.append(at)
+        at += len(t) + 1
+    # offsets: relative to _text, or (absolute per-CPU) negative for kernel addresses
+    if absolute_percpu:
+        offs = [0] + [(-1 - a) & 0xffffffff for a in addresses[1:]]
+    else:
+        offs = addresses
+    image = b"\x90" * 0x100  # "code" before the tables
+    image = align8(image + struct.pack(f"<{n}I", *offs))
+    image += struct.pack("<Q", KALLSYMS_BASE)  # kallsyms_relative_base
+    image += struct.pack("<II", n, 0)  # kallsyms_num_syms
+    image = align8(image + body)
+    image = align8(image + struct.pack(f"<{len(markers)}I", *markers))
+    if seqs_of_names:
+        order = sorted(range(n), key=lambda i: names[i][1:])
+        image = align8(image + b"".join(struct.pack(">I", i)[1:] for i in order))
+    image = align8(image + table)
+    image += struct.pack("<256H", *index)
+    return image
+
+
 def btf_seeds():
     out = {}
     b = Btf()
@@ -340,6 +386,15 @@ def main():
         put("system_map", "System.map-tail", b"".join(lines[-40:]))
     put("system_map", "kallsyms-modules", b"ffffffffc0a01000 t foo_init\t[foo]\nffffffffc0a02000 T bar [bar]\n"
         b"0000000000000000 A __per_cpu_start\n")
+
+    # Profile recovery starts where the pipeline does: a banner and page tables that map it.
+    for seed in sorted((CORPUS / "pipeline").glob("*")):
+        put("profile_recovery", seed.name, seed.read_bytes())
+
+    for seqs in (False, True):
+        for percpu in (False, True):
+            put("kallsyms", f"tables-{'seqs' if seqs else 'plain'}-{'percpu' if percpu else 'relative'}",
+                kallsyms_seed(seqs, percpu))
 
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     print(f"corpus: {sum(1 for p in CORPUS.rglob('*') if p.is_file())} files, {total} bytes")

@@ -23,7 +23,8 @@ shift || true
 max_len() {
   case $1 in
     btf|system_map|objects) echo 16384 ;;
-    paging|pipeline) echo 40960 ;;
+    paging|pipeline|profile_recovery) echo 40960 ;;
+    kallsyms) echo 32768 ;;
     *) echo 65536 ;;
   esac
 }

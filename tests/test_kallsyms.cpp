@@ -170,3 +170,27 @@ TEST_CASE("damaged kallsyms tables give a clean error naming the address") {
     CHECK(result.error().code == Errc::not_found);
   }
 }
+
+TEST_CASE("kallsyms fuzz seeds (fuzz/make_corpus.py) decode: 6.1 and seqs_of_names layouts, relative and absolute per-CPU") {
+  constexpr Addr kText = 0xffffffff81000000ull;
+  const auto dir = test::source_dir() / "fuzz/corpus/kallsyms";
+  std::size_t seeds = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    CAPTURE(name);
+    const std::string bytes = test::read_file(entry.path());
+    const MemoryLayer kernel("seed", std::as_bytes(std::span(bytes.data(), bytes.size())), kText);
+    auto recovered = recover_kallsyms(kernel, kText, KallsymsOptions{bytes.size()});
+    REQUIRE_MESSAGE(recovered.has_value(), test::error_text(recovered));
+    const bool percpu = name.ends_with("-percpu");
+    REQUIRE(recovered->symbols.size() == (percpu ? 301u : 300u));
+    CHECK(recovered->tables.absolute_percpu == percpu);
+    CHECK((recovered->tables.seqs_of_names != 0) == name.starts_with("tables-seqs"));
+    const auto& last = recovered->symbols.back();
+    CHECK(last.name == "sym_299");
+    CHECK(last.type == 'T');  // every third symbol is data, the rest text
+    CHECK(last.address == kText + 16 * 299);
+    ++seeds;
+  }
+  CHECK(seeds == 4);
+}
