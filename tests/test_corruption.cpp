@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <array>
+#include <chrono>
 #include <map>
 #include <random>
 
@@ -212,4 +213,57 @@ TEST_CASE("pslist on images truncated at random points returns an error or what 
              table.error().code == Errc::unmapped));
     }
   }
+}
+
+namespace {
+
+// Guest-physical memory in which [begin, end) is a endless-looking linked list: every aligned
+// qword points 16 bytes further on, through the kernel's direct map. Any list_head read there,
+// and any pointer field of a "task" there, leads into a chain as long as the region.
+class ChainLayer final : public Layer {
+ public:
+  ChainLayer(std::shared_ptr<const Layer> base, Addr begin, Addr end, Addr direct_map)
+      : base_(std::move(base)), begin_(begin), end_(end), direct_map_(direct_map) {}
+  std::string_view name() const override { return "chained sample"; }
+  std::span<const Range> ranges() const override { return base_->ranges(); }
+  Expected<std::size_t> read(Addr addr, std::span<std::byte> dst) const override {
+    auto got = base_->read(addr, dst);
+    if (!got) return got;
+    for (std::size_t i = 0; i < *got; ++i) {
+      const Addr at = addr + i;
+      if (at < begin_ || at >= end_) continue;
+      const std::uint64_t value = direct_map_ + (at & ~Addr{15}) + 16;
+      dst[i] = static_cast<std::byte>(value >> (8 * (at & 7)));
+    }
+    return got;
+  }
+
+ private:
+  std::shared_ptr<const Layer> base_;
+  Addr begin_, end_, direct_map_;
+};
+
+}  // namespace
+
+TEST_CASE("a hostile task list of millions of nodes, each claiming a huge thread group, is cut at named caps") {
+  const Fixture& f = fixture();
+  Session probe = Session::over_layer(f.image, shipped_profile_only());
+  const Kernel* kernel = *probe.kernel();
+  const Addr direct_map = *read_value<std::uint64_t>(kernel->kernel_layer(), *kernel->symbol("page_offset_base"));
+  // init_task.tasks.next into a 48 MiB chain: three million nodes of 16 bytes.
+  const Addr begin = 128ull << 20, end = 176ull << 20;
+  auto patched = std::make_shared<DamagedLayer>(f.image, ~Addr{0});
+  patched->write_u64(physical_of(*kernel->symbol("init_task") + f.tasks_offset), direct_map + begin);
+  auto chained = std::make_shared<ChainLayer>(patched, begin, end, direct_map);
+  Session session = Session::over_layer(chained, shipped_profile_only());
+  const auto started = std::chrono::steady_clock::now();
+  auto table = session.run("pslist");
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  REQUIRE(table.has_value());
+  MESSAGE("pslist over the chain: " << table->rows.size() << " rows in " << seconds << " s");
+  CHECK(table->rows.size() == (1u << 20));  // kMaxTasks
+  CHECK(any_warning_contains(session, "list at " + hex(*kernel->symbol("init_task") + f.tasks_offset) +
+                                          " has more than 1048576 entries; stopped"));
+  // The first group's thread list took the whole thread budget; every later group counts as one.
+  CHECK(any_warning_contains(session, "thread lists: more than 1048576 entries over all thread groups"));
 }

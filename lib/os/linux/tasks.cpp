@@ -9,8 +9,12 @@ namespace vmi::linux_objects {
 
 namespace {
 
-constexpr std::size_t kMaxTasks = 1u << 22;         // PID_MAX_LIMIT: no kernel holds more
-constexpr std::size_t kMaxThreadsPerGroup = 1u << 22;
+// Caps on what a hostile image can make us read. Real systems run up to a few hundred thousand
+// tasks; the caps allow 1M on the task list and 1M thread-list entries over all thread groups
+// together, so a task list of a million leaders that all claim one million-entry thread list
+// costs two million reads, not a trillion.
+constexpr std::size_t kMaxTasks = 1u << 20;
+constexpr std::size_t kMaxThreadEntries = 1u << 20;  // over every thread group walked
 constexpr std::uint32_t kPfKthread = 0x00200000;     // include/linux/sched.h
 constexpr std::uint32_t kPfWqWorker = 0x00000020;
 constexpr std::size_t kMaxFullName = 64;             // /proc prints at most 64 bytes of a name
@@ -106,12 +110,21 @@ class TaskReader {
     if (!layout_.signal || !layout_.thread_node || !layout_.signal_thread_head) return members;
     auto signal = read_value<std::uint64_t>(layer_, leader + *layout_.signal);
     if (!signal || *signal == 0) return members;
+    if (thread_entries_left_ == 0) {
+      if (!budget_warned_) {
+        diagnostics_.warn("thread lists: more than " + std::to_string(kMaxThreadEntries) +
+                          " entries over all thread groups; later groups are counted as their leader only");
+        budget_warned_ = true;
+      }
+      return members;
+    }
     members.clear();
     const std::uint32_t node_offset = *layout_.thread_node;
-    ListWalk walk = walk_list(layer_, *signal + *layout_.signal_thread_head, kMaxThreadsPerGroup, [&](Addr node) {
+    ListWalk walk = walk_list(layer_, *signal + *layout_.signal_thread_head, thread_entries_left_, [&](Addr node) {
       members.push_back(node - node_offset);
       return true;
     });
+    thread_entries_left_ -= walk.entries;
     if (walk.end != ListEnd::complete) diagnostics_.warn("threads of task " + hex(leader) + ": " + walk.problem);
     if (members.empty()) members.push_back(leader);
     // The leader first, whatever the list order, so thread rows follow their process.
@@ -171,6 +184,8 @@ class TaskReader {
   const Layer& layer_;
   const TaskLayout& layout_;
   Diagnostics& diagnostics_;
+  std::size_t thread_entries_left_ = kMaxThreadEntries;
+  bool budget_warned_ = false;
   std::optional<std::int64_t> boot_time_;
 };
 
