@@ -62,16 +62,30 @@ struct TaskLayout {
   }
 };
 
-// Wall-clock time of boot from the timekeeper: offs_real - offs_boot is CLOCK_REALTIME at
-// CLOCK_BOOTTIME zero. Absent when the profile does not type tk_core (e.g. BTF+System.map).
-std::optional<std::int64_t> boot_time_unix_ns(const Kernel& kernel) {
+// tk_core.timekeeper. BTF types only the per-CPU variables, so tk_core is void in BTF-built and
+// recovered profiles; its definition (kernel/time/timekeeping.c, unchanged since 5.10) is
+// `static struct { seqcount_raw_spinlock_t seq; struct timekeeper timekeeper; } tk_core`, so the
+// timekeeper follows the sequence count at its 8-byte alignment.
+std::optional<ObjectView> tk_core_timekeeper(const Kernel& kernel) {
   const Profile& profile = kernel.profile();
   const Symbol* tk_core = profile.find_symbol("tk_core");
   const auto address = kernel.symbol("tk_core");
   if (tk_core == nullptr || !address) return std::nullopt;
-  const Aggregate* type = profile.aggregate_of(tk_core->type);
-  if (type == nullptr) return std::nullopt;
-  auto timekeeper = ObjectView(kernel.kernel_layer(), profile, *type, *address).member("timekeeper");
+  if (const Aggregate* type = profile.aggregate_of(tk_core->type)) {
+    auto timekeeper = ObjectView(kernel.kernel_layer(), profile, *type, *address).member("timekeeper");
+    if (timekeeper) return *timekeeper;
+    return std::nullopt;
+  }
+  const Aggregate* timekeeper = profile.find_aggregate("timekeeper");
+  const Aggregate* sequence = profile.find_aggregate("seqcount_raw_spinlock_t");
+  if (timekeeper == nullptr || sequence == nullptr) return std::nullopt;
+  return ObjectView(kernel.kernel_layer(), profile, *timekeeper, *address + ((Addr{sequence->size} + 7) & ~Addr{7}));
+}
+
+// Wall-clock time of boot from the timekeeper: offs_real - offs_boot is CLOCK_REALTIME at
+// CLOCK_BOOTTIME zero.
+std::optional<std::int64_t> boot_time_unix_ns(const Kernel& kernel) {
+  auto timekeeper = tk_core_timekeeper(kernel);
   if (!timekeeper) return std::nullopt;
   auto offs_real = timekeeper->read_signed("offs_real");
   auto offs_boot = timekeeper->read_signed("offs_boot");
