@@ -18,7 +18,6 @@
 namespace fs = std::filesystem;
 
 using vmi::bench::Measurement;
-using vmi::bench::run;
 using vmi::bench::samples_dir;
 
 int main(int argc, char** argv) {
@@ -43,16 +42,9 @@ int main(int argc, char** argv) {
       for (const char* command : {"info", "pslist", "pstree"}) {
         fs::remove_all(cache);
         const std::vector<std::string> args = {cli, "--profile", VMI_BENCH_PROFILE, "--cache-dir", cache.string(), command, path};
-        const Measurement cold = run(args);
-        std::vector<double> walls;
-        double warm_rss = 0;
-        for (int i = 0; i < runs; ++i) {
-          const Measurement warm = run(args);
-          walls.push_back(warm.seconds * 1000);
-          warm_rss = std::max(warm_rss, warm.peak_rss_mib);
-        }
-        std::sort(walls.begin(), walls.end());
-        const double median = walls[walls.size() / 2];
+        const auto measured = vmi::bench::run_repeated(args, runs);
+        const Measurement& cold = measured.first;
+        const double median = measured.median_ms, warm_rss = measured.max_rss_mib;
         fmt::print("{:<18} {:<11} {:<7} {:>12.1f} {:>12.1f} {:>14.1f} {:>14.1f}\n", sample, image, command, cold.seconds * 1000,
                    cold.peak_rss_mib, median, warm_rss);
         if (std::string(command) == "pslist") {

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -43,6 +44,27 @@ inline Measurement run(const std::vector<std::string>& args) {
   const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
   if (!ok) fmt::print(stderr, "command failed (status {}): {}\n", status, fmt::join(args, " "));
   return {seconds, static_cast<double>(usage.ru_maxrss) / 1024.0, ok};
+}
+
+// A command run once, then `runs` more times: the first run (cold caches) apart, the median wall
+// time and the largest peak RSS of the others.
+struct Repeated {
+  Measurement first;
+  double median_ms = 0;
+  double max_rss_mib = 0;
+};
+
+inline Repeated run_repeated(const std::vector<std::string>& args, int runs) {
+  Repeated out{run(args)};
+  std::vector<double> walls;
+  for (int i = 0; i < runs; ++i) {
+    const Measurement again = run(args);
+    walls.push_back(again.seconds * 1000);
+    out.max_rss_mib = std::max(out.max_rss_mib, again.peak_rss_mib);
+  }
+  std::sort(walls.begin(), walls.end());
+  if (!walls.empty()) out.median_ms = walls[walls.size() / 2];
+  return out;
 }
 
 // $VMI_SAMPLES_DIR, else $XDG_CACHE_HOME or ~/.cache + /vmi-forensics/samples.

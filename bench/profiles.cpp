@@ -17,7 +17,6 @@
 #include "vmi/vmlinux.hpp"
 
 namespace fs = std::filesystem;
-using vmi::bench::run;
 using vmi::bench::samples_dir;
 
 namespace {
@@ -78,17 +77,9 @@ int main(int argc, char** argv) {
     const fs::path cache = scratch / ("cache-" + sample);
     const std::vector<std::string> args = {VMI_BENCH_CLI, "--profile", empty.string(), "--cache-dir", cache.string(), "pslist",
                                            (samples_dir() / sample / "memory.raw").string()};
-    const auto first = run(args);
-    std::vector<double> walls;
-    double rss = 0;
-    for (int i = 0; i < runs; ++i) {
-      const auto again = run(args);
-      walls.push_back(again.seconds * 1000);
-      rss = std::max(rss, again.peak_rss_mib);
-    }
-    std::sort(walls.begin(), walls.end());
-    fmt::print("{:<20} {:>14.1f} {:>12.1f} {:>16.1f} {:>14.1f}\n", sample, first.seconds * 1000, first.peak_rss_mib,
-               walls[walls.size() / 2], rss);
+    const auto measured = vmi::bench::run_repeated(args, runs);
+    fmt::print("{:<20} {:>14.1f} {:>12.1f} {:>16.1f} {:>14.1f}\n", sample, measured.first.seconds * 1000,
+               measured.first.peak_rss_mib, measured.median_ms, measured.max_rss_mib);
   }
   fmt::print("\n");
   fmt::print("Profile recovered from the snapshot (in process, {} runs; min / median):\n", runs);

@@ -83,6 +83,15 @@ std::vector<std::pair<std::string, FieldInfo>> named_fields(const Profile& profi
   return out;
 }
 
+// The profile recovered from a sample's raw image, with no profile file at all.
+RecoveredProfile recover_from(const test::Sample& sample) {
+  auto image = open_image(sample.dir / "memory.raw");
+  REQUIRE(image.has_value());
+  auto recovered = recover_linux_profile(std::shared_ptr<const PhysicalImage>(std::move(*image)));
+  REQUIRE_MESSAGE(recovered.has_value(), test::error_text(recovered));
+  return std::move(*recovered);
+}
+
 }  // namespace
 
 TEST_CASE("with no profile file, pslist and pstree equal /proc on every sample kernel through a recovered profile") {
@@ -138,10 +147,7 @@ TEST_CASE("the recovered profile holds exactly the vmlinux's BTF types and the k
   REQUIRE(!samples.empty());
   const auto& sample = samples.front();
   const fs::path kernel_dir = sample.env.at("KERNEL_DIR");
-  auto image = open_image(sample.dir / "memory.raw");
-  REQUIRE(image.has_value());
-  auto recovered = recover_linux_profile(std::shared_ptr<const PhysicalImage>(std::move(*image)));
-  REQUIRE_MESSAGE(recovered.has_value(), test::error_text(recovered));
+  const auto recovered = std::make_optional(recover_from(sample));
   auto from_vmlinux = build_profile_from_vmlinux(kernel_dir / "vmlinux", kernel_dir / "System.map");
   REQUIRE(from_vmlinux.has_value());
   CHECK(recovered->types == type_count(*from_vmlinux));
@@ -221,10 +227,7 @@ TEST_CASE("BTF from the snapshot, BTF from vmlinux, our DWARF import and dwarf2j
   const auto& sample = samples.front();
   REQUIRE_MESSAGE(sample.env.at("PINNED") == "1", "needs the pinned kernel, which the dwarf2json ISF describes");
   const fs::path kernel_dir = sample.env.at("KERNEL_DIR");
-  auto image = open_image(sample.dir / "memory.raw");
-  REQUIRE(image.has_value());
-  auto snapshot = recover_linux_profile(std::shared_ptr<const PhysicalImage>(std::move(*image)));
-  REQUIRE_MESSAGE(snapshot.has_value(), test::error_text(snapshot));
+  const auto snapshot = std::make_optional(recover_from(sample));
   auto vmlinux = build_profile_from_vmlinux(kernel_dir / "vmlinux", kernel_dir / "System.map");
   REQUIRE(vmlinux.has_value());
   auto dwarf = load_isf_file(test::shipped_profile());
