@@ -43,6 +43,7 @@ RECOVERY_SAMPLES=(
   "recover-6.1-cloud|linux-image-6.1.0-56-cloud-amd64-unsigned|6.1.192-2|cloud|max,la57=off|4"
   "recover-6.1-rt|linux-image-6.1.0-56-rt-amd64-unsigned|6.1.192-2|rt|max|5"
   "recover-6.1.0-55|linux-image-6.1.0-55-amd64-unsigned|6.1.192-1|amd64|max|5"
+  "recover-6.12|linux-image-6.12.115+deb12-amd64-unsigned|6.12.115-2~deb12u1|amd64|max|5"
 )
 
 # LiME sample: name | qemu -cpu | expected paging levels | vCPUs. lime.ko is built from Debian's

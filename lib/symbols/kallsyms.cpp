@@ -19,8 +19,10 @@
 //  - 6.2/6.3 (and stable kernels that took the backport, such as Debian's 6.1.1xx, the
 //    samples): kallsyms_seqs_of_names (3 bytes per symbol, big-endian indexes sorted by name)
 //    sits between the markers and the token table; we step over it (find_names tries both).
-//  - 6.4+: the order became num_syms, names, markers, seqs_of_names, token_table, token_index,
-//    offsets, relative_base: the addresses follow the token index instead of preceding the count.
+//  - 6.4+ (Debian's 6.12 backport kernel, tested): num_syms, names, markers, token_table,
+//    token_index, offsets, relative_base, seqs_of_names: the addresses follow the token index
+//    instead of preceding the count; recover_addresses tries both places. 6.11 dropped absolute
+//    kallsyms_addresses.
 #include "vmi/kallsyms.hpp"
 
 #include <algorithm>
@@ -248,33 +250,48 @@ bool anchors_text(const std::vector<KallsymsSymbol>& symbols, Addr text) {
   return false;
 }
 
-// Addresses from kallsyms_offsets + kallsyms_relative_base, or kallsyms_addresses.
-Expected<void> recover_addresses(const Layer& layer, Addr text, const NamesLayout& names,
+// Decodes kallsyms_offsets at offsets_at against kallsyms_relative_base at relative_base_at; true
+// when that puts _text where it is.
+bool decode_offsets(const Layer& layer, Addr text, Addr offsets_at, Addr relative_base_at, std::vector<KallsymsSymbol>& symbols,
+                    KallsymsTables& tables) {
+  const std::size_t n = symbols.size();
+  auto base = read_value<std::uint64_t>(layer, relative_base_at);
+  if (!base) return false;
+  const Window w = read_window(layer, offsets_at, offsets_at + 4 * Addr{n});
+  bool negative = false;
+  for (std::size_t i = 0; i < n; ++i) negative |= static_cast<std::int32_t>(load_u32(w.at(offsets_at + 4 * i))) < 0;
+  // ABSOLUTE_PERCPU (x86-64 SMP): offsets >= 0 are absolute (per-CPU), negative ones are
+  // relative_base - 1 - offset. Otherwise every offset is relative_base + (u32)offset.
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int32_t offset = static_cast<std::int32_t>(load_u32(w.at(offsets_at + 4 * i)));
+    symbols[i].address = !negative     ? *base + static_cast<std::uint32_t>(offset)
+                         : offset >= 0 ? static_cast<Addr>(offset)
+                                       : *base - 1 - static_cast<Addr>(static_cast<std::int64_t>(offset));
+  }
+  if (!anchors_text(symbols, text)) return false;
+  tables.offsets = offsets_at;
+  tables.relative_base = relative_base_at;
+  tables.absolute_percpu = negative;
+  return true;
+}
+
+// Addresses from kallsyms_offsets + kallsyms_relative_base, before kallsyms_num_syms (up to 6.3)
+// or after kallsyms_token_index (6.4+, where kallsyms_seqs_of_names follows them), or from
+// absolute kallsyms_addresses (kernels without KALLSYMS_BASE_RELATIVE, before 6.11).
+Expected<void> recover_addresses(const Layer& layer, Addr text, const NamesLayout& names, const TokenTable& tokens,
                                  std::vector<KallsymsSymbol>& symbols, KallsymsTables& tables) {
   const std::size_t n = names.count;
+  const Addr offsets_bytes = align8(4 * Addr{n});
   const Addr relative_base_at = names.num_syms - 8;
-  const Addr offsets_at = relative_base_at - align8(4 * Addr{n});
-  if (offsets_at >= text && offsets_at < relative_base_at) {
-    auto base = read_value<std::uint64_t>(layer, relative_base_at);
-    const Window w = read_window(layer, offsets_at, relative_base_at);
-    if (base) {
-      bool negative = false;
-      for (std::size_t i = 0; i < n; ++i) negative |= static_cast<std::int32_t>(load_u32(w.at(offsets_at + 4 * i))) < 0;
-      // ABSOLUTE_PERCPU (x86-64 SMP): offsets >= 0 are absolute (per-CPU), negative ones are
-      // relative_base - 1 - offset. Otherwise every offset is relative_base + (u32)offset.
-      for (std::size_t i = 0; i < n; ++i) {
-        const std::int32_t offset = static_cast<std::int32_t>(load_u32(w.at(offsets_at + 4 * i)));
-        symbols[i].address = !negative     ? *base + static_cast<std::uint32_t>(offset)
-                             : offset >= 0 ? static_cast<Addr>(offset)
-                                           : *base - 1 - static_cast<Addr>(static_cast<std::int64_t>(offset));
-      }
-      if (anchors_text(symbols, text)) {
-        tables.offsets = offsets_at;
-        tables.relative_base = relative_base_at;
-        tables.absolute_percpu = negative;
-        return {};
-      }
-    }
+  const Addr offsets_at = relative_base_at - offsets_bytes;
+  if (offsets_at >= text && offsets_at < relative_base_at &&
+      decode_offsets(layer, text, offsets_at, relative_base_at, symbols, tables)) {
+    return {};
+  }
+  const Addr late_offsets_at = align8(tokens.index + 512);
+  if (decode_offsets(layer, text, late_offsets_at, late_offsets_at + offsets_bytes, symbols, tables)) {
+    if (names.seqs_of_names == 0) tables.seqs_of_names = late_offsets_at + offsets_bytes + 8;
+    return {};
   }
   const Addr addresses_at = names.num_syms - 8 * Addr{n};
   if (addresses_at >= text && addresses_at < names.num_syms) {
@@ -285,8 +302,8 @@ Expected<void> recover_addresses(const Layer& layer, Addr text, const NamesLayou
       return {};
     }
   }
-  return make_error(Errc::bad_format, "kallsyms: neither kallsyms_offsets+kallsyms_relative_base at " +
-                                          hex(offsets_at) + " nor kallsyms_addresses at " + hex(addresses_at) +
+  return make_error(Errc::bad_format, "kallsyms: neither kallsyms_offsets+kallsyms_relative_base at " + hex(offsets_at) +
+                                          " or " + hex(late_offsets_at) + " nor kallsyms_addresses at " + hex(addresses_at) +
                                           " put _text at " + hex(text));
 }
 
@@ -321,7 +338,7 @@ Expected<KallsymsResult> recover_kallsyms(const Layer& kernel_space, Addr text_v
       result.tables = KallsymsTables{tokens->table,        tokens->index, names->markers,
                                      names->seqs_of_names, names->names,  names->num_syms};
       result.symbols = VMI_TRY(expand_names(kernel_space, *names, *tokens));
-      VMI_TRY_VOID(recover_addresses(kernel_space, text_virtual, *names, result.symbols, result.tables));
+      VMI_TRY_VOID(recover_addresses(kernel_space, text_virtual, *names, *tokens, result.symbols, result.tables));
       return result;
     }
   }

@@ -46,8 +46,9 @@ struct KallsymsOptions {
 // profile is used), starting at text_virtual (the run-time `_text`, which must come out as the
 // `_text` entry), decompresses every name and recovers every address. Supports the layouts up to
 // 6.3 (offsets + relative_base or addresses, num_syms, names, markers, [seqs_of_names],
-// token_table, token_index) with CONFIG_KALLSYMS_BASE_RELATIVE, with or without ABSOLUTE_PERCPU,
-// or absolute addresses; not yet the 6.4+ order. Fails with Errc::not_found when no token table
+// token_table, token_index) and from 6.4 (num_syms, names, markers, token_table, token_index,
+// offsets, relative_base, seqs_of_names), base-relative with or without ABSOLUTE_PERCPU, or
+// absolute addresses. Fails with Errc::not_found when no token table
 // is in [text_virtual, text_virtual + scan_bytes), Errc::bad_format naming the address of a table
 // that does not decode, Errc::limit_exceeded when a count passes its cap. Holes in the scanned
 // range are skipped; never throws.

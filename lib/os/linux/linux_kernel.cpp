@@ -234,11 +234,12 @@ std::optional<BannerHit> find_banner(const PhysicalImage& image) {
       for (std::size_t hit = view.find(kBannerPrefix); hit != std::string_view::npos; hit = view.find(kBannerPrefix, hit + 1)) {
         auto text = view.substr(hit, kMaxBannerSize);
         const auto newline = text.find('\n');
-        // linux_banner is one line ending in "\n\0" and naming the compiler; copies in logs
-        // and buffers run on into other text, format strings say "%s".
+        // linux_banner is one line ending in "\n\0" and naming the compiler ("(gcc-12 ...",
+        // "(x86_64-linux-gnu-gcc-12 ...", "(Debian clang ..."); copies in logs and buffers run
+        // on into other text, format strings say "%s".
         if (newline == std::string_view::npos || newline + 1 >= text.size() || text[newline + 1] != '\0') continue;
         text = text.substr(0, newline);
-        if (text.find("(gcc") != std::string_view::npos || text.find("clang") != std::string_view::npos) {
+        if (text.find("gcc") != std::string_view::npos || text.find("clang") != std::string_view::npos) {
           return BannerHit{std::string(text), at + hit};
         }
       }
