@@ -92,6 +92,11 @@ std::string_view name_of(Dwarf_Die* die) {
   return name != nullptr ? std::string_view(name) : std::string_view();
 }
 
+std::uint32_t size_of(Dwarf_Die* die) {
+  const int size = dwarf_bytesize(die);
+  return size < 0 ? 0 : static_cast<std::uint32_t>(size);
+}
+
 bool is_aggregate(int tag) { return tag == DW_TAG_structure_type || tag == DW_TAG_union_type || tag == DW_TAG_class_type; }
 bool is_declaration(Dwarf_Die* die) { return dwarf_hasattr(die, DW_AT_declaration) != 0; }
 
@@ -115,7 +120,8 @@ class Converter {
   Expected<DwarfSummary> run() {
     if (table_.add_base("void", 0, BaseKind::void_, false)) summary_.base_types++;
     if (table_.add_base("pointer", 8, BaseKind::integer, false)) summary_.base_types++;
-    Dwarf_Off offset = 0, next = 0;
+    Dwarf_Off offset = 0;
+    Dwarf_Off next = 0;
     std::size_t header_size = 0;
     while (dwarf_next_unit(dwarf_, offset, &next, &header_size, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr) == 0) {
       Dwarf_Die unit;
@@ -293,7 +299,8 @@ class Converter {
         if (auto n = constant_attr(&child, DW_AT_count)) {
           count = static_cast<std::uint32_t>(std::max<std::int64_t>(*n, 0));
         } else if (auto upper = constant_attr(&child, DW_AT_upper_bound)) {
-          count = *upper < 0 || *upper == static_cast<std::int64_t>(~std::uint32_t{0}) ? 0 : static_cast<std::uint32_t>(*upper + 1);
+          // -1 or 0xffffffff: a zero-length array (`int x[0]`)
+          count = *upper < 0 || *upper >= std::int64_t{0xffffffff} ? 0 : static_cast<std::uint32_t>(*upper + 1);
         }
         counts.push_back(count);
       } while (dwarf_siblingof(&child, &child) == 0 && counts.size() < 64);
@@ -301,7 +308,7 @@ class Converter {
     if (counts.empty()) counts.push_back(0);
     auto element = type_of(die);
     std::uint32_t result = element ? VMI_TRY(reference(&*element, depth + 1)) : void_desc();
-    for (auto it = counts.rbegin(); it != counts.rend(); ++it) result = table_.intern(Desc{TypeKind::array, {}, result, *it});
+    for (std::size_t i = counts.size(); i-- > 0;) result = table_.intern(Desc{TypeKind::array, {}, result, counts[i]});
     return result;
   }
 
@@ -343,11 +350,6 @@ class Converter {
       if (seen.insert(m.name).second) members.push_back(std::move(m));
     } while (dwarf_siblingof(&child, &child) == 0);
     return members;
-  }
-
-  std::uint32_t size_of(Dwarf_Die* die) const {
-    const int size = dwarf_bytesize(die);
-    return size < 0 ? 0 : static_cast<std::uint32_t>(size);
   }
 
   Expected<std::string> aggregate_name(Dwarf_Die* die, int depth) {

@@ -112,12 +112,12 @@ std::optional<TokenTable> token_table_around(const Layer& layer, Addr digits) {
   }
   const Addr index = align8(pos);
   if (!w.has(index, 512)) return std::nullopt;
-  const Addr table = digits - load_u16(w.at(index + 2 * '0'));
+  const Addr table = digits - load_u16(w.at(index + Addr{2} * '0'));
   if (table % 8 != 0 || load_u16(w.at(index)) != 0) return std::nullopt;
   TokenTable out{table, index, {}};
   Addr at = table;
   for (int code = 0; code < 256; ++code) {
-    if (load_u16(w.at(index + 2 * code)) != at - table) return std::nullopt;
+    if (load_u16(w.at(index + Addr{2} * code)) != at - table) return std::nullopt;
     std::string& token = out.tokens[code];
     while (true) {
       if (!w.has(at, 1) || token.size() > kMaxSymbolName) return std::nullopt;
@@ -170,7 +170,7 @@ std::optional<NamesLayout> names_before_markers(const Layer& layer, Addr text, c
     if (load_u32(mw.at(markers + 4 * k)) <= load_u32(mw.at(markers + 4 * (k - 1)))) return std::nullopt;
   const std::uint64_t last_marker = load_u32(mw.at(markers + 4 * (m - 1)));
   if (markers < text || markers - text < last_marker + 16) return std::nullopt;
-  const std::uint64_t span = std::min<std::uint64_t>(last_marker + 256 * (2 + 0x7fff) + 64, kMaxNamesBytes);
+  const std::uint64_t span = std::min<std::uint64_t>(last_marker + std::uint64_t{256} * (2 + 0x7fff) + 64, kMaxNamesBytes);
   const Addr floor = markers - std::min<Addr>(markers - text, span);
   const Window w = read_window(layer, floor, markers);
   for (Addr p = (markers - 16 - last_marker) & ~Addr{7}; p >= floor + 8; p -= 8) {
@@ -263,7 +263,7 @@ bool decode_offsets(const Layer& layer, Addr text, Addr offsets_at, Addr relativ
   // ABSOLUTE_PERCPU (x86-64 SMP): offsets >= 0 are absolute (per-CPU), negative ones are
   // relative_base - 1 - offset. Otherwise every offset is relative_base + (u32)offset.
   for (std::size_t i = 0; i < n; ++i) {
-    const std::int32_t offset = static_cast<std::int32_t>(load_u32(w.at(offsets_at + 4 * i)));
+    const auto offset = static_cast<std::int32_t>(load_u32(w.at(offsets_at + 4 * i)));
     symbols[i].address = !negative     ? *base + static_cast<std::uint32_t>(offset)
                          : offset >= 0 ? static_cast<Addr>(offset)
                                        : *base - 1 - static_cast<Addr>(static_cast<std::int64_t>(offset));

@@ -169,7 +169,8 @@ Expected<void> write_cached_profile(const std::filesystem::path& path, const Pro
   const std::string_view banner = profile.banner();
   header.banner_size = static_cast<std::uint32_t>(banner.size());
   header.payload_size = payload_size;
-  const auto text = profile.symbol_address("_text"), linux_banner = profile.symbol_address("linux_banner");
+  const auto text = profile.symbol_address("_text");
+  const auto linux_banner = profile.symbol_address("linux_banner");
   if (text && linux_banner && *linux_banner >= *text) header.banner_offset_plus_one = *linux_banner - *text + 1;
 
   // Write beside the target and rename, so a reader never sees half an entry.
@@ -214,7 +215,8 @@ Expected<Profile> read_cached_profile(const std::filesystem::path& path) {
   std::memcpy(sizes, bytes.data() + sizes_at, sizeof sizes);
   std::memcpy(frame_sizes, bytes.data() + sizes_at + sizeof sizes, sizeof frame_sizes);
   const auto frames = bytes.subspan(sizes_at + sizeof sizes + sizeof frame_sizes);
-  std::uint64_t total = 0, frames_total = 0;
+  std::uint64_t total = 0;
+  std::uint64_t frames_total = 0;
   for (std::size_t i = 0; i < kSectionCount; ++i) {
     total += std::min(sizes[i], kMaxPayload);
     frames_total += std::min<std::uint64_t>(frame_sizes[i], frames.size() + 1);
@@ -231,7 +233,8 @@ Expected<Profile> read_cached_profile(const std::filesystem::path& path) {
   std::array<Section, kSectionCount> sections;
   Profile profile;
   Tail tail{};
-  std::size_t index = 0, frame_at = 0;
+  std::size_t index = 0;
+  std::size_t frame_at = 0;
   std::string problem;
   for_each_section(profile, tail, [&](auto&& storage, std::size_t element) {
     const std::size_t i = index++;
@@ -260,8 +263,10 @@ Expected<Profile> read_cached_profile(const std::filesystem::path& path) {
   std::array<std::size_t, kSectionCount> order{};
   for (std::size_t i = 0; i < kSectionCount; ++i) order[i] = i;
   std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return sizes[a] > sizes[b]; });
-  std::vector<std::size_t> here, there;
-  std::uint64_t here_bytes = 0, there_bytes = 0;
+  std::vector<std::size_t> here;
+  std::vector<std::size_t> there;
+  std::uint64_t here_bytes = 0;
+  std::uint64_t there_bytes = 0;
   for (std::size_t i : order) {
     const bool to_helper = there_bytes <= here_bytes;
     (to_helper ? there : here).push_back(i);

@@ -37,7 +37,7 @@ struct RecoveredProfile {
 //  4. the BTF blob between __start_BTF and __stop_BTF, parsed into types, and the build id note
 //     between __start_notes and __stop_notes.
 // Errors name the step that failed (no banner, no page-table root, no kallsyms, no BTF).
-Expected<RecoveredProfile> recover_linux_profile(std::shared_ptr<const PhysicalImage> image);
+Expected<RecoveredProfile> recover_linux_profile(const std::shared_ptr<const PhysicalImage>& image);
 
 // The GNU build id (hex) of the ELF notes at [begin, end) in `space`; empty when there is none.
 std::string read_build_id(const Layer& space, Addr begin, Addr end);

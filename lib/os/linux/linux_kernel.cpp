@@ -122,7 +122,8 @@ std::string banner_key(std::string_view banner) {
 
 std::string build_id_in_memory(const std::shared_ptr<const PhysicalImage>& image, const Profile& profile,
                                const KernelPlacement& placement) {
-  const auto start = profile.symbol_address("__start_notes"), stop = profile.symbol_address("__stop_notes");
+  const auto start = profile.symbol_address("__start_notes");
+  const auto stop = profile.symbol_address("__stop_notes");
   if (!start || !stop) return {};
   PagedLayer layer(image, placement.page_table_root, *placement.paging);
   return read_build_id(layer, *start + placement.virtual_shift, *stop + placement.virtual_shift);

@@ -86,7 +86,8 @@ std::vector<KernelMap> find_kernel_maps(const std::shared_ptr<const PhysicalImag
   const Addr high = banner_physical + kRootSearchAfter;
   std::vector<std::byte> chunk(kRootChunk);
   for (const Range& range : image->ranges()) {
-    const Addr begin = std::max(range.begin, low), end = std::min(range.end, high);
+    const Addr begin = std::max(range.begin, low);
+    const Addr end = std::min(range.end, high);
     for (Addr at = begin & ~Addr{4095}; at < end && checked < kMaxRootCandidates && found.size() < kMaxKernelMaps;
          at += kRootChunk) {
       auto got = image->read(at, std::span(chunk).first(std::min<std::uint64_t>(kRootChunk, end - at)));
@@ -157,11 +158,14 @@ std::string read_build_id(const Layer& space, Addr begin, Addr end) {
   constexpr std::uint32_t kNtGnuBuildId = 3;
   std::size_t at = 0;
   while (at + 12 <= notes.size()) {
-    std::uint32_t namesz, descsz, type;
+    std::uint32_t namesz = 0;
+    std::uint32_t descsz = 0;
+    std::uint32_t type = 0;
     std::memcpy(&namesz, notes.data() + at, 4);
     std::memcpy(&descsz, notes.data() + at + 4, 4);
     std::memcpy(&type, notes.data() + at + 8, 4);
-    const std::uint64_t name_at = at + 12, desc_at = name_at + ((std::uint64_t{namesz} + 3) & ~3ull);
+    const std::uint64_t name_at = at + 12;
+    const std::uint64_t desc_at = name_at + ((std::uint64_t{namesz} + 3) & ~3ull);
     const std::uint64_t next = desc_at + ((std::uint64_t{descsz} + 3) & ~3ull);
     if (next > notes.size()) break;
     if (type == kNtGnuBuildId && namesz == 4 && std::memcmp(notes.data() + name_at, "GNU", 4) == 0) {
@@ -172,7 +176,7 @@ std::string read_build_id(const Layer& space, Addr begin, Addr end) {
   return {};
 }
 
-Expected<RecoveredProfile> recover_linux_profile(std::shared_ptr<const PhysicalImage> image) {
+Expected<RecoveredProfile> recover_linux_profile(const std::shared_ptr<const PhysicalImage>& image) {
   const std::string where(image->name());
   auto banner = os_linux::find_banner(*image);
   if (!banner) return make_error(Errc::not_found, where + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
@@ -215,7 +219,8 @@ Expected<RecoveredProfile> recover_linux_profile(std::shared_ptr<const PhysicalI
       if (auto physical = layer.translate(*top)) out.page_table_root = physical->physical;
     }
 
-    const auto start_btf = runtime("__start_BTF"), stop_btf = runtime("__stop_BTF");
+    const auto start_btf = runtime("__start_BTF");
+    const auto stop_btf = runtime("__stop_BTF");
     if (!start_btf || !stop_btf || *stop_btf <= *start_btf) {
       return make_error(Errc::not_found, context + "kallsyms has no __start_BTF/__stop_BTF (kernel built without CONFIG_DEBUG_INFO_BTF)");
     }
