@@ -13,6 +13,8 @@
 # and a LiME sample (indexed in lime-samples.list): a real lime.ko capture taken in the
 # pinned kernel, plus memory.raw of the same boot (see samples/README.md).
 set -euo pipefail
+# No `cmd | grep -q`: grep -q exits at the first match, the writer then dies of SIGPIPE, and
+# pipefail turns that into a failure (it hid the 6.12 kernel's .BTF once). Use grep >/dev/null.
 export LC_ALL=C
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -70,7 +72,7 @@ if ((${#missing[@]})); then
   bash "$REPO/scripts/install-deps.sh"
 fi
 BUSYBOX="$(command -v busybox)"
-file_is_static() { ! readelf -l "$1" 2>/dev/null | grep -q 'INTERP'; }
+file_is_static() { ! readelf -l "$1" 2>/dev/null | grep 'INTERP' >/dev/null; }
 file_is_static "$BUSYBOX" || { [ -x /bin/busybox ] && file_is_static /bin/busybox && BUSYBOX=/bin/busybox; } \
   || die "busybox is not static: install busybox-static"
 
@@ -106,7 +108,7 @@ while i >= 0:
 ' "$img" "$magic"); do
       tail -c "+$((off + 1))" "$img" | $tool >"$out.tmp" 2>/dev/null || true
       if [ "$(head -c 4 "$out.tmp" | od -An -tx1 | tr -d ' ')" = "7f454c46" ] \
-         && readelf -S -W "$out.tmp" 2>/dev/null | grep -q ' \.BTF '; then
+         && readelf -S -W "$out.tmp" 2>/dev/null | grep ' \.BTF ' >/dev/null; then
         mv "$out.tmp" "$out"
         step "vmlinux: $name stream at offset $off of vmlinuz -> ELF with .BTF ($(stat -c %s "$out") bytes)"
         echo "$name" >"$(dirname "$out")/vmlinuz.compression"
@@ -295,7 +297,7 @@ else
     # tar stops reading at the member (--occurrence); dpkg-deb then sees a closed pipe.
     { dpkg-deb --fsys-tarfile "$dbg_deb" 2>/dev/null || true; } |
       tar -x -C "$dbg_tmp" --occurrence=1 "./usr/lib/debug/boot/vmlinux-$KREL" || true
-    if readelf -S -W "$dbg_tmp/usr/lib/debug/boot/vmlinux-$KREL" 2>/dev/null | grep -q ' \.debug_info '; then
+    if readelf -S -W "$dbg_tmp/usr/lib/debug/boot/vmlinux-$KREL" 2>/dev/null | grep ' \.debug_info ' >/dev/null; then
       mv "$dbg_tmp/usr/lib/debug/boot/vmlinux-$KREL" "$KERNEL_DIR/vmlinux.dbg"
     else
       warn "no DWARF vmlinux in $(basename "$dbg_deb"); the DWARF tests will fail"
@@ -482,7 +484,7 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
     [ "$(head -c 4 "$tmp/memory.lime")" = EMiL ] || { err "sample $name: memory.lime lacks LiME's magic"; return 1; }
     grep -q '^LIME_INSMOD_PID=' "$tmp/truth/guest.env" || { err "sample $name: no LIME_INSMOD_PID in the truth"; return 1; }
   else
-    readelf -l -W "$tmp/memory.elf" | grep -q '^ *LOAD' || { err "sample $name: memory.elf has no PT_LOAD"; return 1; }
+    readelf -l -W "$tmp/memory.elf" | grep '^ *LOAD' >/dev/null || { err "sample $name: memory.elf has no PT_LOAD"; return 1; }
   fi
   chmod 0644 "$tmp"/memory.*
   {
