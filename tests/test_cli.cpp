@@ -176,3 +176,23 @@ TEST_CASE("profile build turns a vmlinux's BTF and System.map into an ISF that p
   auto missing = test::run_cli({"profile", "build", "--vmlinux", "/nonexistent/vmlinux", "-o", out.string()});
   CHECK(missing.exit_code == 1);  // CLI11 rejects a file that does not exist
 }
+
+TEST_CASE("profile build reads DWARF from the debug vmlinux by default and says where types and symbols came from") {
+  const auto& sample = pinned_sample();
+  const std::filesystem::path kernel = sample.env.at("KERNEL_DIR");
+  const auto out = test::scratch_dir("cli-profile-build-dwarf") / "dwarf.json.zst";
+  auto built = test::run_cli({"profile", "build", "--vmlinux", (kernel / "vmlinux.dbg").string(), "-o", out.string()});
+  REQUIRE_MESSAGE(built.exit_code == 0, built.err);
+  CHECK(built.err.starts_with("wrote " + out.string() + ": 9654 types from DWARF, 120138 symbols from ELF symbol table ("));
+  auto listed = test::run_cli({"--no-cache", "--profile", out.string(), "pslist", (sample.dir / "memory.raw").string()});
+  REQUIRE(listed.exit_code == 0);
+  CHECK(count_lines(listed.out) == sample.processes.size() + 1);
+
+  // The stripped vmlinux has BTF but no DWARF: asking for DWARF is a clean failure (exit 4).
+  auto no_dwarf = test::run_cli({"profile", "build", "--vmlinux", (kernel / "vmlinux").string(), "--types", "dwarf", "-o", out.string()});
+  CHECK(no_dwarf.exit_code == 4);
+  CHECK(no_dwarf.err == "vmi-forensics: " + (kernel / "vmlinux").string() +
+                            ": no DWARF (.debug_info); Debian ships it in linux-image-*-dbg\n");
+  auto bad_types = test::run_cli({"profile", "build", "--vmlinux", (kernel / "vmlinux").string(), "--types", "stabs", "-o", out.string()});
+  CHECK(bad_types.exit_code == 1);
+}
