@@ -139,9 +139,7 @@ int run_convert(const std::string& input, const std::string& output, const vmi::
   return kOk;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   CLI::App app{"vmi-forensics: memory forensics for virtual-machine snapshots"};
   app.footer(kExitCodes);
   app.require_subcommand(1);
@@ -190,7 +188,10 @@ int main(int argc, char** argv) {
     });
   }
 
-  std::string vmlinux, system_map, output, types = "auto";
+  std::string vmlinux;
+  std::string system_map;
+  std::string output;
+  std::string types = "auto";
   auto* profile = app.add_subcommand("profile", "Profile tools")->require_subcommand(1);
   auto* build = profile->add_subcommand("build", "Build an ISF profile from a vmlinux's DWARF or BTF (+ System.map)");
   build->add_option("--vmlinux", vmlinux, "vmlinux ELF with DWARF (a -dbg vmlinux) or a .BTF section")->required()->check(CLI::ExistingFile);
@@ -200,7 +201,8 @@ int main(int argc, char** argv) {
   build->add_option("-o,--output", output, "output ISF file (.json, .json.xz or .json.zst)")->required();
   build->callback([&] { status = run_profile_build(vmlinux, system_map, types, output); });
 
-  std::string convert_input, convert_output;
+  std::string convert_input;
+  std::string convert_output;
   vmi::ConvertOptions convert_options;
   std::uint32_t chunk_kib = convert_options.chunk_size >> 10;
   auto* convert = app.add_subcommand("convert", "Convert any readable image (or a raw .gz/.zst) into a seekable compressed container");
@@ -220,4 +222,17 @@ int main(int argc, char** argv) {
     return code == 0 ? kOk : kUsage;
   }
   return status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& error) {  // the library reports errors as values: this is bad_alloc and kin
+    std::cerr << "vmi-forensics: " << error.what() << '\n';
+  } catch (...) {
+    std::cerr << "vmi-forensics: unexpected failure\n";
+  }
+  return kFailed;
 }

@@ -17,6 +17,7 @@ std::string_view compressed_stream_kind(const FileMapping& file) {
 
 bool probe_compressed_raw(const FileMapping& file) { return !compressed_stream_kind(file).empty(); }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the format table's opener signature
 Expected<std::unique_ptr<PhysicalImage>> open_compressed_raw(std::shared_ptr<const FileMapping> file) {
   const std::string path = file->path().string();
   return make_error(Errc::unsupported, "'" + path + "' (" + std::to_string(file->size()) + " bytes) is a " + std::string(compressed_stream_kind(*file)) +

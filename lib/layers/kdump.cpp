@@ -143,7 +143,8 @@ Expected<void> KdumpLayer::index_flat_records() {
     return fail(Errc::truncated,
                 "flattened header (" + hex(kFlatHeaderSize) + " bytes) runs past end of file (" + hex(size) + ")");
   }
-  const std::int64_t type = load_be64(bytes, 16), version = load_be64(bytes, 24);
+  const std::int64_t type = load_be64(bytes, 16);
+  const std::int64_t version = load_be64(bytes, 24);
   if (type != 1)
     return fail(Errc::unsupported, "flattened header at 0x10: type " + std::to_string(type) + " is not 1 (flattened)");
   std::uint64_t cursor = kFlatHeaderSize;
@@ -154,7 +155,8 @@ Expected<void> KdumpLayer::index_flat_records() {
     if (size - cursor < 16)
       return fail(Errc::truncated,
                   "flattened record header at " + hex(cursor) + " runs past end of file (" + hex(size) + ")");
-    const std::int64_t offset = load_be64(bytes, cursor), length = load_be64(bytes, cursor + 8);
+    const std::int64_t offset = load_be64(bytes, cursor);
+    const std::int64_t length = load_be64(bytes, cursor + 8);
     if (offset == kFlatEndFlag) {
       ended = true;
       break;
@@ -446,7 +448,7 @@ Expected<std::size_t> KdumpLayer::read(Addr addr, std::span<std::byte> dst) cons
     const Addr at = addr + done;
     const std::uint64_t pfn = at / block_size_;
     if (!dumped(pfn)) break;
-    const std::size_t in_page = static_cast<std::size_t>(at % block_size_);
+    const auto in_page = static_cast<std::size_t>(at % block_size_);
     const std::size_t count = std::min<std::size_t>(block_size_ - in_page, dst.size() - done);
     VMI_TRY_VOID(copy_page(pfn, in_page, dst.subspan(done, count)));
     done += count;

@@ -26,7 +26,7 @@ static_assert(sizeof(LimeHeader) == 32);
 class LimeLayer final : public SegmentLayer {
  public:
   explicit LimeLayer(std::shared_ptr<const FileMapping> file)
-      : SegmentLayer("LiME '" + file->path().string() + "'", file), file_(file) {}
+      : SegmentLayer("LiME '" + file->path().string() + "'", file), file_(std::move(file)) {}
   std::string_view format() const override { return "lime"; }
   Expected<void> parse();
 

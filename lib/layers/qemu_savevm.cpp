@@ -163,7 +163,8 @@ Expected<void> SavevmLayer::parse_ram(Cursor& in) {
     if (!in.has(8)) return truncated(in.at(), "RAM record");
     const std::uint64_t record_at = in.at();
     const std::uint64_t header = in.be(8);
-    const std::uint64_t offset = header & ~kFlagMask, flags = header & kFlagMask;
+    const std::uint64_t offset = header & ~kFlagMask;
+    const std::uint64_t flags = header & kFlagMask;
     if (++records_ > kMaxStreamRecords)
       return fail(Errc::limit_exceeded, "more than " + std::to_string(kMaxStreamRecords) + " RAM records");
     if (in.at() - released_ >= (std::uint64_t{8} << 20)) {  // keep RSS flat while streaming
@@ -293,7 +294,8 @@ Expected<void> SavevmLayer::parse() {
   }
   Cursor in(bytes, start);
   if (!in.has(8)) return truncated(start, "QEVM header");
-  const std::uint64_t magic = in.be(4), version = in.be(4);
+  const std::uint64_t magic = in.be(4);
+  const std::uint64_t version = in.be(4);
   if (magic != kFileMagic)
     return fail(Errc::bad_format, "no \"QEVM\" magic at " + hex(start) + " (found " + hex(magic) + ")");
   if (version != kFileVersion)
@@ -301,7 +303,8 @@ Expected<void> SavevmLayer::parse() {
                 "stream version " + std::to_string(version) + " at " + hex(start + 4) + " (only 3 is read)");
 
   std::uint32_t ram_section = 0;
-  bool ram_seen = false, ram_done = false;
+  bool ram_seen = false;
+  bool ram_done = false;
   std::string stopped_at;
   while (!ram_done) {
     if (!in.has(1)) return truncated(in.at(), "section type");
@@ -375,7 +378,8 @@ Expected<void> SavevmLayer::parse() {
   if (!ram_seen) return fail(Errc::bad_format, "no RAM section before " + hex(in.at()));
   if (!ram_done) facts_.emplace_back("savevm warning", "the RAM section has no end record: the stream was cut short");
   VMI_TRY_VOID(map_guest_ram());
-  std::uint64_t sent = 0, filled = 0;
+  std::uint64_t sent = 0;
+  std::uint64_t filled = 0;
   for (std::uint64_t entry : index_) {
     sent += entry != 0;
     filled += (entry & kFill) != 0;
@@ -406,7 +410,7 @@ Expected<std::size_t> SavevmLayer::read(Addr addr, std::span<std::byte> dst) con
       if (done == 0) return make_error(Errc::unmapped, name_ + ": no data at physical " + hex(addr));
       break;
     }
-    const std::size_t in_page = static_cast<std::size_t>(at % kPageSize);
+    const auto in_page = static_cast<std::size_t>(at % kPageSize);
     const std::size_t count = std::min<std::size_t>(kPageSize - in_page, dst.size() - done);
     if (entry & kFill) {
       std::memset(dst.data() + done, static_cast<int>(entry & 0xff), count);

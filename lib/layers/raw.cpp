@@ -23,6 +23,7 @@ bool probe_raw(const FileMapping& file) {
   return file.size() >= kPageSize && file.size() % kPageSize == 0;
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the format table's opener signature
 Expected<std::unique_ptr<PhysicalImage>> open_raw(std::shared_ptr<const FileMapping> file) {
   std::vector<Segment> segments;
   for (const Range& extent : file->data_extents()) segments.push_back({extent, extent.begin});

@@ -256,7 +256,7 @@ Expected<std::size_t> ContainerLayer::read(Addr addr, std::span<std::byte> dst) 
     const Addr window = at & mask;
     auto entry = std::lower_bound(index_.begin(), index_.end(), window, [](const IndexEntry& e, Addr a) { return e.address < a; });
     auto data = VMI_TRY(chunk(static_cast<std::size_t>(entry - index_.begin())));  // present: checked on open
-    const std::uint64_t count = std::min<std::uint64_t>({window + header_.chunk_size - at, range->end - at, dst.size() - done});
+    const auto count = std::min<std::uint64_t>({window + header_.chunk_size - at, range->end - at, dst.size() - done});
     std::memcpy(dst.data() + done, data->data() + (at - window), count);
     done += count;
   }

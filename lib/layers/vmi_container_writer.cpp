@@ -151,7 +151,8 @@ Expected<Range> convert_stream(const FileMapping& file, std::string_view kind, C
   std::vector<std::byte> buffer(chunk_size);
   std::size_t filled = 0;
   Addr address = 0;
-  std::uint64_t consumed = 0, released = 0;
+  std::uint64_t consumed = 0;
+  std::uint64_t released = 0;
   auto flush = [&]() -> Expected<void> {
     // Only a raw image is read this way; a compressed format with its own headers would be
     // stored as if it were memory.
@@ -274,7 +275,8 @@ Expected<ConvertStats> convert_to_container(const fs::path& input, const fs::pat
     }
   }
 
-  std::string ranges_table, index_table;
+  std::string ranges_table;
+  std::string index_table;
   for (const Range& r : ranges) append(ranges_table, RangeEntry{r.begin, r.end});
   for (const IndexEntry& e : chunks.index()) append(index_table, e);
   std::memcpy(header.magic, kMagic, sizeof kMagic);

@@ -105,8 +105,7 @@ struct Btf {
     const char* begin = reinterpret_cast<const char*>(bytes.data() + str_begin + off);
     const std::size_t limit = std::min<std::size_t>(str_size - off, kMaxBtfNameLength + 1);
     const void* nul = std::memchr(begin, '\0', limit);
-    return std::string_view(begin,
-                            nul != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nul) - begin) : limit);
+    return {begin, nul != nullptr ? static_cast<std::size_t>(static_cast<const char*>(nul) - begin) : limit};
   }
   Error fail(Errc code, std::size_t at, const std::string& what) const {
     return make_error(code, origin + ": BTF " + what + " at byte " + hex(at));
@@ -150,7 +149,8 @@ Expected<void> check_type(const Btf& btf, std::uint32_t id) {
   const std::uint32_t size = t.size_or_type;
   if (t.kind == kInt) {
     const std::uint32_t word = btf.u32(t.tail);
-    const std::uint32_t bits = word & 0xff, offset = (word >> 16) & 0xff;
+    const std::uint32_t bits = word & 0xff;
+    const std::uint32_t offset = (word >> 16) & 0xff;
     const bool size_ok = size == 1 || size == 2 || size == 4 || size == 8 || size == 16;
     if (!named || !size_ok || bits == 0 || bits > 128 || offset + bits > size * 8) {
       return btf.fail_type(Errc::bad_format, id,
@@ -182,15 +182,17 @@ Expected<Btf> parse(std::span<const std::byte> bytes, std::string_view origin) {
         Errc::limit_exceeded, 0,
         "blob of " + std::to_string(bytes.size()) + " bytes exceeds cap of " + std::to_string(kMaxBtfBytes));
   }
-  const std::uint16_t magic = static_cast<std::uint16_t>(btf.u32(0) & 0xffff);
+  const auto magic = static_cast<std::uint16_t>(btf.u32(0) & 0xffff);
   if (magic == kBtfMagicSwapped) return btf.fail(Errc::unsupported, 0, "blob is big-endian");
   if (magic != kBtfMagic) return btf.fail(Errc::bad_format, 0, "magic " + hex(magic) + " is not 0xeb9f");
   const auto version = std::to_integer<std::uint8_t>(bytes[2]);
   if (version != kBtfVersion) return btf.fail(Errc::unsupported, 2, "version " + std::to_string(version));
   // Offsets in the header count from its end; all are 32-bit, so 64-bit sums cannot overflow.
   const std::uint64_t hdr_len = btf.u32(4);
-  const std::uint64_t type_begin = hdr_len + btf.u32(8), type_end = type_begin + btf.u32(12);
-  const std::uint64_t str_begin = hdr_len + btf.u32(16), str_end = str_begin + btf.u32(20);
+  const std::uint64_t type_begin = hdr_len + btf.u32(8);
+  const std::uint64_t type_end = type_begin + btf.u32(12);
+  const std::uint64_t str_begin = hdr_len + btf.u32(16);
+  const std::uint64_t str_end = str_begin + btf.u32(20);
   if (hdr_len < kHeaderSize || hdr_len > bytes.size()) {
     return btf.fail(
         Errc::bad_format, 4,
@@ -372,7 +374,8 @@ class Converter {
     std::unordered_set<std::string> seen;
     std::uint32_t anonymous = 0;
     for (std::size_t i = 0, at = t.tail; i < t.vlen; ++i, at += 12) {
-      const std::uint32_t type = btf_.u32(at + 4), offset = btf_.u32(at + 8);
+      const std::uint32_t type = btf_.u32(at + 4);
+      const std::uint32_t offset = btf_.u32(at + 8);
       std::uint32_t bits = t.kflag ? offset & 0xffffff : offset;
       std::uint32_t bit_size = t.kflag ? offset >> 24 : 0;
       PendingMember m;

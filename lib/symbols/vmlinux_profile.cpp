@@ -63,7 +63,8 @@ class ElfFile {
     if (std::to_integer<int>(h[5]) != 1) return make_error(Errc::unsupported, elf.path_ + ": big-endian ELF");
     const std::uint64_t shoff = le(h + 0x28, 8);
     const std::uint64_t shentsize = le(h + 0x3a, 2);
-    std::uint64_t shnum = le(h + 0x3c, 2), shstrndx = le(h + 0x3e, 2);
+    std::uint64_t shnum = le(h + 0x3c, 2);
+    std::uint64_t shstrndx = le(h + 0x3e, 2);
     if (shoff == 0) return make_error(Errc::not_found, elf.path_ + ": no section headers");
     if (shentsize != kSectionHeaderSize) {
       return make_error(Errc::bad_format,

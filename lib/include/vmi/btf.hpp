@@ -67,7 +67,7 @@ struct BtfSummary {
 // When a name is defined twice the first complete definition is kept (and listed in the summary
 // if the layouts differ). Call at most once per builder. Only little-endian, self-contained
 // (not split) BTF is supported.
-Expected<BtfSummary> add_btf_types(std::span<const std::byte> btf, ProfileBuilder& builder, std::string_view origin,
+Expected<BtfSummary> add_btf_types(std::span<const std::byte> bytes, ProfileBuilder& builder, std::string_view origin,
                                    const BtfOptions& options = {});
 
 }  // namespace vmi

@@ -249,6 +249,7 @@ std::optional<BannerHit> find_banner(const PhysicalImage& image) {
   return std::nullopt;
 }
 
+// NOLINTNEXTLINE(performance-unnecessary-value-param): the OS table's detector signature
 Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalImage> image, ProfileCatalog& profiles,
                                                 Diagnostics& diagnostics) {
   std::vector<std::string> rejected;
