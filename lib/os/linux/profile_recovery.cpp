@@ -59,7 +59,25 @@ struct KernelMap {
   const PagingMode* mode = nullptr;
   Addr text_virtual = 0;
   Addr text_physical = 0;
+  std::uint64_t image_bytes = 0;  // how far the kernel map stays present after _text
 };
+
+// The kernel map is present from _text to _end (rounded to 2 MiB) and cleared around it; inside,
+// only a freed init section may leave a slot or two without a page at its start.
+std::uint64_t mapped_image_bytes(const PagedLayer& layer, Addr text_virtual) {
+  constexpr std::uint64_t kMaxGapSlots = 2;
+  std::uint64_t end = text_virtual + kSlot;
+  std::uint64_t gap = 0;
+  for (Addr va = end; va < kStartKernelMap + kKernelMapSlots * kSlot && gap <= kMaxGapSlots; va += kSlot) {
+    if (layer.translate(va)) {
+      end = va + kSlot;
+      gap = 0;
+    } else {
+      ++gap;
+    }
+  }
+  return end - text_virtual;
+}
 
 // _text is the first present 2 MiB slot of the kernel map; the image is contiguous, so the
 // banner must map at the same distance from _text virtually and physically.
@@ -73,7 +91,7 @@ std::optional<KernelMap> kernel_map_of(const std::shared_ptr<const PhysicalImage
     if (text->physical > banner_physical) return std::nullopt;
     auto banner = layer.translate(va + (banner_physical - text->physical));
     if (!banner || banner->physical != banner_physical) return std::nullopt;
-    return KernelMap{root, &mode, va, text->physical};
+    return KernelMap{root, &mode, va, text->physical, mapped_image_bytes(layer, va)};
   }
   return std::nullopt;
 }
@@ -191,7 +209,8 @@ Expected<RecoveredProfile> recover_linux_profile(const std::shared_ptr<const Phy
   std::string last_error;
   for (const KernelMap& map : maps) {
     PagedLayer layer(image, map.root, *map.mode);
-    auto kallsyms = recover_kallsyms(layer, map.text_virtual);
+    // kallsyms lies in the image's read-only data: search only what the kernel map covers.
+    auto kallsyms = recover_kallsyms(layer, map.text_virtual, KallsymsOptions{map.image_bytes});
     if (!kallsyms) {
       last_error = kallsyms.error().message;
       continue;
