@@ -171,7 +171,7 @@ std::optional<Match> cached_recovered_match(const std::shared_ptr<const Physical
 // recovered/<hash of banner>-<build id>.vmiprof.
 Expected<Match> recovered_match(const std::shared_ptr<const PhysicalImage>& image, ProfileCatalog& profiles,
                                 Diagnostics& diagnostics, const BannerHit& banner) {
-  auto recovered = VMI_TRY(recover_linux_profile(image));
+  auto recovered = VMI_TRY(recover_profile_at(image, banner));
   auto profile = std::make_shared<const Profile>(std::move(recovered.profile));
   if (const auto cache = profiles.cache_directory()) {
     const std::string build_id = recovered.build_id.empty() ? "none" : recovered.build_id;

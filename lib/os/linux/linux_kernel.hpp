@@ -2,6 +2,7 @@
 #pragma once
 
 #include "vmi/kernel.hpp"
+#include "vmi/profile_recovery.hpp"
 
 namespace vmi::os_linux {
 
@@ -45,5 +46,9 @@ struct BannerHit {
   Addr physical = 0;
 };
 std::optional<BannerHit> find_banner(const PhysicalImage& image);
+
+// recover_linux_profile() (vmi/profile_recovery.hpp) from a banner already found, so detection
+// does not scan the image twice.
+Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const PhysicalImage>& image, const BannerHit& banner);
 
 }  // namespace vmi::os_linux

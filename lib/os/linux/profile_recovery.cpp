@@ -195,14 +195,23 @@ std::string read_build_id(const Layer& space, Addr begin, Addr end) {
 }
 
 Expected<RecoveredProfile> recover_linux_profile(const std::shared_ptr<const PhysicalImage>& image) {
-  const std::string where(image->name());
   auto banner = os_linux::find_banner(*image);
-  if (!banner) return make_error(Errc::not_found, where + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
-  const std::string context = where + ": recovering a profile for '" + banner->text + "': ";
+  if (!banner) {
+    return make_error(Errc::not_found,
+                      std::string(image->name()) + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
+  }
+  return os_linux::recover_profile_at(image, *banner);
+}
 
-  const auto maps = find_kernel_maps(image, banner->physical);
+namespace os_linux {
+
+Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const PhysicalImage>& image, const BannerHit& banner) {
+  const std::string where(image->name());
+  const std::string context = where + ": recovering a profile for '" + banner.text + "': ";
+
+  const auto maps = find_kernel_maps(image, banner.physical);
   if (maps.empty()) {
-    return make_error(Errc::not_found, context + "no page-table root near the banner (physical " + hex(banner->physical) +
+    return make_error(Errc::not_found, context + "no page-table root near the banner (physical " + hex(banner.physical) +
                                            ") maps it through the kernel map");
   }
   // Try each candidate until kallsyms decodes and the kernel agrees with our paging depth.
@@ -285,5 +294,7 @@ Expected<RecoveredProfile> recover_linux_profile(const std::shared_ptr<const Phy
   }
   return make_error(Errc::bad_format, context + "no candidate page-table root gave readable kallsyms (" + last_error + ")");
 }
+
+}  // namespace os_linux
 
 }  // namespace vmi
