@@ -250,8 +250,18 @@ TEST_CASE("a hostile task list of millions of nodes, each claiming a huge thread
   Session probe = Session::over_layer(f.image, shipped_profile_only());
   const Kernel* kernel = *probe.kernel();
   const Addr direct_map = *read_value<std::uint64_t>(kernel->kernel_layer(), *kernel->symbol("page_offset_base"));
-  // init_task.tasks.next into a 48 MiB chain: three million nodes of 16 bytes.
-  const Addr begin = 128ull << 20, end = 176ull << 20;
+  // init_task.tasks.next into a 48 MiB chain: three million nodes of 16 bytes, placed where it
+  // cannot cover the kernel image (KASLR puts it anywhere) or the early tables at the top of RAM.
+  const Addr text = kernel->kernel_layer().translate(*kernel->symbol("_text"))->physical;
+  Addr begin = 0;
+  for (Addr candidate : {64ull << 20, 128ull << 20, 200ull << 20, 256ull << 20, 320ull << 20}) {
+    if (candidate + (48ull << 20) + (16ull << 20) <= text || candidate >= text + (112ull << 20)) {
+      begin = candidate;
+      break;
+    }
+  }
+  REQUIRE(begin != 0);
+  const Addr end = begin + (48ull << 20);
   auto patched = std::make_shared<DamagedLayer>(f.image, ~Addr{0});
   patched->write_u64(physical_of(*kernel->symbol("init_task") + f.tasks_offset), direct_map + begin);
   auto chained = std::make_shared<ChainLayer>(patched, begin, end, direct_map);
