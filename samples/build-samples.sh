@@ -37,15 +37,17 @@ SAMPLES=(
   "linux-6.1-la57|max|5"
   "linux-6.1-4level|max,la57=off|4"
 )
-# Recovery samples: name | package | pinned version | flavour | qemu -cpu | expected paging levels.
-# If apt no longer serves the pinned version the newest one of the same package is used (WARNING,
-# PINNED=0); if the package is gone altogether the sample is skipped (WARNING). Only memory.raw,
-# memory.elf and the truth are saved (qemu_snapshot.py --formats basic).
+# Recovery samples: name | package | pinned version | flavour | qemu -cpu | expected paging levels |
+# fallback. If apt no longer serves the pinned version the newest one of the same package is used
+# (WARNING, PINNED=0); if the package is gone altogether (the archives drop old ABIs), the newest
+# package whose name matches the fallback pattern (an ERE) is used instead (WARNING, PINNED=0),
+# and only when there is none is the sample skipped (WARNING). Only memory.raw, memory.elf and the
+# truth are saved (qemu_snapshot.py --formats basic).
 RECOVERY_SAMPLES=(
-  "recover-6.1-cloud|linux-image-6.1.0-56-cloud-amd64-unsigned|6.1.192-2|cloud|max,la57=off|4"
-  "recover-6.1-rt|linux-image-6.1.0-56-rt-amd64-unsigned|6.1.192-2|rt|max|5"
-  "recover-6.1.0-55|linux-image-6.1.0-55-amd64-unsigned|6.1.192-1|amd64|max|5"
-  "recover-6.12|linux-image-6.12.115+deb12-amd64-unsigned|6.12.115-2~deb12u1|amd64|max|5"
+  "recover-6.1-cloud|linux-image-6.1.0-56-cloud-amd64-unsigned|6.1.192-2|cloud|max,la57=off|4|^linux-image-6[.]1[.]0-[0-9]+-cloud-amd64-unsigned$"
+  "recover-6.1-rt|linux-image-6.1.0-56-rt-amd64-unsigned|6.1.192-2|rt|max|5|^linux-image-6[.]1[.]0-[0-9]+-rt-amd64-unsigned$"
+  "recover-6.1.0-55|linux-image-6.1.0-55-amd64-unsigned|6.1.192-1|amd64|max|5|^linux-image-6[.]1[.]0-(5[0-5]|[1-4][0-9])-amd64-unsigned$"
+  "recover-6.12|linux-image-6.12.115+deb12-amd64-unsigned|6.12.115-2~deb12u1|amd64|max|5|^linux-image-6[.]12[.][0-9]+[+]deb12-amd64-unsigned$"
 )
 
 # LiME sample: name | qemu -cpu | expected paging levels | vCPUs. lime.ko is built from Debian's
@@ -199,8 +201,18 @@ fetch_deb() { # package version -> downloads ${package}_${version}_amd64.deb unl
 # Kernel of a recovery sample: the pinned version of its package, else (loudly) the newest version
 # of that package apt serves. Sets XK_DIR and XK_PINNED; returns 1 (after a WARNING) if there is none.
 XK_DIR="" XK_PINNED=0
-extra_kernel() { # package version
-  local pkg="$1" ver="$2" rel cand
+newest_package_matching() { # ERE -> "package version" of the highest candidate version, or nothing
+  local best="" bestver="" p v
+  for p in $(apt-cache pkgnames linux-image- 2>/dev/null | grep -E "$1" | sort -u); do
+    v="$(apt_candidate "$p")"
+    [ -n "$v" ] || continue
+    if [ -z "$bestver" ] || dpkg --compare-versions "$v" gt "$bestver"; then best="$p" bestver="$v"; fi
+  done
+  [ -n "$best" ] && echo "$best $bestver"
+}
+
+extra_kernel() { # package version fallback-pattern
+  local pkg="$1" ver="$2" pattern="${3:-}" rel cand
   rel="${pkg#linux-image-}" rel="${rel%-unsigned}"
   XK_DIR="$CACHE/kernels/$rel" XK_PINNED=1
   if kernel_dir_is "$rel" "$ver"; then
@@ -212,12 +224,18 @@ extra_kernel() { # package version
     XK_PINNED=0
     apt_refresh
     cand="$(apt_candidate "$pkg")"
+    if [ -z "$cand" ] && [ -n "$pattern" ]; then
+      read -r pkg cand <<<"$(newest_package_matching "$pattern")" || true
+      [ -n "$cand" ] && warn "$1 is gone from apt; using $pkg $cand (the newest matching $pattern)"
+      rel="${pkg#linux-image-}" rel="${rel%-unsigned}"
+    fi
     if [ -z "$cand" ]; then
-      warn "no version of $pkg is available; skipping its recovery sample"
+      warn "no version of $1 (or of a package matching ${pattern:-nothing}) is available; skipping its recovery sample"
       return 1
     fi
     ver="$cand"
     if kernel_dir_is "$rel" "$ver"; then
+      XK_DIR="$CACHE/kernels/$rel"
       step "kernel: reusing UNPINNED $pkg $ver"
       return 0
     fi
@@ -337,9 +355,9 @@ done
 # recovery samples: pick (download, extract) their kernels; rtodo: name|flavour|cpu|levels|kdir|pinned
 rtodo=() rdone=()
 for spec in "${RECOVERY_SAMPLES[@]}"; do
-  IFS='|' read -r name pkg ver flavour cpu levels <<<"$spec"
+  IFS='|' read -r name pkg ver flavour cpu levels fallback <<<"$spec"
   t=$SECONDS
-  extra_kernel "$pkg" "$ver" || continue
+  extra_kernel "$pkg" "$ver" "$fallback" || continue
   xver="$(cat "$XK_DIR/version")"
   ((SECONDS - t < 2)) || step "sample $name: kernel $(cat "$XK_DIR/release") ($xver) ready in $((SECONDS - t))s"
   if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$name" "$XK_DIR" "$xver" "$XK_PINNED" basic; then
