@@ -17,12 +17,13 @@ constexpr PluginOption kOptions[] = {
 Expected<Table> run_pslist(Session& session, const PluginArgs& args) {
   const Kernel* kernel = VMI_TRY(session.kernel());
   const auto pids = VMI_TRY(args.integers("pid"));
-  const auto tasks = VMI_TRY(linux_objects::list_tasks(*kernel, args.has("threads"), session.diagnostics()));
   Table table{kTaskColumns, {}, false};
-  for (const auto& task : tasks) {
-    if (!pids.empty() && std::find(pids.begin(), pids.end(), task.tgid) == pids.end()) continue;
-    table.rows.push_back(task_row(task));
-  }
+  // Rows straight from the walk: no list of every task is kept beside them.
+  VMI_TRY_VOID(linux_objects::for_each_task(*kernel, args.has("threads"), session.diagnostics(), [&](auto&& task) {
+    if (pids.empty() || std::find(pids.begin(), pids.end(), task.tgid) != pids.end())
+      table.rows.push_back(task_row(task));
+    return true;
+  }));
   return table;
 }
 

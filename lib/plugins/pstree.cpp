@@ -1,6 +1,7 @@
 // pstree: processes arranged under their parents, in PID order at each level.
 #include <algorithm>
-#include <map>
+#include <utility>
+#include <vector>
 
 #include "plugins/linux_task_rows.hpp"
 #include "plugins/plugins.hpp"
@@ -12,34 +13,61 @@ namespace {
 
 constexpr std::uint32_t kMaxDepth = 4096;  // a parent cycle in a hostile image cannot recurse forever
 
+// What the tree is built from: a process's pid, its parent's, and its row (made as the task was
+// read, so no Task is kept per process; at the 1M-task cap that is 16 MB beside the rows).
+struct Process {
+  std::int32_t pid = 0;
+  std::int32_t ppid = 0;
+  std::size_t row = 0;
+};
+
 Expected<Table> run_pstree(Session& session, const PluginArgs& /*args*/) {
   const Kernel* kernel = VMI_TRY(session.kernel());
-  auto tasks = VMI_TRY(linux_objects::list_tasks(*kernel, false, session.diagnostics()));
-  std::sort(tasks.begin(), tasks.end(), [](const auto& a, const auto& b) { return a.tgid < b.tgid; });
+  std::vector<Row> rows;
+  std::vector<Process> processes;
+  VMI_TRY_VOID(linux_objects::for_each_task(*kernel, false, session.diagnostics(), [&](auto&& task) {
+    processes.push_back({task.tgid, task.ppid, rows.size()});
+    rows.push_back(task_row(task));
+    return true;
+  }));
+  std::stable_sort(processes.begin(), processes.end(),
+                   [](const Process& a, const Process& b) { return a.pid < b.pid; });
 
-  std::map<std::int32_t, std::size_t> by_pid;
-  for (std::size_t i = 0; i < tasks.size(); ++i) by_pid.emplace(tasks[i].tgid, i);
-  std::multimap<std::int32_t, std::size_t> children;  // parent pid -> child index, in pid order
+  auto has_pid = [&](std::int32_t pid) {
+    auto it = std::lower_bound(processes.begin(), processes.end(), pid,
+                               [](const Process& process, std::int32_t value) { return process.pid < value; });
+    return it != processes.end() && it->pid == pid;
+  };
+  // Parent links as sorted (parent pid, child index) pairs: a parent's children are one run, in
+  // pid order.
+  std::vector<std::pair<std::int32_t, std::size_t>> children;
   std::vector<std::size_t> roots;
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
-    const auto& task = tasks[i];
-    if (task.ppid != task.tgid && by_pid.contains(task.ppid)) {
-      children.emplace(task.ppid, i);
+  for (std::size_t i = 0; i < processes.size(); ++i) {
+    const Process& process = processes[i];
+    if (process.ppid != process.pid && has_pid(process.ppid)) {
+      children.emplace_back(process.ppid, i);
     } else {
       roots.push_back(i);  // parent is swapper (0) or not on the list
     }
   }
+  std::sort(children.begin(), children.end());
 
   Table table{kTaskColumns, {}, true};
-  std::vector<bool> emitted(tasks.size(), false);
+  table.rows.reserve(rows.size());
+  auto emit = [&](const Process& process, std::uint32_t depth) {
+    Row& row = rows[process.row];
+    row.depth = depth;
+    table.rows.push_back(std::move(row));
+  };
+  std::vector<bool> emitted(processes.size(), false);
   // Iterative depth-first walk: an explicit stack keeps hostile depth off the call stack.
   std::vector<std::pair<std::size_t, std::uint32_t>> stack;
   auto push_children = [&](std::int32_t pid, std::uint32_t depth) {
-    auto [begin, end] = children.equal_range(pid);
-    std::vector<std::size_t> kids;
-    for (auto it = begin; it != end; ++it) kids.push_back(it->second);
-    std::reverse(kids.begin(), kids.end());  // the stack pops the lowest pid first
-    for (std::size_t kid : kids) stack.emplace_back(kid, depth);
+    auto begin = std::lower_bound(children.begin(), children.end(), std::pair{pid, std::size_t{0}});
+    auto end = begin;
+    while (end != children.end() && end->first == pid) ++end;
+    // Pushed in reverse, so the stack pops the lowest pid first.
+    for (auto it = end; it != begin;) stack.emplace_back((--it)->second, depth);
   };
   std::reverse(roots.begin(), roots.end());
   for (std::size_t root : roots) stack.emplace_back(root, 0);
@@ -48,14 +76,14 @@ Expected<Table> run_pstree(Session& session, const PluginArgs& /*args*/) {
     stack.pop_back();
     if (emitted[index]) continue;
     emitted[index] = true;
-    table.rows.push_back(task_row(tasks[index], depth));
-    if (depth < kMaxDepth) push_children(tasks[index].tgid, depth + 1);
+    emit(processes[index], depth);
+    if (depth < kMaxDepth) push_children(processes[index].pid, depth + 1);
   }
-  // Tasks caught in a parent cycle are reachable from no root; show them at the top level.
-  for (std::size_t i = 0; i < tasks.size(); ++i) {
+  // Processes caught in a parent cycle are reachable from no root; show them at the top level.
+  for (std::size_t i = 0; i < processes.size(); ++i) {
     if (!emitted[i]) {
-      session.diagnostics().warn("task " + std::to_string(tasks[i].tgid) + " is in a parent cycle");
-      table.rows.push_back(task_row(tasks[i], 0));
+      session.diagnostics().warn("task " + std::to_string(processes[i].pid) + " is in a parent cycle");
+      emit(processes[i], 0);
     }
   }
   return table;

@@ -1,6 +1,7 @@
 // Linux kernel objects as typed values, for plugins and for programs linking the library.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,9 +25,19 @@ struct Task {
   bool kernel_thread = false;   // PF_KTHREAD
 };
 
-// Every process (thread-group leader) on init_task's task list, in list order; with
-// include_threads, each leader is followed by its other threads. The walk is bounded and
-// cycle-safe; what it could not read is reported to diagnostics and the rest returned.
+// At most this many tasks (processes and threads together) are visited in one walk.
+inline constexpr std::size_t kMaxTasks = std::size_t{1} << 20;
+
+// Visits every process (thread-group leader) on init_task's task list, in list order; with
+// include_threads, each leader is followed by its other threads. Tasks are read one at a time
+// and handed over, so a caller that keeps less than a Task per task needs less memory than
+// list_tasks; `visit` returns false to stop. The walk is bounded (kMaxTasks) and cycle-safe;
+// what it could not read is reported to diagnostics. Fails only when the task list's head is
+// unreadable and nothing was visited.
+Expected<void> for_each_task(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics,
+                             const std::function<bool(Task&&)>& visit);
+
+// for_each_task's tasks, collected.
 Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics);
 
 }  // namespace vmi::linux_objects

@@ -10,10 +10,10 @@ namespace vmi::linux_objects {
 namespace {
 
 // Caps on what a hostile image can make us read. Real systems run up to a few hundred thousand
-// tasks; the caps allow 1M on the task list and 1M thread-list entries over all thread groups
-// together, so a task list of a million leaders that all claim one million-entry thread list
-// costs two million reads, not a trillion.
-constexpr std::size_t kMaxTasks = 1u << 20;
+// tasks; the caps allow 1M tasks visited (kMaxTasks, leaders and threads together) and 1M
+// thread-list entries over all thread groups together, so a task list of a million leaders that
+// all claim one million-entry thread list costs two million reads, not a trillion, and a caller
+// keeping a row per task keeps at most a million rows.
 constexpr std::size_t kMaxThreadEntries = 1u << 20;  // over every thread group walked
 constexpr std::uint32_t kPfKthread = 0x00200000;     // include/linux/sched.h
 constexpr std::uint32_t kPfWqWorker = 0x00000020;
@@ -205,14 +205,26 @@ class TaskReader {
 
 }  // namespace
 
-Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics) {
+Expected<void> for_each_task(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics,
+                             const std::function<bool(Task&&)>& visit) {
   if (kernel.os() != "linux") return make_error(Errc::invalid_argument, "not a Linux kernel");
   const TaskLayout layout = VMI_TRY(TaskLayout::bind(kernel.profile()));
   const auto init_task = kernel.symbol("init_task");
   if (!init_task) return make_error(Errc::not_found, "profile has no symbol 'init_task'");
 
   TaskReader reader(kernel, layout, diagnostics);
-  std::vector<Task> tasks;
+  std::size_t visited = 0;
+  bool stopped = false;  // by the caller, or at kMaxTasks
+  auto hand_over = [&](Task&& task) {
+    if (visited == kMaxTasks) {
+      diagnostics.warn("tasks: more than " + std::to_string(kMaxTasks) + " tasks and threads; stopped");
+      stopped = true;
+      return false;
+    }
+    ++visited;
+    if (!visit(std::move(task))) stopped = true;
+    return !stopped;
+  };
   const ListWalk walk = walk_list(kernel.kernel_layer(), *init_task + layout.tasks, kMaxTasks, [&](Addr node) {
     const Addr address = node - layout.tasks;
     auto task = reader.read(address);
@@ -221,23 +233,31 @@ Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_thread
       return true;
     }
     const std::vector<Addr> group = reader.thread_group(address);
-    task->threads = static_cast<std::uint32_t>(group.size());
-    tasks.push_back(std::move(*task));
-    if (include_threads) {
-      for (std::size_t i = 1; i < group.size(); ++i) {
-        auto thread = reader.read(group[i]);
-        if (!thread) {
-          diagnostics.warn("thread at " + hex(group[i]) + ": " + thread.error().message);
-          continue;
-        }
-        thread->threads = tasks.back().threads;
-        tasks.push_back(std::move(*thread));
+    const auto threads = static_cast<std::uint32_t>(group.size());
+    task->threads = threads;
+    if (!hand_over(std::move(*task))) return false;
+    for (std::size_t i = 1; include_threads && i < group.size(); ++i) {
+      auto thread = reader.read(group[i]);
+      if (!thread) {
+        diagnostics.warn("thread at " + hex(group[i]) + ": " + thread.error().message);
+        continue;
       }
+      thread->threads = threads;
+      if (!hand_over(std::move(*thread))) return false;
     }
     return true;
   });
-  if (walk.end != ListEnd::complete) diagnostics.warn("task list: " + walk.problem);
-  if (tasks.empty() && walk.end == ListEnd::unreadable) return make_error(Errc::unmapped, walk.problem);
+  if (walk.end != ListEnd::complete && !stopped) diagnostics.warn("task list: " + walk.problem);
+  if (visited == 0 && walk.end == ListEnd::unreadable) return make_error(Errc::unmapped, walk.problem);
+  return {};
+}
+
+Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics) {
+  std::vector<Task> tasks;
+  VMI_TRY_VOID(for_each_task(kernel, include_threads, diagnostics, [&](Task&& task) {
+    tasks.push_back(std::move(task));
+    return true;
+  }));
   return tasks;
 }
 
