@@ -212,4 +212,20 @@ void check_pstree_matches_parents(Session& session, const Sample& sample) {
   CHECK(pids.size() == sample.processes.size());
 }
 
+std::uint64_t check_same_bytes(const PhysicalImage& image, const PhysicalImage& reference) {
+  std::vector<std::byte> a(1 << 20), b(1 << 20);
+  std::uint64_t compared = 0;
+  for (const Range& range : reference.ranges()) {
+    for (Addr at = range.begin; at < range.end; at += a.size()) {
+      CAPTURE(at);
+      const auto size = static_cast<std::size_t>(std::min<std::uint64_t>(a.size(), range.end - at));
+      REQUIRE(read_exact(image, at, std::span(a).first(size)).has_value());
+      REQUIRE(read_exact(reference, at, std::span(b).first(size)).has_value());
+      REQUIRE(std::equal(a.begin(), a.begin() + size, b.begin()));
+      compared += size;
+    }
+  }
+  return compared;
+}
+
 }  // namespace vmi::test

@@ -58,5 +58,8 @@ Session open_sample(const std::filesystem::path& image, const std::filesystem::p
 void check_pslist_equals_proc(Session& session, const Sample& sample);
 void check_threads_equal_proc(Session& session, const Sample& sample);
 void check_pstree_matches_parents(Session& session, const Sample& sample);
+// Every byte of `image` over `reference`'s ranges equals `reference`'s (REQUIREd, 1 MiB at a
+// time); the number of bytes compared.
+std::uint64_t check_same_bytes(const PhysicalImage& image, const PhysicalImage& reference);
 
 }  // namespace vmi::test

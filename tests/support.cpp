@@ -1,6 +1,8 @@
-// Runs programs (the CLI, compilers, binutils) as child processes and captures their output.
+// Test helpers that need more than a header: child processes (the CLI, compilers, binutils) with
+// their output captured, and format fixtures opened through the library.
 #include "support.hpp"
 
+#include <doctest/doctest.h>
 #include <sys/wait.h>
 
 #include <cstdio>
@@ -18,6 +20,18 @@ CommandResult run_command(const std::vector<std::string>& argv) {
   result.out = read_file(dir / "out");
   result.err = read_file(dir / "err");
   return result;
+}
+
+std::filesystem::path FormatFixtures::write(const std::string& name, const std::string& bytes) const {
+  scratch_dir(format + "-" + name);
+  write_file(path(name), bytes);
+  return path(name);
+}
+
+std::string FormatFixtures::open_error(const std::string& name, const std::string& bytes) const {
+  auto image = open_image(write(name, bytes));
+  REQUIRE_FALSE(image.has_value());
+  return image.error().message;
 }
 
 CommandResult run_cli(const std::vector<std::string>& args) {

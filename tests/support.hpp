@@ -53,6 +53,24 @@ inline std::map<std::string, std::string> facts_of(const PhysicalImage& image) {
   return facts;
 }
 
+// Byte fixtures of one format, each written to its own scratch directory under one file name,
+// and the errors opening them gives: every error starts with the layer's name and the path.
+struct FormatFixtures {
+  std::string format;     // scratch directories are "<format>-<name>"
+  std::string file_name;  // "dump.kdump"
+  std::string layer;      // how the layer names itself in errors: "kdump", "QEMU savevm"
+
+  std::filesystem::path path(const std::string& name) const {
+    return std::filesystem::path(VMI_TEST_BINARY_DIR) / "scratch" / (format + "-" + name) / file_name;
+  }
+  // Writes the fixture into a fresh directory and returns its path.
+  std::filesystem::path write(const std::string& name, const std::string& bytes) const;
+  // Writes the fixture and opens it, which must fail; the error message.
+  std::string open_error(const std::string& name, const std::string& bytes) const;
+  // What every error about fixture `name` starts with: "kdump '/.../dump.kdump': ".
+  std::string prefix(const std::string& name) const { return layer + " '" + path(name).string() + "': "; }
+};
+
 // Runs a program with arguments (no shell quoting needed for our test paths), stdin empty.
 CommandResult run_command(const std::vector<std::string>& argv);
 // Runs the built CLI with arguments.

@@ -143,21 +143,7 @@ std::string flatten(const std::string& dump, std::size_t chunk) {
   return flat + end;
 }
 
-std::filesystem::path write_fixture(const std::string& name, const std::string& bytes) {
-  const auto path = test::scratch_dir("kdump-" + name) / "dump.kdump";
-  test::write_file(path, bytes);
-  return path;
-}
-
-std::string open_error(const std::string& name, const std::string& bytes) {
-  auto image = open_image(write_fixture(name, bytes));
-  REQUIRE_FALSE(image.has_value());
-  return image.error().message;
-}
-
-std::string prefix(const std::string& name) {
-  return "kdump '" + (test::scratch_dir("kdump-" + name) / "dump.kdump").string() + "': ";
-}
+const test::FormatFixtures kFixtures{"kdump", "dump.kdump", "kdump"};
 
 void check_fixture_pages(const PhysicalImage& image) {
   CHECK(image.format() == "kdump");
@@ -194,7 +180,7 @@ void check_fixture_pages(const PhysicalImage& image) {
 }  // namespace
 
 TEST_CASE("kdump fixture, seekable: zlib, lzo, snappy, zstd and stored pages; holes; notes; facts") {
-  auto image = open_image(write_fixture("seekable", kdump_fixture()));
+  auto image = open_image(kFixtures.write("seekable", kdump_fixture()));
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   check_fixture_pages(**image);
   CHECK(test::facts_of(**image).at("kdump layout") == "seekable");
@@ -202,7 +188,7 @@ TEST_CASE("kdump fixture, seekable: zlib, lzo, snappy, zstd and stored pages; ho
 
 TEST_CASE("kdump fixture, flattened: records out of order and straddling structures") {
   const std::string dump = kdump_fixture();
-  auto image = open_image(write_fixture("flat", flatten(dump, 3000)));
+  auto image = open_image(kFixtures.write("flat", flatten(dump, 3000)));
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   check_fixture_pages(**image);
   const std::size_t records = (dump.size() + 2999) / 3000;
@@ -210,7 +196,7 @@ TEST_CASE("kdump fixture, flattened: records out of order and straddling structu
 }
 
 TEST_CASE("kdump fixture: concurrent reads through the shared page cache see the right pages") {
-  auto image = open_image(write_fixture("threads", flatten(kdump_fixture(), 5000)));
+  auto image = open_image(kFixtures.write("threads", flatten(kdump_fixture(), 5000)));
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   std::atomic<int> wrong{0};
   std::vector<std::thread> threads;
@@ -233,32 +219,32 @@ TEST_CASE("kdump fixtures: malformed headers fail with the file, the offset and 
   {
     std::string dump = good;
     std::memcpy(dump.data(), "KDUMQ   ", 8);
-    CHECK(open_error("magic", flatten(dump, 4096)) == prefix("magic") + "no \"KDUMP   \" signature at dump offset 0x0");
+    CHECK(kFixtures.open_error("magic", flatten(dump, 4096)) == kFixtures.prefix("magic") + "no \"KDUMP   \" signature at dump offset 0x0");
   }
-  CHECK(open_error("short", good.substr(0, 100)) ==
-        prefix("short") + "0x1d0 bytes at dump offset 0x0 run past end of file (0x64)");
-  CHECK(open_error("bitmap", good.substr(0, 0x2800)) ==
-        prefix("bitmap") + "bitmap (0x2000 bytes at dump offset 0x2000) runs past end of file (0x2800)");
-  CHECK(open_error("descs", good.substr(0, 0x4030)) ==
-        prefix("descs") + "6 page descriptors at dump offset 0x4000 run past end of file (0x4030)");
+  CHECK(kFixtures.open_error("short", good.substr(0, 100)) ==
+        kFixtures.prefix("short") + "0x1d0 bytes at dump offset 0x0 run past end of file (0x64)");
+  CHECK(kFixtures.open_error("bitmap", good.substr(0, 0x2800)) ==
+        kFixtures.prefix("bitmap") + "bitmap (0x2000 bytes at dump offset 0x2000) runs past end of file (0x2800)");
+  CHECK(kFixtures.open_error("descs", good.substr(0, 0x4030)) ==
+        kFixtures.prefix("descs") + "6 page descriptors at dump offset 0x4000 run past end of file (0x4030)");
   {
     std::string dump = good;
     put<std::int32_t>(dump, 428, 12345);
-    CHECK(open_error("block", dump) ==
-          prefix("block") + "block_size 12345 at dump offset 0x1ac is not a power of two in [4096, 65536]");
+    CHECK(kFixtures.open_error("block", dump) ==
+          kFixtures.prefix("block") + "block_size 12345 at dump offset 0x1ac is not a power of two in [4096, 65536]");
   }
   {
     std::string dump = good;
     put<std::uint64_t>(dump, kBlock + 96, std::uint64_t{1} << 40);
-    CHECK(open_error("mapnr", dump) ==
-          prefix("mapnr") + "max_mapnr 1099511627776 at dump offset 0x1060 (must be 1..4294967296)");
+    CHECK(kFixtures.open_error("mapnr", dump) ==
+          kFixtures.prefix("mapnr") + "max_mapnr 1099511627776 at dump offset 0x1060 (must be 1..4294967296)");
     put<std::uint64_t>(dump, kBlock + 96, 100000);
-    CHECK(open_error("mapnr2", dump) ==
-          prefix("mapnr2") + "bitmap of 2 blocks (at dump offset 0x1b4) cannot hold 100000 pages twice");
+    CHECK(kFixtures.open_error("mapnr2", dump) ==
+          kFixtures.prefix("mapnr2") + "bitmap of 2 blocks (at dump offset 0x1b4) cannot hold 100000 pages twice");
   }
   {
     std::string flat = flatten(good, 4096).substr(0, 4096 + 16 + 0xf0);  // the first record claims more than is left
-    CHECK(open_error("record", flat) == prefix("record") + "flattened record at 0x1000 (" +
+    CHECK(kFixtures.open_error("record", flat) == kFixtures.prefix("record") + "flattened record at 0x1000 (" +
                                             std::to_string(good.size() - (good.size() - 1) / 4096 * 4096) +
                                             " bytes for offset " + std::to_string((good.size() - 1) / 4096 * 4096) +
                                             ") runs past end of file (0x1100)");
@@ -274,10 +260,10 @@ TEST_CASE("kdump fixtures: malformed headers fail with the file, the offset and 
       put_be64(header, 8, 0x100);
       flat += header + good.substr(logical, 0x100);
     }
-    CHECK(open_error("overlap", flat) ==
-          prefix("overlap") + "flattened records at 0x1000 and 0x1110 overlap at dump offset 0x80");
+    CHECK(kFixtures.open_error("overlap", flat) ==
+          kFixtures.prefix("overlap") + "flattened records at 0x1000 and 0x1110 overlap at dump offset 0x80");
     put_be64(flat, 16, 2);
-    CHECK(open_error("type", flat) == prefix("type") + "flattened header at 0x10: type 2 is not 1 (flattened)");
+    CHECK(kFixtures.open_error("type", flat) == kFixtures.prefix("type") + "flattened header at 0x10: type 2 is not 1 (flattened)");
   }
 }
 
@@ -288,12 +274,12 @@ TEST_CASE("kdump fixture: a page that does not decompress fails the read, naming
   std::memcpy(&data_at, dump.data() + 4 * kBlock, 8);
   std::memcpy(&size, dump.data() + 4 * kBlock + 8, 4);
   std::memset(dump.data() + data_at, 0x5a, size);
-  auto image = open_image(write_fixture("corrupt", dump));
+  auto image = open_image(kFixtures.write("corrupt", dump));
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   std::string page(kBlock, '\0');
   auto got = (*image)->read(0, std::as_writable_bytes(std::span(page)));
   REQUIRE_FALSE(got.has_value());
-  CHECK(got.error().message == prefix("corrupt") + "zlib page at dump offset 0x5000 (" + std::to_string(size) +
+  CHECK(got.error().message == kFixtures.prefix("corrupt") + "zlib page at dump offset 0x5000 (" + std::to_string(size) +
                                    " bytes, descriptor at 0x4000) does not decompress to 4096 bytes");
   CHECK(
       read_exact(**image, 4 * kBlock, std::as_writable_bytes(std::span(page))).has_value());  // other pages still read
@@ -321,18 +307,7 @@ TEST_CASE("kdump samples hold memory.raw's bytes and give the guest's own pslist
       CHECK(facts.at("kdump block size") == "4096");
       CHECK(facts.at("kdump layout")
                 .starts_with(std::string(name) == "memory.kdump-seekable" ? "seekable" : "flattened"));
-      std::vector<std::byte> a(1 << 20), b(1 << 20);
-      std::uint64_t compared = 0;
-      for (const Range& range : (*raw)->ranges()) {
-        for (Addr at = range.begin; at < range.end; at += a.size()) {
-          const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(a.size(), range.end - at));
-          REQUIRE(read_exact(**image, at, std::span(a).first(size)).has_value());
-          REQUIRE(read_exact(**raw, at, std::span(b).first(size)).has_value());
-          REQUIRE(std::equal(a.begin(), a.begin() + size, b.begin()));
-          compared += size;
-        }
-      }
-      CHECK(compared == std::stoull(sample.env.at("RAM_BYTES")));
+      CHECK(test::check_same_bytes(**image, **raw) == std::stoull(sample.env.at("RAM_BYTES")));
       Session session = test::open_sample(sample.dir / name, profile);
       test::check_pslist_equals_proc(session, sample);
       test::check_threads_equal_proc(session, sample);

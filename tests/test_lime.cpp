@@ -44,17 +44,7 @@ std::string lime_fixture() {
   return lime_header(0x0, 0x1fff) + pattern(0x2000, 1) + lime_header(0x100000, 0x100fff) + pattern(0x1000, 2);
 }
 
-std::string open_error(const std::string& name, const std::string& bytes) {
-  const auto path = test::scratch_dir("lime-" + name) / "dump.lime";
-  test::write_file(path, bytes);
-  auto image = open_image(path);
-  REQUIRE_FALSE(image.has_value());
-  return image.error().message;
-}
-
-std::string prefix(const std::string& name) {
-  return "LiME '" + (test::scratch_dir("lime-" + name) / "dump.lime").string() + "': ";
-}
+const test::FormatFixtures kFixtures{"lime", "dump.lime", "LiME"};
 
 }  // namespace
 
@@ -83,34 +73,34 @@ TEST_CASE("LiME malformed: each error names the file, the header's offset and th
   SUBCASE("bad version") {
     auto bytes = lime_fixture();
     put(bytes, 0x2020 + 4, std::uint32_t{2});
-    CHECK(open_error("version", bytes) == prefix("version") + "header #1 at offset 0x2020: version 2 (only 1 is defined)");
+    CHECK(kFixtures.open_error("version", bytes) == kFixtures.prefix("version") + "header #1 at offset 0x2020: version 2 (only 1 is defined)");
   }
   SUBCASE("range past end of file") {
     auto bytes = lime_fixture();
     bytes.resize(bytes.size() - 1);
-    CHECK(open_error("past-end", bytes) == prefix("past-end") + "header #1 at offset 0x2020: range 0x100000-0x101000 (0x1000 bytes) runs past end of file (0x303f)");
+    CHECK(kFixtures.open_error("past-end", bytes) == kFixtures.prefix("past-end") + "header #1 at offset 0x2020: range 0x100000-0x101000 (0x1000 bytes) runs past end of file (0x303f)");
   }
   SUBCASE("overlapping ranges") {
     const auto bytes = lime_header(0x1000, 0x2fff) + pattern(0x2000, 1) + lime_header(0x0, 0x1fff) + pattern(0x2000, 2);
-    CHECK(open_error("overlap", bytes) == prefix("overlap") + "range 0x1000-0x3000 (header at offset 0x0) overlaps range 0x0-0x2000 (header at offset 0x2020)");
+    CHECK(kFixtures.open_error("overlap", bytes) == kFixtures.prefix("overlap") + "range 0x1000-0x3000 (header at offset 0x0) overlaps range 0x0-0x2000 (header at offset 0x2020)");
   }
   SUBCASE("end below start") {
     const auto bytes = lime_header(0x2000, 0x1fff) + pattern(0x1000, 1);
-    CHECK(open_error("inverted", bytes) == prefix("inverted") + "header #0 at offset 0x0: end address 0x1fff is below start address 0x2000");
+    CHECK(kFixtures.open_error("inverted", bytes) == kFixtures.prefix("inverted") + "header #0 at offset 0x0: end address 0x1fff is below start address 0x2000");
   }
   SUBCASE("bad magic in a later header") {
     auto bytes = lime_fixture();
     put(bytes, 0x2020, std::uint32_t{0x12345678});
-    CHECK(open_error("magic", bytes) == prefix("magic") + "header #1 at offset 0x2020: magic 0x12345678 is not 0x4c694d45");
+    CHECK(kFixtures.open_error("magic", bytes) == kFixtures.prefix("magic") + "header #1 at offset 0x2020: magic 0x12345678 is not 0x4c694d45");
   }
   SUBCASE("header cut short") {
     const auto bytes = lime_fixture() + lime_header(0x200000, 0x200fff).substr(0, 20);
-    CHECK(open_error("short", bytes) == prefix("short") + "header #2 at offset 0x3040 is cut short by end of file (0x3054)");
+    CHECK(kFixtures.open_error("short", bytes) == kFixtures.prefix("short") + "header #2 at offset 0x3040 is cut short by end of file (0x3054)");
   }
   SUBCASE("absurd range count") {
     std::string bytes;
     for (std::uint64_t i = 0; i <= 65536; ++i) bytes += lime_header(i * 0x1000, i * 0x1000) + "x";
-    CHECK(open_error("count", bytes) == prefix("count") + "more than 65536 ranges (next header at offset 0x210000)");
+    CHECK(kFixtures.open_error("count", bytes) == kFixtures.prefix("count") + "more than 65536 ranges (next header at offset 0x210000)");
   }
 }
 

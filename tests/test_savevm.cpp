@@ -103,21 +103,7 @@ std::string libvirt_header(const std::string& xml, std::uint32_t compressed = 0)
   return header + xml;
 }
 
-std::filesystem::path write_fixture(const std::string& name, const std::string& bytes) {
-  const auto path = test::scratch_dir("savevm-" + name) / "vm.state";
-  test::write_file(path, bytes);
-  return path;
-}
-
-std::string open_error(const std::string& name, const std::string& bytes) {
-  auto image = open_image(write_fixture(name, bytes));
-  REQUIRE_FALSE(image.has_value());
-  return image.error().message;
-}
-
-std::string prefix(const std::string& name) {
-  return "QEMU savevm '" + (test::scratch_dir("savevm-" + name) / "vm.state").string() + "': ";
-}
+const test::FormatFixtures kFixtures{"savevm", "vm.state", "QEMU savevm"};
 
 void check_fixture(const PhysicalImage& image) {
   CHECK(image.format() == "qemu-savevm");
@@ -154,13 +140,13 @@ void check_fixture(const PhysicalImage& image) {
 }  // namespace
 
 TEST_CASE("savevm fixture: passes override, fill pages, unsent pages are holes, ROM blocks skipped") {
-  auto image = open_image(write_fixture("good", savevm_fixture()));
+  auto image = open_image(kFixtures.write("good", savevm_fixture()));
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   check_fixture(**image);
 }
 
 TEST_CASE("savevm fixture behind a libvirt `virsh save` header") {
-  auto image = open_image(write_fixture("libvirt", libvirt_header("<domain/>\n") + savevm_fixture()));
+  auto image = open_image(kFixtures.write("libvirt", libvirt_header("<domain/>\n") + savevm_fixture()));
   REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
   check_fixture(**image);
   CHECK(test::facts_of(**image).at("libvirt save header") == "version 2, 10 bytes of XML");
@@ -168,44 +154,44 @@ TEST_CASE("savevm fixture behind a libvirt `virsh save` header") {
 
 TEST_CASE("savevm fixtures: malformed streams fail with the file, the offset and the numbers") {
   const std::string good = savevm_fixture();
-  CHECK(open_error("magic", libvirt_header("<x/>") + "QEVX" + good.substr(4)) ==
-        prefix("magic") + "no \"QEVM\" magic at 0x60 (found 0x51455658)");
-  CHECK(open_error("short", libvirt_header("<x/>").substr(0, 50)) ==
-        prefix("short") + "libvirt save header (92 bytes) at 0x0 runs past end of file (0x32)");
-  CHECK(open_error("gzip", libvirt_header("<x/>", 1) + good) ==
-        prefix("gzip") +
+  CHECK(kFixtures.open_error("magic", libvirt_header("<x/>") + "QEVX" + good.substr(4)) ==
+        kFixtures.prefix("magic") + "no \"QEVM\" magic at 0x60 (found 0x51455658)");
+  CHECK(kFixtures.open_error("short", libvirt_header("<x/>").substr(0, 50)) ==
+        kFixtures.prefix("short") + "libvirt save header (92 bytes) at 0x0 runs past end of file (0x32)");
+  CHECK(kFixtures.open_error("gzip", libvirt_header("<x/>", 1) + good) ==
+        kFixtures.prefix("gzip") +
             "libvirt save image at 0x0 is compressed (format 1); decompress the stream after the XML first");
-  CHECK(open_error("version", good.substr(0, 7) + '\x04' + good.substr(8)) ==
-        prefix("version") + "stream version 4 at 0x4 (only 3 is read)");
+  CHECK(kFixtures.open_error("version", good.substr(0, 7) + '\x04' + good.substr(8)) ==
+        kFixtures.prefix("version") + "stream version 4 at 0x4 (only 3 is read)");
   // The section start is at 0x17, MEM_SIZE at 0x28, pc.ram's entry at 0x30 (length at 0x37).
   {
     std::string bad = good;
     bad[0x37] = '\x01';  // pc.ram length 0x100000000004000: more than the total
-    CHECK(open_error("length", bad) == prefix("length") +
+    CHECK(kFixtures.open_error("length", bad) == kFixtures.prefix("length") +
                                            "RAM block 'pc.ram' at 0x30 has length 0x100000000004000, more than the "
                                            "0x5000 bytes left of the announced total 0x5000");
   }
   {
     std::string bad = good;
     bad[0x29] = '\x01';  // total 0x1000000005000 bytes
-    CHECK(open_error("total", bad) == prefix("total") + "RAM total 0x1000000005000 at 0x28 (cap 0x20000000000)");
+    CHECK(kFixtures.open_error("total", bad) == kFixtures.prefix("total") + "RAM total 0x1000000005000 at 0x28 (cap 0x20000000000)");
   }
   {
     Stream s;
     s.be(0x5145564d, 4).be(3, 4).section(0x01, 2, "ram").be(kPage | kMemSize, 8);
     for (int i = 0; i < 1025; ++i) s.str8("b").be(0, 8);
-    CHECK(open_error("blocks", s.bytes) == prefix("blocks") + "more than 1024 RAM blocks at " + hex(0x21 + 1024 * 10));
+    CHECK(kFixtures.open_error("blocks", s.bytes) == kFixtures.prefix("blocks") + "more than 1024 RAM blocks at " + hex(0x21 + 1024 * 10));
   }
   // The first pass's page 0 record header is at 0x6e, its data at 0x7d.
-  CHECK(open_error("page", good.substr(0, 0x7d + 100)) ==
-        prefix("page") + "page data of RAM record 0x6e at 0x7d runs past end of file (0xe1)");
+  CHECK(kFixtures.open_error("page", good.substr(0, 0x7d + 100)) ==
+        kFixtures.prefix("page") + "page data of RAM record 0x6e at 0x7d runs past end of file (0xe1)");
   {
     std::string bad = good;
     bad[0x75] = static_cast<char>(kXbzrle);
-    CHECK(open_error("xbzrle", bad) ==
-          prefix("xbzrle") + "RAM record at 0x6e is a XBZRLE-compressed page (disable the xbzrle capability)");
+    CHECK(kFixtures.open_error("xbzrle", bad) ==
+          kFixtures.prefix("xbzrle") + "RAM record at 0x6e is a XBZRLE-compressed page (disable the xbzrle capability)");
     bad[0x75] = '\x01';
-    CHECK(open_error("flags", bad) == prefix("flags") + "RAM record at 0x6e has unknown flags 0x1");
+    CHECK(kFixtures.open_error("flags", bad) == kFixtures.prefix("flags") + "RAM record at 0x6e has unknown flags 0x1");
   }
   {
     Stream s;
@@ -217,8 +203,8 @@ TEST_CASE("savevm fixtures: malformed streams fail with the file, the offset and
         .be(kPage, 8)
         .be(kEos, 8);
     s.section(0x02, 2).page(kPage, kPageFlag, "pc.ram", pattern(0));
-    CHECK(open_error("outside", s.bytes) ==
-          prefix("outside") + "RAM record at 0x3d for offset 0x1000 lies outside block 'pc.ram' (0x1000 bytes)");
+    CHECK(kFixtures.open_error("outside", s.bytes) ==
+          kFixtures.prefix("outside") + "RAM record at 0x3d for offset 0x1000 lies outside block 'pc.ram' (0x1000 bytes)");
   }
 }
 
@@ -238,18 +224,7 @@ TEST_CASE("savevm samples hold memory.raw's bytes and give the guest's own pslis
     REQUIRE((*image)->ranges().size() == 1);
     CHECK((*image)->ranges()[0] == (*raw)->ranges()[0]);
     CHECK(test::facts_of(**image).at("savevm machine").starts_with("pc-q35-"));
-    std::vector<std::byte> a(1 << 20), b(1 << 20);
-    std::uint64_t compared = 0;
-    for (const Range& range : (*raw)->ranges()) {
-      for (Addr at = range.begin; at < range.end; at += a.size()) {
-        const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(a.size(), range.end - at));
-        REQUIRE(read_exact(**image, at, std::span(a).first(size)).has_value());
-        REQUIRE(read_exact(**raw, at, std::span(b).first(size)).has_value());
-        REQUIRE(std::equal(a.begin(), a.begin() + size, b.begin()));
-        compared += size;
-      }
-    }
-    CHECK(compared == std::stoull(sample.env.at("RAM_BYTES")));
+    CHECK(test::check_same_bytes(**image, **raw) == std::stoull(sample.env.at("RAM_BYTES")));
     // The vCPU registers found in the device state equal those QEMU wrote into the kdump notes.
     auto kdump = open_image(sample.dir / "memory.kdump-zlib");
     REQUIRE(kdump.has_value());

@@ -15,6 +15,7 @@
 
 #include "layers/bytes.hpp"
 #include "layers/elf_notes.hpp"
+#include "layers/decoded_image.hpp"
 #include "layers/formats.hpp"
 
 namespace vmi {
@@ -86,22 +87,15 @@ struct FlatRecord {
   std::uint64_t file_offset = 0;  // where it is in this file
 };
 
-class KdumpLayer final : public PhysicalImage {
+class KdumpLayer final : public DecodedImage {
  public:
-  explicit KdumpLayer(std::shared_ptr<const FileMapping> file)
-      : name_("kdump '" + file->path().string() + "'"), file_(std::move(file)) {}
-  std::string_view name() const override { return name_; }
+  explicit KdumpLayer(std::shared_ptr<const FileMapping> file) : DecodedImage("kdump", std::move(file)) {}
   std::string_view format() const override { return "kdump"; }
-  std::span<const Range> ranges() const override { return ranges_; }
-  std::span<const CpuState> cpu_states() const override { return cpus_; }
-  std::vector<std::pair<std::string, std::string>> facts() const override { return facts_; }
-  const FileMapping* file() const override { return file_.get(); }
   Expected<std::size_t> read(Addr addr, std::span<std::byte> dst) const override;
 
   Expected<void> parse();
 
  private:
-  Error fail(Errc code, const std::string& what) const { return make_error(code, name_ + ": " + what); }
   Expected<void> index_flat_records();
   // The bytes at [offset, offset+size) of the reassembled dump: a view into the mapping, or a
   // copy in `scratch` when they straddle flattened records.
@@ -112,8 +106,6 @@ class KdumpLayer final : public PhysicalImage {
   Expected<void> decompress(const RawPageDesc& desc, std::uint64_t desc_at, std::span<const std::byte> src,
                             std::span<std::byte> page) const;
 
-  std::string name_;
-  std::shared_ptr<const FileMapping> file_;
   bool flattened_ = false;
   std::vector<FlatRecord> records_;  // sorted by logical, non-overlapping
   std::uint64_t logical_size_ = 0;
@@ -122,9 +114,6 @@ class KdumpLayer final : public PhysicalImage {
   std::uint64_t descs_at_ = 0;
   std::vector<std::uint64_t> bitmap_;  // the 2nd bitmap: pages present in the dump
   std::vector<std::uint32_t> rank_;    // set bits before each bitmap word (descriptor index)
-  std::vector<Range> ranges_;
-  std::vector<CpuState> cpus_;
-  std::vector<std::pair<std::string, std::string>> facts_;
 
   struct CachedPage {
     std::uint64_t pfn = ~std::uint64_t{0};

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <optional>
 
+#include "layers/decoded_image.hpp"
 #include "layers/formats.hpp"
 
 namespace vmi {
@@ -79,22 +80,15 @@ class Cursor {
   std::uint64_t at_;
 };
 
-class SavevmLayer final : public PhysicalImage {
+class SavevmLayer final : public DecodedImage {
  public:
-  explicit SavevmLayer(std::shared_ptr<const FileMapping> file)
-      : name_("QEMU savevm '" + file->path().string() + "'"), file_(std::move(file)) {}
-  std::string_view name() const override { return name_; }
+  explicit SavevmLayer(std::shared_ptr<const FileMapping> file) : DecodedImage("QEMU savevm", std::move(file)) {}
   std::string_view format() const override { return "qemu-savevm"; }
-  std::span<const Range> ranges() const override { return ranges_; }
-  std::span<const CpuState> cpu_states() const override { return cpus_; }
-  std::vector<std::pair<std::string, std::string>> facts() const override { return facts_; }
-  const FileMapping* file() const override { return file_.get(); }
   Expected<std::size_t> read(Addr addr, std::span<std::byte> dst) const override;
 
   Expected<void> parse();
 
  private:
-  Error fail(Errc code, const std::string& what) const { return make_error(code, name_ + ": " + what); }
   Error truncated(std::uint64_t at, const std::string& what) const {
     return fail(Errc::truncated, what + " at " + hex(at) + " runs past end of file (" + hex(file_->size()) + ")");
   }
@@ -108,8 +102,6 @@ class SavevmLayer final : public PhysicalImage {
     return std::nullopt;
   }
 
-  std::string name_;
-  std::shared_ptr<const FileMapping> file_;
   std::string machine_;
   std::vector<std::pair<std::string, std::uint64_t>> blocks_;  // idstr, length (setup order)
   std::string current_block_;
@@ -118,9 +110,6 @@ class SavevmLayer final : public PhysicalImage {
   std::vector<std::uint64_t> index_;  // per pc.ram page
   std::uint64_t records_ = 0;
   std::uint64_t released_ = 0;
-  std::vector<Range> ranges_;
-  std::vector<CpuState> cpus_;
-  std::vector<std::pair<std::string, std::string>> facts_;
 };
 
 // Device state after the RAM has no lengths to skip by, so the "cpu" sections (one per vCPU,

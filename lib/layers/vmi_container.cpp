@@ -12,6 +12,7 @@
 #include <list>
 #include <mutex>
 
+#include "layers/decoded_image.hpp"
 #include "layers/formats.hpp"
 
 namespace vmi {
@@ -37,33 +38,22 @@ struct DctxDeleter {
   void operator()(ZSTD_DCtx* context) const { ZSTD_freeDCtx(context); }
 };
 
-class ContainerLayer final : public PhysicalImage {
+class ContainerLayer final : public DecodedImage {
  public:
-  explicit ContainerLayer(std::shared_ptr<const FileMapping> file)
-      : name_("container '" + file->path().string() + "'"), file_(std::move(file)) {}
-  std::string_view name() const override { return name_; }
+  explicit ContainerLayer(std::shared_ptr<const FileMapping> file) : DecodedImage("container", std::move(file)) {}
   std::string_view format() const override { return "vmi-container"; }
-  std::span<const Range> ranges() const override { return ranges_; }
-  std::span<const CpuState> cpu_states() const override { return cpus_; }
   std::vector<std::pair<std::string, std::string>> facts() const override;
-  const FileMapping* file() const override { return file_.get(); }
   Expected<std::size_t> read(Addr addr, std::span<std::byte> dst) const override;
 
   Expected<void> parse();
 
  private:
-  Error fail(Errc code, const std::string& what) const { return make_error(code, name_ + ": " + what); }
   Expected<void> parse_metadata(std::span<const std::byte> bytes, std::uint64_t file_offset);
   Expected<std::shared_ptr<const std::vector<std::byte>>> chunk(std::size_t index) const;
 
-  std::string name_;
-  std::shared_ptr<const FileMapping> file_;
   Header header_{};
-  std::vector<Range> ranges_;
   std::vector<IndexEntry> index_;
   std::string source_format_;
-  std::vector<CpuState> cpus_;
-  std::vector<std::pair<std::string, std::string>> facts_;
 
   mutable std::mutex cache_mutex_;
   mutable std::list<std::pair<std::size_t, std::shared_ptr<const std::vector<std::byte>>>> cache_;  // most recent first
