@@ -67,4 +67,6 @@ if [[ ${#failed[@]} -gt 0 ]]; then
   echo "targets that did not build: ${failed[*]}" >&2
   exit 1
 fi
+# The source the binaries were built from, for run.sh's record of results.
+git -C "$ROOT" describe --always --dirty >"$OUT/built-from" 2>/dev/null || echo unknown >"$OUT/built-from"
 echo "built: $OUT/bin/{$(IFS=,; echo "${targets[*]}")}"

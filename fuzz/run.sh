@@ -6,14 +6,17 @@
 #   RUNS=10000000 bash fuzz/run.sh 3600        # each target until 10 M execs or one hour
 #
 # Each target starts from fuzz/corpus/<target>/ (read-only) and grows a working corpus in
-# build-fuzz/corpus/<target>/; crash, leak, timeout and OOM inputs land in
-# build-fuzz/artifacts/<target>/. A target stops at its first crash (libFuzzer's default):
-# copy the artifact to fuzz/regressions/<target>/ and replay it with
-#   build-fuzz/bin/<target> build-fuzz/artifacts/<target>/crash-...
+# $WORK/corpus/<target>/; crash, leak, timeout and OOM inputs land in $WORK/artifacts/<target>/.
+# WORK (default ~/.cache/vmi-forensics/fuzz, outside the clone) keeps the grown corpora for
+# later runs, and results.tsv there gets one line per target run (date, source, target, execs,
+# seconds, crashes), so execs add up across sessions. A target stops at its first crash
+# (libFuzzer's default): copy the artifact to fuzz/regressions/<target>/ and replay it with
+#   build-fuzz/bin/<target> $WORK/artifacts/<target>/crash-...
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 OUT="${OUT:-$ROOT/build-fuzz}"
+WORK="${WORK:-${XDG_CACHE_HOME:-$HOME/.cache}/vmi-forensics/fuzz}"
 NICE="${NICE:-nice -n 10}"
 SECONDS_EACH="${1:-60}"
 RUNS="${RUNS:--1}"  # libFuzzer -runs: stop after this many execs (-1: no limit)
@@ -41,7 +44,7 @@ fi
 rows=()
 total_crashes=0
 for t in "${targets[@]}"; do
-  work="$OUT/corpus/$t" artifacts="$OUT/artifacts/$t" log="$OUT/logs/$t.log"
+  work="$WORK/corpus/$t" artifacts="$WORK/artifacts/$t" log="$WORK/logs/$t.log"
   mkdir -p "$work" "$artifacts" "$(dirname "$log")"
   seeds=()
   [[ -d $ROOT/fuzz/corpus/$t ]] && seeds+=("$ROOT/fuzz/corpus/$t")
@@ -53,13 +56,16 @@ for t in "${targets[@]}"; do
   rc=$?
   execs=$(grep -m1 'stat::number_of_executed_units' "$log" | awk '{print $2}')
   rate=$(grep -m1 'stat::average_exec_per_sec' "$log" | awk '{print $2}')
+  seconds=$(grep -m1 'Done [0-9]* runs in' "$log" | awk '{print $5}')
   crashes=$(( $(find "$artifacts" -type f | wc -l) - before ))
   total_crashes=$((total_crashes + crashes))
   corpus=$(find "$work" -type f | wc -l)
   rows+=("$t ${execs:-?} ${rate:-?} $crashes $corpus $rc")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$(cat "$OUT/built-from" 2>/dev/null || echo unknown)" \
+    "$t" "${execs:-?}" "${seconds:-?}" "$crashes" >>"$WORK/results.tsv"
 done
 
 printf '%-26s %12s %9s %8s %8s %4s\n' target execs execs/s crashes corpus rc
 for row in "${rows[@]}"; do printf '%-26s %12s %9s %8s %8s %4s\n' $row; done
-echo "logs: $OUT/logs/   artifacts: $OUT/artifacts/"
+echo "logs: $WORK/logs/   artifacts: $WORK/artifacts/   results: $WORK/results.tsv"
 [[ $total_crashes -eq 0 ]]
