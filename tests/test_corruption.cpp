@@ -264,8 +264,13 @@ double peak_rss_growth_mib(Work&& work) {
   malloc_trim(0);  // memory an earlier test freed would otherwise be reused without growing RSS
   test::write_file("/proc/self/clear_refs", "5");
   const double before = resident_kib("VmRSS:");
+  // The reset took: the high-water mark is now about the current RSS, not an earlier test's peak.
+  REQUIRE(before > 0);
+  REQUIRE(resident_kib("VmHWM:") < before + 1024);
   work();
-  return (resident_kib("VmHWM:") - before) / 1024;
+  const double peak = resident_kib("VmHWM:");
+  REQUIRE(peak >= before);
+  return (peak - before) / 1024;
 }
 
 // init_task.tasks.next into a 48 MiB chain: three million nodes of 16 bytes, placed where it
