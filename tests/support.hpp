@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -75,5 +76,10 @@ struct FormatFixtures {
 CommandResult run_command(const std::vector<std::string>& argv);
 // Runs the built CLI with arguments.
 CommandResult run_cli(const std::vector<std::string>& args);
+
+// Growth of this process's peak resident set while `work` runs, in MiB: the kernel's high-water
+// mark is reset first (/proc/self/clear_refs, "5"), so earlier tests do not count. Meaningless
+// under ASan (its quarantine keeps freed memory), so callers check it in the plain build only.
+double peak_rss_growth_mib(const std::function<void()>& work);
 
 }  // namespace vmi::test

@@ -2,13 +2,10 @@
 // it could not. The damage is applied through an overlay layer; the evidence file is untouched.
 #include <doctest/doctest.h>
 
-#include <malloc.h>
-
 #include <array>
 #include <chrono>
 #include <map>
 #include <random>
-#include <sstream>
 
 #include "samples.hpp"
 #include "support.hpp"
@@ -92,7 +89,8 @@ const Fixture& fixture() {
     Session session = Session::over_layer(f.image, shipped_profile_only());
     auto table = session.run("pslist");
     REQUIRE(table.has_value());
-    for (const Row& row : table->rows) f.tasks.emplace_back(std::get<std::int64_t>(row.cells[1]), std::get<std::uint64_t>(row.cells[0]));
+    for (const Row& row : table->rows)
+      f.tasks.emplace_back(std::get<std::int64_t>(row.cells[1]), std::get<std::uint64_t>(row.cells[0]));
     const Kernel* kernel = *session.kernel();
     f.tasks_offset = kernel->profile().field("task_struct", "tasks")->offset;
     f.page_table_root = kernel->kernel_layer().page_table_root();
@@ -250,29 +248,6 @@ class ChainLayer final : public Layer {
 
 namespace {
 
-// Growth of this process's peak resident set while `work` runs, in MiB: the kernel's high-water
-// mark is reset first (/proc/self/clear_refs, "5"), so earlier tests do not count.
-template <class Work>
-double peak_rss_growth_mib(Work&& work) {
-  auto resident_kib = [](std::string_view key) {
-    std::istringstream status(test::read_file("/proc/self/status"));
-    for (std::string line; std::getline(status, line);) {
-      if (line.starts_with(key)) return std::stod(line.substr(key.size()));
-    }
-    return -1.0;
-  };
-  malloc_trim(0);  // memory an earlier test freed would otherwise be reused without growing RSS
-  test::write_file("/proc/self/clear_refs", "5");
-  const double before = resident_kib("VmRSS:");
-  // The reset took: the high-water mark is now about the current RSS, not an earlier test's peak.
-  REQUIRE(before > 0);
-  REQUIRE(resident_kib("VmHWM:") < before + 1024);
-  work();
-  const double peak = resident_kib("VmHWM:");
-  REQUIRE(peak >= before);
-  return (peak - before) / 1024;
-}
-
 // init_task.tasks.next into a 48 MiB chain: three million nodes of 16 bytes, placed where it
 // cannot cover the kernel image (KASLR puts it anywhere) or the early tables at the top of RAM.
 struct HostileChain {
@@ -312,7 +287,9 @@ constexpr double kHostilePeakBudgetMib = 896;  // measured: pslist 708, --thread
 
 }  // namespace
 
-TEST_CASE("a hostile task list of millions of nodes, each claiming a huge thread group, is cut at named caps in bounded memory") {
+TEST_CASE(
+    "a hostile task list of millions of nodes, each claiming a huge thread group, is cut at named caps in bounded "
+    "memory") {
   const HostileChain& chain = hostile_chain();
   struct Run {
     const char* plugin;
@@ -327,18 +304,19 @@ TEST_CASE("a hostile task list of millions of nodes, each claiming a huge thread
     if (run.threads) args.values["threads"] = "";
     Expected<Table> table = make_error(Errc::not_found, "not run");
     const auto started = std::chrono::steady_clock::now();
-    const double peak_mib = peak_rss_growth_mib([&] { table = session.run(run.plugin, args); });
+    const double peak_mib = test::peak_rss_growth_mib([&] { table = session.run(run.plugin, args); });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     REQUIRE(table.has_value());
     const std::string what = std::string(run.plugin) + (run.threads ? " --threads" : "");
     MESSAGE(what << " over the chain: " << table->rows.size() << " rows in " << seconds << " s, peak RSS +" << peak_mib
                  << " MiB");
     CHECK(table->rows.size() == (1u << 20));  // kMaxTasks: leaders and threads together
-    CHECK(any_warning_contains(session, "list at " + hex(chain.tasks_head) + " has more than 1048576 entries; stopped") !=
-          run.threads);
+    CHECK(any_warning_contains(
+              session, "list at " + hex(chain.tasks_head) + " has more than 1048576 entries; stopped") != run.threads);
     // The first group's thread list takes the whole thread budget; every later group counts as one.
-    CHECK(any_warning_contains(session, run.threads ? "tasks: more than 1048576 tasks and threads; stopped"
-                                                    : "thread lists: more than 1048576 entries over all thread groups"));
+    CHECK(any_warning_contains(session, run.threads
+                                            ? "tasks: more than 1048576 tasks and threads; stopped"
+                                            : "thread lists: more than 1048576 entries over all thread groups"));
 #if !VMI_SANITIZED
     CHECK(peak_mib < kHostilePeakBudgetMib);
 #endif

@@ -167,20 +167,23 @@ TEST_CASE("savevm fixtures: malformed streams fail with the file, the offset and
   {
     std::string bad = good;
     bad[0x37] = '\x01';  // pc.ram length 0x100000000004000: more than the total
-    CHECK(kFixtures.open_error("length", bad) == kFixtures.prefix("length") +
-                                           "RAM block 'pc.ram' at 0x30 has length 0x100000000004000, more than the "
-                                           "0x5000 bytes left of the announced total 0x5000");
+    CHECK(kFixtures.open_error("length", bad) ==
+          kFixtures.prefix("length") +
+              "RAM block 'pc.ram' at 0x30 has length 0x100000000004000, more than the "
+              "0x5000 bytes left of the announced total 0x5000");
   }
   {
     std::string bad = good;
     bad[0x29] = '\x01';  // total 0x1000000005000 bytes
-    CHECK(kFixtures.open_error("total", bad) == kFixtures.prefix("total") + "RAM total 0x1000000005000 at 0x28 (cap 0x20000000000)");
+    CHECK(kFixtures.open_error("total", bad) ==
+          kFixtures.prefix("total") + "RAM total 0x1000000005000 at 0x28 (cap 0x20000000000)");
   }
   {
     Stream s;
     s.be(0x5145564d, 4).be(3, 4).section(0x01, 2, "ram").be(kPage | kMemSize, 8);
     for (int i = 0; i < 1025; ++i) s.str8("b").be(0, 8);
-    CHECK(kFixtures.open_error("blocks", s.bytes) == kFixtures.prefix("blocks") + "more than 1024 RAM blocks at " + hex(0x21 + 1024 * 10));
+    CHECK(kFixtures.open_error("blocks", s.bytes) ==
+          kFixtures.prefix("blocks") + "more than 1024 RAM blocks at " + hex(0x21 + 1024 * 10));
   }
   // The first pass's page 0 record header is at 0x6e, its data at 0x7d.
   CHECK(kFixtures.open_error("page", good.substr(0, 0x7d + 100)) ==
@@ -189,7 +192,8 @@ TEST_CASE("savevm fixtures: malformed streams fail with the file, the offset and
     std::string bad = good;
     bad[0x75] = static_cast<char>(kXbzrle);
     CHECK(kFixtures.open_error("xbzrle", bad) ==
-          kFixtures.prefix("xbzrle") + "RAM record at 0x6e is a XBZRLE-compressed page (disable the xbzrle capability)");
+          kFixtures.prefix("xbzrle") +
+              "RAM record at 0x6e is a XBZRLE-compressed page (disable the xbzrle capability)");
     bad[0x75] = '\x01';
     CHECK(kFixtures.open_error("flags", bad) == kFixtures.prefix("flags") + "RAM record at 0x6e has unknown flags 0x1");
   }
@@ -204,8 +208,41 @@ TEST_CASE("savevm fixtures: malformed streams fail with the file, the offset and
         .be(kEos, 8);
     s.section(0x02, 2).page(kPage, kPageFlag, "pc.ram", pattern(0));
     CHECK(kFixtures.open_error("outside", s.bytes) ==
-          kFixtures.prefix("outside") + "RAM record at 0x3d for offset 0x1000 lies outside block 'pc.ram' (0x1000 bytes)");
+          kFixtures.prefix("outside") +
+              "RAM record at 0x3d for offset 0x1000 lies outside block 'pc.ram' (0x1000 bytes)");
   }
+}
+
+// A stream whose header claims the 1 TiB cap of pc.ram but that sends one page: memory follows
+// the records, not the claim (a dense page index took 2 GiB here).
+TEST_CASE("savevm claiming 1 TiB of pc.ram with one page sent opens in little memory") {
+  constexpr std::uint64_t kRam = std::uint64_t{1} << 40;
+  Stream s;
+  s.be(0x5145564d, 4).be(3, 4);
+  s.u8(0x07).be(10, 4).bytes += "pc-q35-7.2";
+  s.section(0x01, 2, "ram").be(kRam | kMemSize, 8).str8("pc.ram").be(kRam, 8).be(kEos, 8).footer(2);
+  s.section(0x03, 2).page(kRam - kPage, kPageFlag, "pc.ram", pattern(5)).be(kEos, 8).footer(2).u8(0x08);
+  const auto path = kFixtures.write("claims-1tib", s.bytes);
+  Expected<std::unique_ptr<PhysicalImage>> image = make_error(Errc::io, "not opened");
+  const double growth_mib = test::peak_rss_growth_mib([&] { image = open_image(path); });
+  REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
+  // q35 with 1 TiB: 2 GiB below 4 GiB, the rest from 4 GiB up, so the last page of pc.ram is at
+  // 4 GiB + 1 TiB - 2 GiB - 4 KiB.
+  const Addr last = (std::uint64_t{4} << 30) + kRam - (std::uint64_t{2} << 30) - kPage;
+  REQUIRE((*image)->ranges().size() == 1);
+  CHECK((*image)->ranges()[0] == Range{last, last + kPage});
+  std::string bytes(kPage, '\0');
+  REQUIRE(read_exact(**image, last, std::as_writable_bytes(std::span(bytes))).has_value());
+  CHECK(bytes == pattern(5));
+  CHECK_FALSE((*image)->read(0, std::as_writable_bytes(std::span(bytes))).has_value());
+  const auto facts = test::facts_of(**image);
+  CHECK(facts.at("savevm guest RAM") == "0x10000000000 bytes (0x80000000 below 4 GiB)");
+  CHECK(facts.at("savevm pages") == "1 of 268435456 sent, 0 as fill pages, 4 records");
+#if !VMI_SANITIZED
+  CHECK(growth_mib < 32);  // 4 MiB of chunk pointers and one 4 KiB chunk
+#else
+  (void)growth_mib;
+#endif
 }
 
 // Real streams: QEMU 7.2 `migrate "exec:cat > memory.savevm"` of the stopped sample VM.
@@ -214,7 +251,8 @@ TEST_CASE("savevm samples hold memory.raw's bytes and give the guest's own pslis
     CAPTURE(sample.name);
     const auto listed = sample.env.find("EXTRA_FORMATS");
     // build-samples.sh writes these for every sample; an older cache must be rebuilt.
-    REQUIRE_MESSAGE(listed != sample.env.end(), ("sample " + sample.name + " predates the kdump/savevm files: rerun samples/build-samples.sh"));
+    REQUIRE_MESSAGE(listed != sample.env.end(),
+                    ("sample " + sample.name + " predates the kdump/savevm files: rerun samples/build-samples.sh"));
     REQUIRE(listed->second.find("memory.savevm") != std::string::npos);
     auto raw = open_image(sample.dir / "memory.raw");
     auto image = open_image(sample.dir / "memory.savevm");

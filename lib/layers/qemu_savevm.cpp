@@ -2,7 +2,9 @@
 // them: the "QEVM" stream's RAM section is indexed in one pass at open time (later records for a
 // page override earlier ones, as on an incoming migration); reads serve pages from the index.
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include "layers/decoded_image.hpp"
@@ -35,7 +37,7 @@ struct RawLibvirtHeader {
 static_assert(sizeof(RawLibvirtHeader) == 92);
 
 constexpr std::size_t kMaxRamBlocks = 1024;
-constexpr std::uint64_t kMaxGuestRam = std::uint64_t{1} << 40;  // 1 TiB: an 8-byte index entry per page
+constexpr std::uint64_t kMaxGuestRam = std::uint64_t{1} << 40;  // 1 TiB: 4 MiB of PageIndex chunk pointers
 constexpr std::uint64_t kMaxStreamRecords = std::uint64_t{1} << 32;
 constexpr std::string_view kGuestRamBlock = "pc.ram";
 constexpr std::uint64_t kFourGiB = std::uint64_t{1} << 32;
@@ -56,6 +58,46 @@ constexpr std::size_t kMaxCpus = 1024;
 
 // An index entry: 0 = never sent; kFill | byte = a page of one byte; otherwise the file offset.
 constexpr std::uint64_t kFill = std::uint64_t{1} << 63;
+
+// pc.ram's length comes from the stream, so a dense index (8 bytes a page) would let a header of
+// a few bytes claim 2 GiB. Entries live in 4 KiB chunks of 512 pages, made when a record first
+// lands in one: a real stream sends every page, so this costs what a dense index would, while a
+// hostile one pays 4 KiB per record of at least 9 bytes it holds (2 GiB at most, at the 1 TiB cap)
+// instead of 2 GiB for its header.
+class PageIndex {
+ public:
+  void reset(std::uint64_t pages) {
+    pages_ = pages;
+    chunks_.clear();
+    chunks_.resize((pages + kChunkPages - 1) / kChunkPages);
+  }
+  std::uint64_t size() const { return pages_; }
+  std::uint64_t get(std::uint64_t page) const {  // caller checked page < size()
+    const auto& chunk = chunks_[page / kChunkPages];
+    return chunk ? (*chunk)[page % kChunkPages] : 0;
+  }
+  void set(std::uint64_t page, std::uint64_t entry) {  // caller checked page < size()
+    auto& chunk = chunks_[page / kChunkPages];
+    if (!chunk) chunk = std::make_unique<Chunk>();
+    (*chunk)[page % kChunkPages] = entry;
+  }
+  // Calls fn(page, entry) for every sent page, in page order.
+  template <class Fn>
+  void for_each_sent(Fn&& fn) const {
+    for (std::uint64_t c = 0; c < chunks_.size(); ++c) {
+      if (!chunks_[c]) continue;
+      for (std::uint64_t i = 0; i < kChunkPages; ++i) {
+        if ((*chunks_[c])[i] != 0) fn(c * kChunkPages + i, (*chunks_[c])[i]);
+      }
+    }
+  }
+
+ private:
+  static constexpr std::uint64_t kChunkPages = 512;
+  using Chunk = std::array<std::uint64_t, kChunkPages>;
+  std::vector<std::unique_ptr<Chunk>> chunks_;
+  std::uint64_t pages_ = 0;
+};
 
 class Cursor {
  public:
@@ -107,7 +149,7 @@ class SavevmLayer final : public DecodedImage {
   std::string current_block_;
   std::uint64_t ram_size_ = 0;
   std::uint64_t below_4g_ = 0;
-  std::vector<std::uint64_t> index_;  // per pc.ram page
+  PageIndex index_;  // per pc.ram page
   std::uint64_t records_ = 0;
   std::uint64_t released_ = 0;
 };
@@ -190,7 +232,7 @@ Expected<void> SavevmLayer::parse_ram(Cursor& in) {
                                                   " (must be whole pages, cap " + hex(kMaxGuestRam) + ")");
           }
           ram_size_ = used;
-          index_.assign(used / kPageSize, 0);
+          index_.reset(used / kPageSize);
         }
       }
       continue;
@@ -219,17 +261,17 @@ Expected<void> SavevmLayer::parse_ram(Cursor& in) {
     if (kind == kFlagZero) {
       if (!in.has(1)) return truncated(in.at(), "fill byte of RAM record");
       const std::uint64_t fill = in.be(1);
-      if (guest_ram) index_[offset / kPageSize] = kFill | fill;
+      if (guest_ram) index_.set(offset / kPageSize, kFill | fill);
     } else {
       if (!in.has(kPageSize)) return truncated(in.at(), "page data of RAM record " + hex(record_at));
-      if (guest_ram) index_[offset / kPageSize] = in.at();
+      if (guest_ram) index_.set(offset / kPageSize, in.at());
       in.skip(kPageSize);
     }
   }
 }
 
 Expected<void> SavevmLayer::map_guest_ram() {
-  if (index_.empty())
+  if (index_.size() == 0)
     return fail(Errc::bad_format, "the stream has no '" + std::string(kGuestRamBlock) + "' RAM block");
   // hw/i386/pc_q35.c and pc_piix.c: how much RAM sits below 4 GiB; the rest starts at 4 GiB.
   std::uint64_t lowmem = 0xb0000000;
@@ -242,8 +284,7 @@ Expected<void> SavevmLayer::map_guest_ram() {
                 "machine '" + machine_ + "' with " + hex(ram_size_) + " bytes of RAM: unknown split below/above 4 GiB");
   }
   below_4g_ = std::min(ram_size_, lowmem);
-  for (std::uint64_t page = 0; page < index_.size(); ++page) {
-    if (index_[page] == 0) continue;
+  index_.for_each_sent([&](std::uint64_t page, std::uint64_t) {
     const std::uint64_t offset = page * kPageSize;
     const Addr at = offset < below_4g_ ? offset : kFourGiB + (offset - below_4g_);
     if (!ranges_.empty() && ranges_.back().end == at) {
@@ -251,7 +292,7 @@ Expected<void> SavevmLayer::map_guest_ram() {
     } else {
       ranges_.push_back({at, at + kPageSize});
     }
-  }
+  });
   return {};
 }
 
@@ -369,10 +410,10 @@ Expected<void> SavevmLayer::parse() {
   VMI_TRY_VOID(map_guest_ram());
   std::uint64_t sent = 0;
   std::uint64_t filled = 0;
-  for (std::uint64_t entry : index_) {
-    sent += entry != 0;
+  index_.for_each_sent([&](std::uint64_t, std::uint64_t entry) {
+    ++sent;
     filled += (entry & kFill) != 0;
-  }
+  });
   std::string block_list;
   for (const auto& [id, length] : blocks_) block_list += (block_list.empty() ? "" : ", ") + id + " " + hex(length);
   facts_.emplace_back("savevm machine", machine_.empty() ? "(no configuration section)" : machine_);
@@ -394,7 +435,7 @@ Expected<std::size_t> SavevmLayer::read(Addr addr, std::span<std::byte> dst) con
   while (done < dst.size()) {
     const Addr at = addr + done;
     const auto offset = ram_offset(at);
-    const std::uint64_t entry = offset ? index_[*offset / kPageSize] : 0;
+    const std::uint64_t entry = offset ? index_.get(*offset / kPageSize) : 0;
     if (entry == 0) {
       if (done == 0) return make_error(Errc::unmapped, name_ + ": no data at physical " + hex(addr));
       break;
