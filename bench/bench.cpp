@@ -41,12 +41,13 @@ int main(int argc, char** argv) {
       const std::string path = (samples_dir() / sample / image).string();
       for (const char* command : {"info", "pslist", "pstree"}) {
         fs::remove_all(cache);
-        const std::vector<std::string> args = {cli, "--profile", VMI_BENCH_PROFILE, "--cache-dir", cache.string(), command, path};
+        const std::vector<std::string> args = {cli,     "--profile", VMI_BENCH_PROFILE, "--cache-dir", cache.string(),
+                                               command, path};
         const auto measured = vmi::bench::run_repeated(args, runs);
         const Measurement& cold = measured.first;
         const double median = measured.median_ms, warm_rss = measured.max_rss_mib;
-        fmt::print("{:<18} {:<11} {:<7} {:>12.1f} {:>12.1f} {:>14.1f} {:>14.1f}\n", sample, image, command, cold.seconds * 1000,
-                   cold.peak_rss_mib, median, warm_rss);
+        fmt::print("{:<18} {:<11} {:<7} {:>12.1f} {:>12.1f} {:>14.1f} {:>14.1f}\n", sample, image, command,
+                   cold.seconds * 1000, cold.peak_rss_mib, median, warm_rss);
         if (std::string(command) == "pslist") {
           worst_pslist_ms = std::max(worst_pslist_ms, median);
           worst_pslist_mib = std::max(worst_pslist_mib, warm_rss);
@@ -55,7 +56,9 @@ int main(int argc, char** argv) {
     }
   }
   fs::remove_all(cache);
-  fmt::print("\npslist with a cached profile, worst sample: {:.1f} ms (target < 50 ms), {:.1f} MiB peak RSS (target < 32 MiB)\n",
-             worst_pslist_ms, worst_pslist_mib);
+  fmt::print(
+      "\npslist with a cached profile, worst sample: {:.1f} ms (target < 50 ms), {:.1f} MiB peak RSS (target < 32 "
+      "MiB)\n",
+      worst_pslist_ms, worst_pslist_mib);
   return 0;
 }

@@ -47,7 +47,8 @@ Throughput measure(const vmi::PhysicalImage& image) {
       if (n) result.bytes += *n;
     }
   }
-  result.sequential_mib_s = static_cast<double>(result.bytes) / (1 << 20) / std::chrono::duration<double>(Clock::now() - start).count();
+  result.sequential_mib_s =
+      static_cast<double>(result.bytes) / (1 << 20) / std::chrono::duration<double>(Clock::now() - start).count();
   std::mt19937_64 random(42);
   std::uniform_int_distribution<std::size_t> pick(0, pages.size() - 1);
   std::uint64_t random_bytes = 0;
@@ -56,7 +57,8 @@ Throughput measure(const vmi::PhysicalImage& image) {
     const auto n = image.read(pages[pick(random)], buffer);
     if (n) random_bytes += *n;
   }
-  result.random_mib_s = static_cast<double>(random_bytes) / (1 << 20) / std::chrono::duration<double>(Clock::now() - random_start).count();
+  result.random_mib_s = static_cast<double>(random_bytes) / (1 << 20) /
+                        std::chrono::duration<double>(Clock::now() - random_start).count();
   return result;
 }
 
@@ -76,25 +78,43 @@ int main(int argc, char** argv) {
   const std::string cli = VMI_BENCH_CLI;
   const auto raw_size = fs::file_size(dir / "memory.raw");
 
-  fmt::print("sample {} (memory.raw {:.0f} MiB)\n\nconversion                          seconds   peak RSS MiB   output MiB   % of raw\n", sample, mib(raw_size));
+  fmt::print(
+      "sample {} (memory.raw {:.0f} MiB)\n\nconversion                          seconds   peak RSS MiB   output MiB   "
+      "% of raw\n",
+      sample, mib(raw_size));
   struct Output {
     std::string label;
     std::vector<std::string> command;
     fs::path file;
   };
   const std::vector<Output> outputs = {
-      {"convert memory.raw (256 KiB, -3)", {cli, "convert", (dir / "memory.raw").string(), (work / "raw.vmic").string()}, work / "raw.vmic"},
-      {"convert memory.elf (256 KiB, -3)", {cli, "convert", (dir / "memory.elf").string(), (work / "elf.vmic").string()}, work / "elf.vmic"},
-      {"convert memory.raw --chunk-kib 1024", {cli, "convert", "--chunk-kib", "1024", (dir / "memory.raw").string(), (work / "raw-1m.vmic").string()}, work / "raw-1m.vmic"},
-      {"convert memory.raw --chunk-kib 64", {cli, "convert", "--chunk-kib", "64", (dir / "memory.raw").string(), (work / "raw-64k.vmic").string()}, work / "raw-64k.vmic"},
-      {"convert memory.raw --level 19", {cli, "convert", "--level", "19", (dir / "memory.raw").string(), (work / "raw19.vmic").string()}, work / "raw19.vmic"},
-      {"zstd -19 memory.raw", {"zstd", "-19", "-q", "-f", (dir / "memory.raw").string(), "-o", (work / "memory.raw.zst").string()}, work / "memory.raw.zst"},
-      {"convert memory.raw.zst", {cli, "convert", (work / "memory.raw.zst").string(), (work / "zst.vmic").string()}, work / "zst.vmic"},
+      {"convert memory.raw (256 KiB, -3)",
+       {cli, "convert", (dir / "memory.raw").string(), (work / "raw.vmic").string()},
+       work / "raw.vmic"},
+      {"convert memory.elf (256 KiB, -3)",
+       {cli, "convert", (dir / "memory.elf").string(), (work / "elf.vmic").string()},
+       work / "elf.vmic"},
+      {"convert memory.raw --chunk-kib 1024",
+       {cli, "convert", "--chunk-kib", "1024", (dir / "memory.raw").string(), (work / "raw-1m.vmic").string()},
+       work / "raw-1m.vmic"},
+      {"convert memory.raw --chunk-kib 64",
+       {cli, "convert", "--chunk-kib", "64", (dir / "memory.raw").string(), (work / "raw-64k.vmic").string()},
+       work / "raw-64k.vmic"},
+      {"convert memory.raw --level 19",
+       {cli, "convert", "--level", "19", (dir / "memory.raw").string(), (work / "raw19.vmic").string()},
+       work / "raw19.vmic"},
+      {"zstd -19 memory.raw",
+       {"zstd", "-19", "-q", "-f", (dir / "memory.raw").string(), "-o", (work / "memory.raw.zst").string()},
+       work / "memory.raw.zst"},
+      {"convert memory.raw.zst",
+       {cli, "convert", (work / "memory.raw.zst").string(), (work / "zst.vmic").string()},
+       work / "zst.vmic"},
   };
   for (const auto& output : outputs) {
     const Measurement m = run(output.command);
     const auto size = m.ok && fs::exists(output.file) ? fs::file_size(output.file) : 0;
-    fmt::print("{:<36}{:>7.2f}   {:>12.1f}   {:>10.1f}   {:>7.2f}%\n", output.label, m.seconds, m.peak_rss_mib, mib(size), 100.0 * static_cast<double>(size) / static_cast<double>(raw_size));
+    fmt::print("{:<36}{:>7.2f}   {:>12.1f}   {:>10.1f}   {:>7.2f}%\n", output.label, m.seconds, m.peak_rss_mib,
+               mib(size), 100.0 * static_cast<double>(size) / static_cast<double>(raw_size));
   }
 
   // A LiME file wrapping the raw ranges (converted, not captured), so LiME is measured too.
@@ -120,19 +140,22 @@ int main(int argc, char** argv) {
     }
   }
 
-  fmt::print("\nphysical reads (page cache warm)  format          MiB      sequential 4 KiB MiB/s   random 4 KiB MiB/s\n");
+  fmt::print(
+      "\nphysical reads (page cache warm)  format          MiB      sequential 4 KiB MiB/s   random 4 KiB MiB/s\n");
   std::vector<fs::path> images;
   for (const auto& entry : fs::directory_iterator(dir)) {
     const auto ext = entry.path().extension().string();
     if (entry.is_regular_file() && ext != ".log" && ext != ".env" && ext != ".txt") images.push_back(entry.path());
   }
-  for (const char* name : {"raw.vmic", "raw-1m.vmic", "raw-64k.vmic", "elf.vmic", "memory.lime"}) images.push_back(work / name);
+  for (const char* name : {"raw.vmic", "raw-1m.vmic", "raw-64k.vmic", "elf.vmic", "memory.lime"})
+    images.push_back(work / name);
   std::sort(images.begin(), images.end());
   for (const fs::path& path : images) {
     auto image = vmi::open_image(path);
     if (!image) continue;  // not an image (or a format this build refuses)
     const Throughput t = measure(**image);
-    fmt::print("{:<34}{:<16}{:>6.0f}   {:>22.0f}   {:>18.0f}\n", path.filename().string(), (*image)->format(), mib(t.bytes), t.sequential_mib_s, t.random_mib_s);
+    fmt::print("{:<34}{:<16}{:>6.0f}   {:>22.0f}   {:>18.0f}\n", path.filename().string(), (*image)->format(),
+               mib(t.bytes), t.sequential_mib_s, t.random_mib_s);
   }
   fs::remove_all(work);
   return 0;

@@ -69,13 +69,20 @@ int main(int argc, char** argv) {
   fs::create_directories(scratch);
 
   // The CLI first: a child forked later would inherit (and report) this process's memory.
-  fmt::print("pslist with no profile file (CLI, --profile <empty dir>): first run recovers, later runs load the cache\n");
-  fmt::print("{:<20} {:>14} {:>12} {:>16} {:>14}\n", "sample", "recover ms", "recover MiB", "cached ms (med)", "cached MiB");
+  fmt::print(
+      "pslist with no profile file (CLI, --profile <empty dir>): first run recovers, later runs load the cache\n");
+  fmt::print("{:<20} {:>14} {:>12} {:>16} {:>14}\n", "sample", "recover ms", "recover MiB", "cached ms (med)",
+             "cached MiB");
   const fs::path empty = scratch / "no-profiles";
   fs::create_directories(empty);
   for (const auto& sample : samples) {
     const fs::path cache = scratch / ("cache-" + sample);
-    const std::vector<std::string> args = {VMI_BENCH_CLI, "--profile", empty.string(), "--cache-dir", cache.string(), "pslist",
+    const std::vector<std::string> args = {VMI_BENCH_CLI,
+                                           "--profile",
+                                           empty.string(),
+                                           "--cache-dir",
+                                           cache.string(),
+                                           "pslist",
                                            (samples_dir() / sample / "memory.raw").string()};
     const auto measured = vmi::bench::run_repeated(args, runs);
     fmt::print("{:<20} {:>14.1f} {:>12.1f} {:>16.1f} {:>14.1f}\n", sample, measured.first.seconds * 1000,
@@ -103,8 +110,8 @@ int main(int argc, char** argv) {
     const fs::path entry = scratch / (sample + ".vmiprof");
     if (!vmi::write_cached_profile(entry, last->profile)) continue;
     const Timing load = time_runs(runs * 4, [&] { return vmi::read_cached_profile(entry).has_value(); });
-    fmt::print("{:<20} {:>10.1f} {:>10.1f} {:>9} {:>9} {:>12} {:>10.2f} / {:.2f}\n", sample, recover.min_ms, recover.median_ms,
-               last->types, last->symbols, fs::file_size(entry) / 1024, load.min_ms, load.median_ms);
+    fmt::print("{:<20} {:>10.1f} {:>10.1f} {:>9} {:>9} {:>12} {:>10.2f} / {:.2f}\n", sample, recover.min_ms,
+               recover.median_ms, last->types, last->symbols, fs::file_size(entry) / 1024, load.min_ms, load.median_ms);
   }
 
   const std::string kernel = kernel_dir_of(samples.front());
@@ -113,7 +120,8 @@ int main(int argc, char** argv) {
   const Timing parse = time_runs(runs, [&] { return vmi::load_isf_file(isf).has_value(); });
   fmt::print("  {:<46} {:>9.1f} / {:.1f} ms\n", "shipped ISF (dwarf2json, xz) parsed", parse.min_ms, parse.median_ms);
   if (auto profile = vmi::load_isf_file(isf); profile && vmi::write_cached_profile(scratch / "isf.vmiprof", *profile)) {
-    const Timing load = time_runs(runs * 4, [&] { return vmi::read_cached_profile(scratch / "isf.vmiprof").has_value(); });
+    const Timing load =
+        time_runs(runs * 4, [&] { return vmi::read_cached_profile(scratch / "isf.vmiprof").has_value(); });
     fmt::print("  {:<46} {:>9.2f} / {:.2f} ms\n", "same, from the binary cache", load.min_ms, load.median_ms);
   }
   const Timing btf = time_runs(runs, [&] {
@@ -121,9 +129,8 @@ int main(int argc, char** argv) {
   });
   fmt::print("  {:<46} {:>9.1f} / {:.1f} ms\n", "vmlinux BTF + System.map", btf.min_ms, btf.median_ms);
   if (fs::exists(fs::path(kernel) / "vmlinux.dbg")) {
-    const Timing dwarf = time_runs(1, [&] {
-      return vmi::build_profile_from_vmlinux(fs::path(kernel) / "vmlinux.dbg", std::nullopt).has_value();
-    });
+    const Timing dwarf = time_runs(
+        1, [&] { return vmi::build_profile_from_vmlinux(fs::path(kernel) / "vmlinux.dbg", std::nullopt).has_value(); });
     fmt::print("  {:<46} {:>9.1f} ms (one run)\n", "debug vmlinux DWARF + ELF symbols", dwarf.min_ms);
   }
 

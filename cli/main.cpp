@@ -1,6 +1,6 @@
 // vmi-forensics: the command line. Parses options, opens a session, runs, renders. Thin.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <CLI/CLI.hpp>
 
 #include <fstream>
 #include <iostream>
@@ -19,10 +19,10 @@ using vmi::Errc;
 // Exit codes (documented in README.md and --help).
 enum Exit : int {
   kOk = 0,
-  kUsage = 1,         // bad command line
-  kBadImage = 2,      // the image cannot be opened or is not a memory image
-  kNoKernel = 3,      // no supported kernel, or no profile matches it
-  kFailed = 4,        // the analysis itself failed (unreadable structures, bad profile)
+  kUsage = 1,     // bad command line
+  kBadImage = 2,  // the image cannot be opened or is not a memory image
+  kNoKernel = 3,  // no supported kernel, or no profile matches it
+  kFailed = 4,    // the analysis itself failed (unreadable structures, bad profile)
 };
 
 constexpr const char* kExitCodes =
@@ -33,11 +33,15 @@ int exit_code_for(const vmi::Error& error) {
   switch (error.code) {
     case Errc::io:
     case Errc::bad_format:
-    case Errc::truncated: return kBadImage;
+    case Errc::truncated:
+      return kBadImage;
     case Errc::not_found:
-    case Errc::profile_mismatch: return kNoKernel;
-    case Errc::invalid_argument: return kUsage;
-    default: return kFailed;
+    case Errc::profile_mismatch:
+      return kNoKernel;
+    case Errc::invalid_argument:
+      return kUsage;
+    default:
+      return kFailed;
   }
 }
 
@@ -53,7 +57,8 @@ struct GlobalOptions {
 void print_warnings(vmi::Session& session) {
   for (const auto& note : session.diagnostics().notes()) std::cerr << note << '\n';
   for (const auto& warning : session.diagnostics().warnings()) std::cerr << "warning: " << warning << '\n';
-  if (session.diagnostics().dropped() > 0) std::cerr << "warning: " << session.diagnostics().dropped() << " more warnings not shown\n";
+  if (session.diagnostics().dropped() > 0)
+    std::cerr << "warning: " << session.diagnostics().dropped() << " more warnings not shown\n";
 }
 
 int fail(const vmi::Error& error, int code) {
@@ -63,7 +68,8 @@ int fail(const vmi::Error& error, int code) {
 
 vmi::Expected<vmi::Session> open_session(const GlobalOptions& options, const std::string& image) {
   const std::string path = image.empty() ? options.image : image;
-  if (path.empty()) return vmi::make_error(Errc::invalid_argument, "no image given (vmi-forensics PLUGIN IMAGE, or -f IMAGE)");
+  if (path.empty())
+    return vmi::make_error(Errc::invalid_argument, "no image given (vmi-forensics PLUGIN IMAGE, or -f IMAGE)");
   vmi::SessionOptions session_options;
   for (const auto& profile : options.profiles) session_options.profile_paths.emplace_back(profile);
   session_options.cache.enabled = !options.no_cache;
@@ -81,11 +87,13 @@ int run_info(const GlobalOptions& options, const std::string& image) {
   std::uint64_t total = 0;
   for (const auto& range : physical.ranges()) total += range.size();
   fmt::print("{:<32}{} range(s), {} MiB\n", "physical memory", physical.ranges().size(), total >> 20);
-  for (const auto& range : physical.ranges()) fmt::print("  {:#014x} - {:#014x}  ({} KiB)\n", range.begin, range.end, range.size() >> 10);
+  for (const auto& range : physical.ranges())
+    fmt::print("  {:#014x} - {:#014x}  ({} KiB)\n", range.begin, range.end, range.size() >> 10);
   for (const auto& cpu : physical.cpu_states()) {
     std::string line;
     for (const char* name : {"cr3", "cr4", "rip", "rsp", "gs_base", "kernel_gs_base"}) {
-      if (auto it = cpu.registers.find(name); it != cpu.registers.end()) line += fmt::format("{}={:#x} ", name, it->second);
+      if (auto it = cpu.registers.find(name); it != cpu.registers.end())
+        line += fmt::format("{}={:#x} ", name, it->second);
     }
     fmt::print("{:<32}{}\n", fmt::format("vCPU {}", cpu.index), line);
   }
@@ -102,14 +110,15 @@ int run_info(const GlobalOptions& options, const std::string& image) {
 
 int run_plugin(const GlobalOptions& options, const vmi::Plugin& plugin, const std::string& image,
                const vmi::PluginArgs& args) {
-  vmi::cli::Renderer renderer = options.renderer == "json" ? vmi::cli::Renderer::json
+  vmi::cli::Renderer renderer = options.renderer == "json"  ? vmi::cli::Renderer::json
                                 : options.renderer == "csv" ? vmi::cli::Renderer::csv
                                                             : vmi::cli::Renderer::table;
   auto session = open_session(options, image);
   if (!session) return fail(session.error(), exit_code_for(session.error()) == kUsage ? kUsage : kBadImage);
   auto table = session->run(plugin.name, args);
   print_warnings(*session);
-  if (!table) return fail(table.error(), exit_code_for(table.error()) == kBadImage ? kFailed : exit_code_for(table.error()));
+  if (!table)
+    return fail(table.error(), exit_code_for(table.error()) == kBadImage ? kFailed : exit_code_for(table.error()));
   vmi::cli::render(*table, renderer, std::cout);
   return kOk;
 }
@@ -118,7 +127,9 @@ int run_profile_build(const std::string& vmlinux, const std::string& system_map,
                       const std::string& output) {
   std::optional<fs::path> map;
   if (!system_map.empty()) map = system_map;
-  const auto source = types == "btf" ? vmi::VmlinuxTypes::btf : types == "dwarf" ? vmi::VmlinuxTypes::dwarf : vmi::VmlinuxTypes::automatic;
+  const auto source = types == "btf"     ? vmi::VmlinuxTypes::btf
+                      : types == "dwarf" ? vmi::VmlinuxTypes::dwarf
+                                         : vmi::VmlinuxTypes::automatic;
   vmi::VmlinuxProfileNotes notes;
   auto profile = vmi::build_profile_from_vmlinux(vmlinux, map, &notes, source);
   if (!profile) return fail(profile.error(), kFailed);
@@ -133,9 +144,12 @@ int run_profile_build(const std::string& vmlinux, const std::string& system_map,
 int run_convert(const std::string& input, const std::string& output, const vmi::ConvertOptions& convert_options) {
   auto stats = vmi::convert_to_container(input, output, convert_options);
   if (!stats) return fail(stats.error(), exit_code_for(stats.error()));
-  std::cerr << fmt::format("wrote {}: {} ({} MiB of guest memory) in {} chunks, {} MiB ({:.1f}% of the guest bytes)\n", output,
-                           stats->source_format, stats->guest_bytes >> 20, stats->chunks, stats->output_bytes >> 20,
-                           stats->guest_bytes == 0 ? 0.0 : 100.0 * static_cast<double>(stats->output_bytes) / static_cast<double>(stats->guest_bytes));
+  std::cerr << fmt::format(
+      "wrote {}: {} ({} MiB of guest memory) in {} chunks, {} MiB ({:.1f}% of the guest bytes)\n", output,
+      stats->source_format, stats->guest_bytes >> 20, stats->chunks, stats->output_bytes >> 20,
+      stats->guest_bytes == 0
+          ? 0.0
+          : 100.0 * static_cast<double>(stats->output_bytes) / static_cast<double>(stats->guest_bytes));
   return kOk;
 }
 
@@ -145,7 +159,8 @@ int run(int argc, char** argv) {
   app.require_subcommand(1);
   GlobalOptions options;
   app.add_option("-f,--file", options.image, "memory image (raw, ELF core); format detected from content");
-  app.add_option("--profile", options.profiles, "ISF profile file or directory (repeatable); default: shipped profiles");
+  app.add_option("--profile", options.profiles,
+                 "ISF profile file or directory (repeatable); default: shipped profiles");
   app.add_option("-r,--renderer", options.renderer, "output format")->check(CLI::IsMember({"table", "json", "csv"}));
   app.add_flag("--no-cache", options.no_cache, "do not read or write the binary profile cache");
   app.add_option("--cache-dir", options.cache_dir, "profile cache directory (default ~/.cache/vmi-forensics)");
@@ -163,7 +178,8 @@ int run(int argc, char** argv) {
   std::vector<std::unique_ptr<std::map<std::string, std::string>>> values;
   std::vector<std::unique_ptr<std::map<std::string, bool>>> flags;
   for (const vmi::Plugin* plugin : vmi::plugins()) {
-    auto* command = app.add_subcommand(std::string(plugin->name), std::string(plugin->description) + " (" + std::string(plugin->os) + ")");
+    auto* command = app.add_subcommand(std::string(plugin->name),
+                                       std::string(plugin->description) + " (" + std::string(plugin->os) + ")");
     auto& image = *images.emplace_back(std::make_unique<std::string>());
     auto& plugin_values = *values.emplace_back(std::make_unique<std::map<std::string, std::string>>());
     auto& plugin_flags = *flags.emplace_back(std::make_unique<std::map<std::string, bool>>());
@@ -194,7 +210,9 @@ int run(int argc, char** argv) {
   std::string types = "auto";
   auto* profile = app.add_subcommand("profile", "Profile tools")->require_subcommand(1);
   auto* build = profile->add_subcommand("build", "Build an ISF profile from a vmlinux's DWARF or BTF (+ System.map)");
-  build->add_option("--vmlinux", vmlinux, "vmlinux ELF with DWARF (a -dbg vmlinux) or a .BTF section")->required()->check(CLI::ExistingFile);
+  build->add_option("--vmlinux", vmlinux, "vmlinux ELF with DWARF (a -dbg vmlinux) or a .BTF section")
+      ->required()
+      ->check(CLI::ExistingFile);
   build->add_option("--types", types, "where types come from: auto (DWARF if present, else BTF), dwarf, btf")
       ->check(CLI::IsMember({"auto", "dwarf", "btf"}));
   build->add_option("--system-map", system_map, "System.map for symbol addresses")->check(CLI::ExistingFile);
@@ -205,8 +223,12 @@ int run(int argc, char** argv) {
   std::string convert_output;
   vmi::ConvertOptions convert_options;
   std::uint32_t chunk_kib = convert_options.chunk_size >> 10;
-  auto* convert = app.add_subcommand("convert", "Convert any readable image (or a raw .gz/.zst) into a seekable compressed container");
-  convert->add_option("input", convert_input, "memory image in any supported format, or a raw image as one .gz/.zst stream")->required();
+  auto* convert = app.add_subcommand(
+      "convert", "Convert any readable image (or a raw .gz/.zst) into a seekable compressed container");
+  convert
+      ->add_option("input", convert_input,
+                   "memory image in any supported format, or a raw image as one .gz/.zst stream")
+      ->required();
   convert->add_option("output", convert_output, "container to create (must not exist)")->required();
   convert->add_option("--chunk-kib", chunk_kib, "chunk size in KiB (power of two, 4..65536)")->capture_default_str();
   convert->add_option("--level", convert_options.level, "zstd level (1..19)")->capture_default_str();

@@ -30,15 +30,27 @@ std::string json_string(std::string_view text) {
   std::string out = "\"";
   for (unsigned char c : text) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         // Kernel strings are bytes, not UTF-8: escape everything outside printable ASCII.
-        if (c < 0x20 || c >= 0x7f) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
+        if (c < 0x20 || c >= 0x7f)
+          out += fmt::format("\\u{:04x}", c);
+        else
+          out += static_cast<char>(c);
     }
   }
   return out + "\"";
@@ -138,9 +150,12 @@ void render_csv(const Table& table, std::ostream& out) {
 
 void render(const Table& table, Renderer renderer, std::ostream& out) {
   switch (renderer) {
-    case Renderer::table: return render_text(table, out);
-    case Renderer::json: return render_json(table, out);
-    case Renderer::csv: return render_csv(table, out);
+    case Renderer::table:
+      return render_text(table, out);
+    case Renderer::json:
+      return render_json(table, out);
+    case Renderer::csv:
+      return render_csv(table, out);
   }
 }
 

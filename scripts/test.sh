@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-deps.sh
+bash scripts/check-format.sh
 bash samples/build-samples.sh
 build_dir=${VMI_BUILD_DIR:-build}
 VMI_BUILD_DIR=$build_dir bash scripts/build.sh

@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 
 fs::path samples_dir() {
   if (const char* dir = std::getenv("VMI_SAMPLES_DIR"); dir != nullptr && *dir != '\0') return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0') return fs::path(xdg) / "vmi-forensics/samples";
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg != '\0')
+    return fs::path(xdg) / "vmi-forensics/samples";
   return fs::path(std::getenv("HOME")) / ".cache/vmi-forensics/samples";
 }
 
@@ -33,7 +34,8 @@ std::vector<std::vector<std::string>> read_tsv(const fs::path& path) {
   while (std::getline(in, line)) {
     std::vector<std::string> cells;
     std::size_t start = 0;
-    for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1) cells.push_back(line.substr(start, tab - start));
+    for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
+      cells.push_back(line.substr(start, tab - start));
     cells.push_back(line.substr(start));
     rows.push_back(std::move(cells));
   }
@@ -78,9 +80,10 @@ std::vector<Sample> load_sample_list(const std::string& list_name) {
     }
     for (const auto& c : read_tsv(sample.dir / "truth/processes.tsv")) {
       if (c.size() < 9) continue;
-      sample.processes.push_back({std::stoi(c[0]), std::stoi(c[1]), std::stoi(c[2]), static_cast<unsigned>(std::stoul(c[3])),
-                                  static_cast<unsigned>(std::stoul(c[4])), static_cast<unsigned>(std::stoul(c[5])),
-                                  static_cast<unsigned>(std::stoul(c[6])), std::stoll(c[7]), c[8]});
+      sample.processes.push_back({std::stoi(c[0]), std::stoi(c[1]), std::stoi(c[2]),
+                                  static_cast<unsigned>(std::stoul(c[3])), static_cast<unsigned>(std::stoul(c[4])),
+                                  static_cast<unsigned>(std::stoul(c[5])), static_cast<unsigned>(std::stoul(c[6])),
+                                  std::stoll(c[7]), c[8]});
     }
     for (const auto& c : read_tsv(sample.dir / "truth/threads.tsv")) {
       if (c.size() >= 3) sample.threads.push_back({std::stoi(c[0]), std::stoi(c[1]), c[2]});
@@ -122,7 +125,8 @@ const std::string& text(const Row& row, int column) { return std::get<std::strin
 std::filesystem::path profile_for(const Sample& sample) {
   // Recovery samples (PROFILE_SHIPPED=0) are other kernels: never the shipped profile.
   const auto shipped = sample.env.find("PROFILE_SHIPPED");
-  if (sample.env.at("PINNED") == "1" && (shipped == sample.env.end() || shipped->second != "0")) return shipped_profile();
+  if (sample.env.at("PINNED") == "1" && (shipped == sample.env.end() || shipped->second != "0"))
+    return shipped_profile();
   const auto path = scratch_dir("btf-" + sample.name) / "btf.json";
   const auto kernel = std::filesystem::path(sample.env.at("KERNEL_DIR"));
   auto profile = build_profile_from_vmlinux(kernel / "vmlinux", kernel / "System.map");
@@ -144,7 +148,7 @@ const Profile& debug_vmlinux_profile(const Sample& sample) {
 Session open_sample(const std::filesystem::path& image, const std::filesystem::path& profile) {
   SessionOptions options;
   options.profile_paths = {profile};
-  options.cache = CacheOptions{true, scratch_dir("samples-cache-" + image.parent_path().filename().string()) };
+  options.cache = CacheOptions{true, scratch_dir("samples-cache-" + image.parent_path().filename().string())};
   auto session = Session::open(image, options);
   REQUIRE_MESSAGE(session.has_value(), test::error_text(session));
   return std::move(*session);
@@ -156,10 +160,10 @@ void check_pslist_equals_proc(Session& session, const Sample& sample) {
   std::vector<TruthProcess> seen;
   for (const Row& row : table->rows) {
     const long long start_ticks = integer(row, kStart) / 10'000'000;  // USER_HZ = 100
-    seen.push_back({static_cast<int>(integer(row, kPid)), static_cast<int>(integer(row, kPpid)), static_cast<int>(integer(row, kThreads)),
-                    static_cast<unsigned>(integer(row, kUid)), static_cast<unsigned>(integer(row, kGid)),
-                    static_cast<unsigned>(integer(row, kEuid)), static_cast<unsigned>(integer(row, kEgid)), start_ticks,
-                    without_worker_desc(text(row, kName))});
+    seen.push_back({static_cast<int>(integer(row, kPid)), static_cast<int>(integer(row, kPpid)),
+                    static_cast<int>(integer(row, kThreads)), static_cast<unsigned>(integer(row, kUid)),
+                    static_cast<unsigned>(integer(row, kGid)), static_cast<unsigned>(integer(row, kEuid)),
+                    static_cast<unsigned>(integer(row, kEgid)), start_ticks, without_worker_desc(text(row, kName))});
     CHECK(integer(row, kPid) == integer(row, kTid));
     // COMM is the kernel's 16-byte field; /proc's name starts with it.
     CHECK(text(row, kName).starts_with(text(row, kComm)));
@@ -180,7 +184,8 @@ void check_threads_equal_proc(Session& session, const Sample& sample) {
   auto table = session.run("pslist", args);
   REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
   std::vector<std::tuple<int, int, std::string>> seen, truth;
-  for (const Row& row : table->rows) seen.emplace_back(integer(row, kTid), integer(row, kPid), without_worker_desc(text(row, kName)));
+  for (const Row& row : table->rows)
+    seen.emplace_back(integer(row, kTid), integer(row, kPid), without_worker_desc(text(row, kName)));
   for (const auto& t : sample.threads) truth.emplace_back(t.tid, t.tgid, t.comm);
   std::sort(seen.begin(), seen.end());
   CHECK(seen == truth);

@@ -28,10 +28,10 @@ struct TruthThread {
 struct Sample {
   std::string name;
   std::filesystem::path dir;
-  std::map<std::string, std::string> env;  // sample.env
+  std::map<std::string, std::string> env;    // sample.env
   std::map<std::string, std::string> guest;  // truth/guest.env, shell quoting removed
-  std::vector<TruthProcess> processes;     // sorted by pid
-  std::vector<TruthThread> threads;        // sorted by tid
+  std::vector<TruthProcess> processes;       // sorted by pid
+  std::vector<TruthThread> threads;          // sorted by tid
   std::string release;
 };
 

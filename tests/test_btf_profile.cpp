@@ -14,8 +14,9 @@ namespace {
 
 // The fields the task walker and kernel detection bind, per type.
 const std::vector<std::pair<std::string, std::vector<std::string>>> kWalkerFields = {
-    {"task_struct", {"tasks", "pid", "tgid", "comm", "real_parent", "parent", "real_cred", "cred", "flags", "start_time",
-                     "start_boottime", "signal", "thread_node", "thread_group", "group_leader", "mm", "worker_private"}},
+    {"task_struct",
+     {"tasks", "pid", "tgid", "comm", "real_parent", "parent", "real_cred", "cred", "flags", "start_time",
+      "start_boottime", "signal", "thread_node", "thread_group", "group_leader", "mm", "worker_private"}},
     {"signal_struct", {"thread_head", "nr_threads"}},
     {"cred", {"uid", "gid", "euid", "egid"}},
     {"list_head", {"next", "prev"}},
@@ -24,8 +25,9 @@ const std::vector<std::pair<std::string, std::vector<std::string>>> kWalkerField
     {"mm_struct", {"pgd"}},
 };
 
-const std::vector<std::string> kAnchorSymbols = {"_text", "linux_banner", "init_top_pgt", "init_task", "__pgtable_l5_enabled",
-                                                  "page_offset_base", "tk_core", "phys_base"};
+const std::vector<std::string> kAnchorSymbols = {
+    "_text",   "linux_banner", "init_top_pgt", "init_task", "__pgtable_l5_enabled", "page_offset_base",
+    "tk_core", "phys_base"};
 
 struct Profiles {
   Profile dwarf;
@@ -37,7 +39,8 @@ const Profiles& profiles() {
   static const Profiles loaded = [] {
     const auto samples = test::load_samples();
     REQUIRE(!samples.empty());
-    REQUIRE_MESSAGE(samples.front().env.at("PINNED") == "1", "needs the pinned kernel, which the dwarf2json ISF describes");
+    REQUIRE_MESSAGE(samples.front().env.at("PINNED") == "1",
+                    "needs the pinned kernel, which the dwarf2json ISF describes");
     const std::filesystem::path kernel = samples.front().env.at("KERNEL_DIR");
     auto built = build_profile_from_vmlinux(kernel / "vmlinux", kernel / "System.map");
     REQUIRE_MESSAGE(built.has_value(), test::error_text(built));
@@ -103,11 +106,15 @@ TEST_CASE("BTF-built and dwarf2json profiles give the same pslist and pstree on 
         std::string line = std::to_string(row.depth);
         for (std::size_t c = 0; c < row.cells.size(); ++c) {
           line += '|';
-          std::visit([&](const auto& v) {
-            using V = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<V, std::string>) line += v;
-            else if constexpr (!std::is_same_v<V, std::monostate>) line += std::to_string(v);
-          }, row.cells[c]);
+          std::visit(
+              [&](const auto& v) {
+                using V = std::decay_t<decltype(v)>;
+                if constexpr (std::is_same_v<V, std::string>)
+                  line += v;
+                else if constexpr (!std::is_same_v<V, std::monostate>)
+                  line += std::to_string(v);
+              },
+              row.cells[c]);
         }
         rows.push_back(std::move(line));
       }

@@ -13,17 +13,21 @@ using namespace vmi;
 
 namespace {
 
-std::size_t count_lines(const std::string& text) { return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')); }
+std::size_t count_lines(const std::string& text) {
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
 
 const test::Sample& pinned_sample() {
   static const auto samples = test::load_samples();
   REQUIRE(!samples.empty());
-  REQUIRE_MESSAGE(samples.front().env.at("PINNED") == "1", "CLI tests read the pinned kernel's samples with the shipped profile");
+  REQUIRE_MESSAGE(samples.front().env.at("PINNED") == "1",
+                  "CLI tests read the pinned kernel's samples with the shipped profile");
   return samples.front();
 }
 
 std::vector<std::string> with_profile(std::vector<std::string> args) {
-  args.insert(args.begin(), {"--profile", test::shipped_profile().string(), "--cache-dir", test::scratch_dir("cli-cache").string()});
+  args.insert(args.begin(),
+              {"--profile", test::shipped_profile().string(), "--cache-dir", test::scratch_dir("cli-cache").string()});
   return args;
 }
 
@@ -69,7 +73,8 @@ TEST_CASE("pslist IMAGE and -f IMAGE pslist give the same table; JSON and CSV ca
 
   auto csv = test::run_cli(with_profile({"-r", "csv", "pslist", image}));
   REQUIRE(csv.exit_code == 0);
-  CHECK(csv.out.starts_with("OFFSET (V),PID,TID,PPID,COMM,NAME,THREADS,UID,GID,EUID,EGID,START (ns since boot),CREATION TIME\n"));
+  CHECK(csv.out.starts_with(
+      "OFFSET (V),PID,TID,PPID,COMM,NAME,THREADS,UID,GID,EUID,EGID,START (ns since boot),CREATION TIME\n"));
   CHECK(count_lines(csv.out) == sample.processes.size() + 1);
 
   auto tree = test::run_cli(with_profile({"pstree", image}));
@@ -117,14 +122,17 @@ TEST_CASE("bad input ends in one clear line naming the file, and a documented ex
     const auto image = truncated_copy(sample.dir / "memory.raw", "cut.raw", 1 << 20);
     auto result = test::run_cli(with_profile({"pslist", image.string()}));
     CHECK(result.exit_code == 3);
-    CHECK(result.err == "vmi-forensics: raw '" + image.string() + "': no Linux kernel found (no 'Linux version' banner in physical memory)\n");
+    CHECK(result.err == "vmi-forensics: raw '" + image.string() +
+                            "': no Linux kernel found (no 'Linux version' banner in physical memory)\n");
   }
   SUBCASE("a profile of another kernel") {
     const auto other = dir / "other.json";
-    test::write_file(other, R"({"metadata": {"format": "6.2.0", "linux": {}}, "base_types": {}, "user_types": {}, "enums": {},
+    test::write_file(other,
+                     R"({"metadata": {"format": "6.2.0", "linux": {}}, "base_types": {}, "user_types": {}, "enums": {},
       "symbols": {"_text": {"address": 18446744071578845184}, "init_top_pgt": {"address": 18446744071578849280},
                   "linux_banner": {"address": 18446744071578853376, "constant_data": "TGludXggdmVyc2lvbiA0LjAuMAoA"}}})");
-    auto result = test::run_cli({"--no-cache", "--profile", other.string(), "pslist", (sample.dir / "memory.raw").string()});
+    auto result =
+        test::run_cli({"--no-cache", "--profile", other.string(), "pslist", (sample.dir / "memory.raw").string()});
     CHECK(result.exit_code == 3);
     CHECK(count_lines(result.err) == 1);
     CHECK(result.err.find("no profile matches the kernel 'Linux version " + sample.release) != std::string::npos);
@@ -132,10 +140,12 @@ TEST_CASE("bad input ends in one clear line naming the file, and a documented ex
   SUBCASE("a damaged profile") {
     const std::string good = test::read_file(test::shipped_profile());
     test::write_file(dir / "damaged.json.xz", good.substr(0, good.size() / 2));
-    auto result = test::run_cli({"--no-cache", "--profile", (dir / "damaged.json.xz").string(), "pslist", (sample.dir / "memory.raw").string()});
+    auto result = test::run_cli({"--no-cache", "--profile", (dir / "damaged.json.xz").string(), "pslist",
+                                 (sample.dir / "memory.raw").string()});
     CHECK(result.exit_code == 4);
     CHECK(count_lines(result.err) == 1);
-    CHECK(result.err.find("profile '" + (dir / "damaged.json.xz").string() + "': xz data is damaged") != std::string::npos);
+    CHECK(result.err.find("profile '" + (dir / "damaged.json.xz").string() + "': xz data is damaged") !=
+          std::string::npos);
   }
 }
 
@@ -149,7 +159,8 @@ TEST_CASE("plugins never modify the evidence file") {
     std::string bytes(1 << 20, '\0');
     std::uint64_t hash = 1469598103934665603ull;
     while (in.read(bytes.data(), static_cast<std::streamsize>(bytes.size())) || in.gcount() > 0) {
-      for (std::streamsize i = 0; i < in.gcount(); i += 64) hash = (hash ^ static_cast<unsigned char>(bytes[i])) * 1099511628211ull;
+      for (std::streamsize i = 0; i < in.gcount(); i += 64)
+        hash = (hash ^ static_cast<unsigned char>(bytes[i])) * 1099511628211ull;
     }
     return std::make_tuple(info.st_size, info.st_mtim.tv_sec, info.st_mtim.tv_nsec, hash);
   };
@@ -169,7 +180,8 @@ TEST_CASE("profile build turns a vmlinux's BTF and System.map into an ISF that p
   REQUIRE(built.exit_code == 0);
   CHECK(built.err.starts_with("wrote " + out.string() + ": "));
   CHECK(built.err.find("banner 'Linux version " + sample.release) != std::string::npos);
-  auto listed = test::run_cli({"--no-cache", "--profile", out.string(), "pslist", (sample.dir / "memory.elf").string()});
+  auto listed =
+      test::run_cli({"--no-cache", "--profile", out.string(), "pslist", (sample.dir / "memory.elf").string()});
   REQUIRE(listed.exit_code == 0);
   CHECK(count_lines(listed.out) == sample.processes.size() + 1);
 
@@ -183,16 +195,20 @@ TEST_CASE("profile build reads DWARF from the debug vmlinux by default and says 
   const auto out = test::scratch_dir("cli-profile-build-dwarf") / "dwarf.json.zst";
   auto built = test::run_cli({"profile", "build", "--vmlinux", (kernel / "vmlinux.dbg").string(), "-o", out.string()});
   REQUIRE_MESSAGE(built.exit_code == 0, built.err);
-  CHECK(built.err.starts_with("wrote " + out.string() + ": 9654 types from DWARF, 120138 symbols from ELF symbol table ("));
-  auto listed = test::run_cli({"--no-cache", "--profile", out.string(), "pslist", (sample.dir / "memory.raw").string()});
+  CHECK(built.err.starts_with("wrote " + out.string() +
+                              ": 9654 types from DWARF, 120138 symbols from ELF symbol table ("));
+  auto listed =
+      test::run_cli({"--no-cache", "--profile", out.string(), "pslist", (sample.dir / "memory.raw").string()});
   REQUIRE(listed.exit_code == 0);
   CHECK(count_lines(listed.out) == sample.processes.size() + 1);
 
   // The stripped vmlinux has BTF but no DWARF: asking for DWARF is a clean failure (exit 4).
-  auto no_dwarf = test::run_cli({"profile", "build", "--vmlinux", (kernel / "vmlinux").string(), "--types", "dwarf", "-o", out.string()});
+  auto no_dwarf = test::run_cli(
+      {"profile", "build", "--vmlinux", (kernel / "vmlinux").string(), "--types", "dwarf", "-o", out.string()});
   CHECK(no_dwarf.exit_code == 4);
   CHECK(no_dwarf.err == "vmi-forensics: " + (kernel / "vmlinux").string() +
                             ": no DWARF (.debug_info); Debian ships it in linux-image-*-dbg\n");
-  auto bad_types = test::run_cli({"profile", "build", "--vmlinux", (kernel / "vmlinux").string(), "--types", "stabs", "-o", out.string()});
+  auto bad_types = test::run_cli(
+      {"profile", "build", "--vmlinux", (kernel / "vmlinux").string(), "--types", "stabs", "-o", out.string()});
   CHECK(bad_types.exit_code == 1);
 }

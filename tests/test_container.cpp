@@ -48,8 +48,9 @@ std::string lime_header(std::uint64_t s_addr, std::uint64_t e_addr) {
 
 // A LiME source with three ranges: 0x0-0x2000, 0x100000-0x101000 and 0x101100-0x101200 (the
 // last two share a 4 KiB chunk window with a hole between them).
-const std::vector<std::pair<Range, std::string>> kFixtureRanges = {
-    {{0x0, 0x2000}, pattern(0x2000, 1)}, {{0x100000, 0x101000}, pattern(0x1000, 2)}, {{0x101100, 0x101200}, pattern(0x100, 3)}};
+const std::vector<std::pair<Range, std::string>> kFixtureRanges = {{{0x0, 0x2000}, pattern(0x2000, 1)},
+                                                                   {{0x100000, 0x101000}, pattern(0x1000, 2)},
+                                                                   {{0x101100, 0x101200}, pattern(0x100, 3)}};
 
 fs::path fixture_container(const fs::path& dir) {
   std::string lime;
@@ -67,12 +68,14 @@ fs::path fixture_container(const fs::path& dir) {
 
 // Rewrites the header's CRC after a test edits a header field.
 void reseal_header(std::string& bytes) {
-  put(bytes, offsetof(container::Header, header_crc), container::crc32(std::as_bytes(std::span(bytes)).first(offsetof(container::Header, header_crc))));
+  put(bytes, offsetof(container::Header, header_crc),
+      container::crc32(std::as_bytes(std::span(bytes)).first(offsetof(container::Header, header_crc))));
 }
 // Rewrites the index CRC (and the header's) after a test edits an index entry.
 void reseal_index(std::string& bytes) {
   const auto header = get<container::Header>(bytes, 0);
-  const auto index = std::as_bytes(std::span(bytes)).subspan(header.index_offset, header.chunk_count * sizeof(container::IndexEntry));
+  const auto index =
+      std::as_bytes(std::span(bytes)).subspan(header.index_offset, header.chunk_count * sizeof(container::IndexEntry));
   put(bytes, offsetof(container::Header, index_crc), container::crc32(index));
   reseal_header(bytes);
 }
@@ -134,7 +137,8 @@ TEST_CASE("container fixture: holes stay holes, bytes and ranges survive, concur
   auto reopened = open_image(dir / "twice.vmic");
   REQUIRE(reopened.has_value());
   const auto twice_facts = (*reopened)->facts();
-  CHECK(std::count_if(twice_facts.begin(), twice_facts.end(), [](const auto& f) { return f.first == "source format"; }) == 1);
+  CHECK(std::count_if(twice_facts.begin(), twice_facts.end(),
+                      [](const auto& f) { return f.first == "source format"; }) == 1);
 
   auto again = convert_to_container(dir / "source.lime", path);
   REQUIRE_FALSE(again.has_value());
@@ -165,7 +169,8 @@ TEST_CASE("container malformed: exact errors naming file and offset") {
   }
   SUBCASE("truncated index") {
     test::write_file(path, good.substr(0, header.index_offset + 30));
-    CHECK(open_error(path) == prefix + "chunk index (4 x 24 bytes) at offset " + hex(header.index_offset) + " runs past end of file (" + hex(header.index_offset + 30) + ")");
+    CHECK(open_error(path) == prefix + "chunk index (4 x 24 bytes) at offset " + hex(header.index_offset) +
+                                  " runs past end of file (" + hex(header.index_offset + 30) + ")");
   }
   SUBCASE("chunk past end of file") {
     auto bytes = good;
@@ -174,8 +179,9 @@ TEST_CASE("container malformed: exact errors naming file and offset") {
     reseal_index(bytes);
     test::write_file(path, bytes);
     const auto size = get<std::uint32_t>(bytes, entry + offsetof(container::IndexEntry, compressed_size));
-    CHECK(open_error(path) == prefix + "chunk #2 (index entry at offset " + hex(entry) + "): frame at file offset " + hex(bytes.size() - 4) + " + " + hex(size) +
-                                  " bytes runs past end of file (" + hex(bytes.size()) + ")");
+    CHECK(open_error(path) == prefix + "chunk #2 (index entry at offset " + hex(entry) + "): frame at file offset " +
+                                  hex(bytes.size() - 4) + " + " + hex(size) + " bytes runs past end of file (" +
+                                  hex(bytes.size()) + ")");
   }
   SUBCASE("checksum mismatch: found when the chunk is read") {
     auto bytes = good;
@@ -191,8 +197,9 @@ TEST_CASE("container malformed: exact errors naming file and offset") {
     auto bad = (*image)->read(0x1000, std::as_writable_bytes(std::span(buffer)));
     REQUIRE_FALSE(bad.has_value());
     const auto file_offset = get<std::uint64_t>(bytes, entry + offsetof(container::IndexEntry, file_offset));
-    CHECK(bad.error().message == prefix + "chunk #1 (physical 0x1000) at file offset " + hex(file_offset) + ": CRC-32 " + hex(crc) +
-                                     " of the decompressed chunk does not match the index's " + hex(crc ^ 1u));
+    CHECK(bad.error().message == prefix + "chunk #1 (physical 0x1000) at file offset " + hex(file_offset) +
+                                     ": CRC-32 " + hex(crc) + " of the decompressed chunk does not match the index's " +
+                                     hex(crc ^ 1u));
   }
   SUBCASE("table checksum mismatch") {
     auto bytes = good;
@@ -227,7 +234,8 @@ TEST_CASE("container malformed: exact errors naming file and offset") {
     put(bytes, offsetof(container::Header, index_crc), container::crc32(index));
     reseal_header(bytes);
     test::write_file(path, bytes);
-    CHECK(open_error(path) == prefix + "chunk index at offset " + hex(header.index_offset) + " has no chunk for physical 0x101000 (range 0x101100-0x101200)");
+    CHECK(open_error(path) == prefix + "chunk index at offset " + hex(header.index_offset) +
+                                  " has no chunk for physical 0x101000 (range 0x101100-0x101200)");
   }
   SUBCASE("truncated file") {
     test::write_file(path, good.substr(0, 50));
@@ -240,14 +248,17 @@ TEST_CASE("a raw image as one .gz or .zst stream is refused with a pointer to co
   const std::string raw = pattern(0x5000, 7);
   test::write_file(dir / "memory.raw", raw);
   REQUIRE(std::system(("gzip -k -9 '" + (dir / "memory.raw").string() + "'").c_str()) == 0);
-  REQUIRE(std::system(("zstd -q -19 '" + (dir / "memory.raw").string() + "' -o '" + (dir / "memory.raw.zst").string() + "'").c_str()) == 0);
+  REQUIRE(
+      std::system(("zstd -q -19 '" + (dir / "memory.raw").string() + "' -o '" + (dir / "memory.raw.zst").string() + "'")
+                      .c_str()) == 0);
   for (const char* name : {"memory.raw.gz", "memory.raw.zst"}) {
     CAPTURE(name);
     const auto input = dir / name;
     const std::string kind = std::string(name).ends_with(".gz") ? "gzip" : "zstd";
-    CHECK(open_error(input) == "'" + input.string() + "' (" + std::to_string(fs::file_size(input)) + " bytes) is a " + kind +
-                                   "-compressed stream, which cannot be read at random offsets: run `vmi-forensics convert " + input.string() +
-                                   " OUT.vmic` to make a seekable container, then analyse OUT.vmic");
+    CHECK(open_error(input) ==
+          "'" + input.string() + "' (" + std::to_string(fs::file_size(input)) + " bytes) is a " + kind +
+              "-compressed stream, which cannot be read at random offsets: run `vmi-forensics convert " +
+              input.string() + " OUT.vmic` to make a seekable container, then analyse OUT.vmic");
     const auto output = dir / (std::string(name) + ".vmic");
     auto stats = convert_to_container(input, output);
     REQUIRE_MESSAGE(stats.has_value(), test::error_text(stats));
@@ -265,7 +276,8 @@ TEST_CASE("a raw image as one .gz or .zst stream is refused with a pointer to co
   test::write_file(dir / "cut.gz", gz.substr(0, gz.size() / 2));
   auto cut = convert_to_container(dir / "cut.gz", dir / "cut.vmic");
   REQUIRE_FALSE(cut.has_value());
-  CHECK(cut.error().message.starts_with("gzip stream '" + (dir / "cut.gz").string() + "': stream ends before its end marker at offset "));
+  CHECK(cut.error().message.starts_with("gzip stream '" + (dir / "cut.gz").string() +
+                                        "': stream ends before its end marker at offset "));
   CHECK_FALSE(fs::exists(dir / "cut.vmic"));
   CHECK_FALSE(fs::exists(dir / "cut.vmic.partial"));
   // A compressed LiME dump is not a raw image: refused rather than stored as memory.
@@ -273,7 +285,9 @@ TEST_CASE("a raw image as one .gz or .zst stream is refused with a pointer to co
   REQUIRE(std::system(("gzip -k '" + (dir / "dump.lime").string() + "'").c_str()) == 0);
   auto lime = convert_to_container(dir / "dump.lime.gz", dir / "lime.vmic");
   REQUIRE_FALSE(lime.has_value());
-  CHECK(lime.error().message == "gzip stream '" + (dir / "dump.lime.gz").string() + "' holds a LiME dump, not a raw image: decompress it and open or convert the result");
+  CHECK(lime.error().message ==
+        "gzip stream '" + (dir / "dump.lime.gz").string() +
+            "' holds a LiME dump, not a raw image: decompress it and open or convert the result");
 }
 
 TEST_CASE("real samples converted to containers: raw bytes, /proc truth and vCPU registers survive") {
@@ -298,7 +312,8 @@ TEST_CASE("real samples converted to containers: raw bytes, /proc truth and vCPU
       auto image = open_image(dir / name);
       REQUIRE_MESSAGE(image.has_value(), test::error_text(image));
       const PhysicalImage& source = from_elf ? **elf : **raw;
-      CHECK(std::equal((*image)->ranges().begin(), (*image)->ranges().end(), source.ranges().begin(), source.ranges().end()));
+      CHECK(std::equal((*image)->ranges().begin(), (*image)->ranges().end(), source.ranges().begin(),
+                       source.ranges().end()));
       // (a) every guest-physical byte equals memory.raw over all of its ranges
       CHECK(test::check_same_bytes(**image, **raw) == std::stoull(sample.env.at("RAM_BYTES")));
       // (c) the ELF source's vCPU registers survive conversion
@@ -313,7 +328,7 @@ TEST_CASE("real samples converted to containers: raw bytes, /proc truth and vCPU
         CHECK(cpus[0].registers.count("cr3") == 1);
       }
       const auto fact_list = (*image)->facts();
-  std::map<std::string, std::string> facts(fact_list.begin(), fact_list.end());
+      std::map<std::string, std::string> facts(fact_list.begin(), fact_list.end());
       CHECK(facts.at("source format") == std::string(source.format()));
       image->reset();
       // (b) pslist through the container equals the guest's own /proc
@@ -322,7 +337,8 @@ TEST_CASE("real samples converted to containers: raw bytes, /proc truth and vCPU
       CHECK(session.diagnostics().warnings().empty());
     }
     // `info` on a container shows the preserved source format, ranges and vCPU state.
-    const auto info = test::run_cli({"--profile", test::profile_for(sample).string(), "--no-cache", "info", (dir / "from-elf.vmic").string()});
+    const auto info = test::run_cli(
+        {"--profile", test::profile_for(sample).string(), "--no-cache", "info", (dir / "from-elf.vmic").string()});
     CHECK_MESSAGE(info.exit_code == 0, info.err);
     CHECK(info.out.find("vmi-container") != std::string::npos);
     const auto source_line = info.out.find("source format ");

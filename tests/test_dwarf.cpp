@@ -43,8 +43,8 @@ int main(void) { return (int)sizeof(global_node) + local_flags.a; }
 fs::path compile_fixture(const std::string& dwarf_version) {
   const fs::path dir = test::scratch_dir("dwarf-fixture-" + dwarf_version);
   test::write_file(dir / "fixture.c", std::string(kFixture));
-  const auto result = test::run_command({"gcc", "-g", "-gdwarf-" + dwarf_version, "-O0", "-o", (dir / "fixture").string(),
-                                         (dir / "fixture.c").string()});
+  const auto result = test::run_command(
+      {"gcc", "-g", "-gdwarf-" + dwarf_version, "-O0", "-o", (dir / "fixture").string(), (dir / "fixture.c").string()});
   REQUIRE_MESSAGE(result.exit_code == 0, result.err);
   return dir / "fixture";
 }
@@ -56,10 +56,13 @@ std::string shape(const Profile& p, TypeId id, int depth = 0) {
   const TypeDesc& t = p.type(id);
   const std::string name(p.str(t.name));
   switch (t.kind) {
-    case TypeKind::pointer: return "*" + shape(p, t.subtype, depth + 1);
-    case TypeKind::array: return "[" + std::to_string(t.count) + "]" + shape(p, t.subtype, depth + 1);
+    case TypeKind::pointer:
+      return "*" + shape(p, t.subtype, depth + 1);
+    case TypeKind::array:
+      return "[" + std::to_string(t.count) + "]" + shape(p, t.subtype, depth + 1);
     case TypeKind::bitfield:
-      return "bits" + std::to_string(t.bit_position) + ":" + std::to_string(t.bit_length) + shape(p, t.subtype, depth + 1);
+      return "bits" + std::to_string(t.bit_position) + ":" + std::to_string(t.bit_length) +
+             shape(p, t.subtype, depth + 1);
     case TypeKind::struct_:
     case TypeKind::union_:
       if (name.starts_with("unnamed_")) {
@@ -85,19 +88,23 @@ std::string shape(const Profile& p, TypeId id, int depth = 0) {
         return text + "}";
       }
       return "enum " + name;
-    default: return std::string(to_string(t.kind)) + " " + name;
+    default:
+      return std::string(to_string(t.kind)) + " " + name;
   }
 }
 
 std::map<std::string, std::string> named_fields(const Profile& p, const Aggregate& a) {
   std::map<std::string, std::string> fields;
-  for (const Member& m : p.members(a)) fields[std::string(p.str(m.name))] = std::to_string(m.offset) + " " + shape(p, m.type);
+  for (const Member& m : p.members(a))
+    fields[std::string(p.str(m.name))] = std::to_string(m.offset) + " " + shape(p, m.type);
   return fields;
 }
 
 }  // namespace
 
-TEST_CASE("DWARF fixture: members, bitfields, anonymous members, arrays, enums and variables come out as dwarf2json writes them") {
+TEST_CASE(
+    "DWARF fixture: members, bitfields, anonymous members, arrays, enums and variables come out as dwarf2json writes "
+    "them") {
   for (const std::string version : {"4", "5"}) {
     CAPTURE(version);
     VmlinuxProfileNotes notes;
@@ -121,21 +128,23 @@ TEST_CASE("DWARF fixture: members, bitfields, anonymous members, arrays, enums a
         {"tail", "96 [0]base unsigned char"},
     };
     CHECK(named_fields(*profile, *node) == expected);
-    for (const Member& m : profile->members(*node)) CHECK((m.anonymous == 1) == (profile->str(m.name) == "unnamed_field_0"));
+    for (const Member& m : profile->members(*node))
+      CHECK((m.anonymous == 1) == (profile->str(m.name) == "unnamed_field_0"));
     const Aggregate* flags = profile->find_aggregate("flags");
     REQUIRE(flags != nullptr);
     // c holds bits 8..19 and d bits 20..59 of the 8-byte unit.
-    CHECK(named_fields(*profile, *flags) == std::map<std::string, std::string>{{"a", "0 bits0:3base unsigned int"},
-                                                                            {"b", "0 bits3:5base unsigned int"},
-                                                                            {"c", "1 bits0:12base int"},
-                                                                            {"d", "2 bits4:40base long long unsigned int"}});
+    CHECK(named_fields(*profile, *flags) ==
+          std::map<std::string, std::string>{{"a", "0 bits0:3base unsigned int"},
+                                             {"b", "0 bits3:5base unsigned int"},
+                                             {"c", "1 bits0:12base int"},
+                                             {"d", "2 bits4:40base long long unsigned int"}});
     const Aggregate* atomic = profile->find_aggregate("atomic_t");  // a typedef naming an anonymous struct
     REQUIRE(atomic != nullptr);
     CHECK(atomic->size == 4);
     const EnumType* mode = profile->find_enum("mode");
     REQUIRE(mode != nullptr);
     CHECK(mode->size == 4);
-    CHECK(profile->str(mode->base) == "int");  // signed: MODE_OFF is -1
+    CHECK(profile->str(mode->base) == "int");                                            // signed: MODE_OFF is -1
     CHECK(shape(*profile, profile->find_symbol("global_node")->type) == "struct node");  // extern, then defined
     CHECK(shape(*profile, profile->find_symbol("local_flags")->type) == "struct flags");
     CHECK(shape(*profile, profile->find_symbol("main")->type) == "base void");
@@ -210,8 +219,8 @@ TEST_CASE("DWARF of Debian's debug vmlinux equals dwarf2json's ISF of it, type b
   CHECK(our_names.size() == 8096);
   CHECK(differing == std::vector<std::string>{"controller", "d_partition", "disklabel", "dma_chan", "elf_note_info",
                                               "elf_thread_core_info", "getdents_callback", "intel_community_context",
-                                              "intel_pad_context", "irq_info", "irte", "netlbl_domhsh_walk_arg", "pci_root_info",
-                                              "perf_aux_event", "remap_data", "slot", "syscall_tp_t"});
+                                              "intel_pad_context", "irq_info", "irte", "netlbl_domhsh_walk_arg",
+                                              "pci_root_info", "perf_aux_event", "remap_data", "slot", "syscall_tp_t"});
 
   // Base types and enums: identical (anonymous enums compared by their values).
   CHECK(ours->base_types.size() == theirs->base_types.size());

@@ -97,7 +97,7 @@ TEST_CASE("kallsyms recovered from memory equals the guest's /proc/kallsyms on e
     no_profiles.profile_paths = {test::scratch_dir("kallsyms-no-profiles")};
     no_profiles.cache.enabled = false;
     Session session = main_sample ? test::open_sample(sample.dir / "memory.raw", test::profile_for(sample))
-                                       : std::move(Session::open(sample.dir / "memory.raw", no_profiles).value());
+                                  : std::move(Session::open(sample.dir / "memory.raw", no_profiles).value());
     auto kernel = session.kernel();
     REQUIRE_MESSAGE(kernel.has_value(), test::error_text(kernel));
     const Layer& space = (*kernel)->kernel_layer();
@@ -121,11 +121,15 @@ TEST_CASE("kallsyms recovered from memory equals the guest's /proc/kallsyms on e
       return std::nullopt;
     };
     std::size_t tables_checked = 0;
-    for (const auto& [name, found] : std::vector<std::pair<std::string, Addr>>{
-             {"kallsyms_token_table", t.token_table}, {"kallsyms_token_index", t.token_index},
-             {"kallsyms_markers", t.markers},         {"kallsyms_seqs_of_names", t.seqs_of_names},
-             {"kallsyms_names", t.names},             {"kallsyms_num_syms", t.num_syms},
-             {"kallsyms_offsets", t.offsets},         {"kallsyms_relative_base", t.relative_base}}) {
+    for (const auto& [name, found] :
+         std::vector<std::pair<std::string, Addr>>{{"kallsyms_token_table", t.token_table},
+                                                   {"kallsyms_token_index", t.token_index},
+                                                   {"kallsyms_markers", t.markers},
+                                                   {"kallsyms_seqs_of_names", t.seqs_of_names},
+                                                   {"kallsyms_names", t.names},
+                                                   {"kallsyms_num_syms", t.num_syms},
+                                                   {"kallsyms_offsets", t.offsets},
+                                                   {"kallsyms_relative_base", t.relative_base}}) {
       CAPTURE(name);
       if (const auto want = expected(name)) {
         CHECK(found == *want);
@@ -195,7 +199,8 @@ TEST_CASE("damaged kallsyms tables give a clean error naming the address") {
   }
 }
 
-TEST_CASE("kallsyms fuzz seeds (fuzz/make_corpus.py) decode: 6.1 and seqs_of_names layouts, relative and absolute per-CPU") {
+TEST_CASE(
+    "kallsyms fuzz seeds (fuzz/make_corpus.py) decode: 6.1 and seqs_of_names layouts, relative and absolute per-CPU") {
   constexpr Addr kText = 0xffffffff81000000ull;
   const auto dir = test::source_dir() / "fuzz/corpus/kallsyms";
   std::size_t seeds = 0;

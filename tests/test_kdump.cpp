@@ -219,7 +219,8 @@ TEST_CASE("kdump fixtures: malformed headers fail with the file, the offset and 
   {
     std::string dump = good;
     std::memcpy(dump.data(), "KDUMQ   ", 8);
-    CHECK(kFixtures.open_error("magic", flatten(dump, 4096)) == kFixtures.prefix("magic") + "no \"KDUMP   \" signature at dump offset 0x0");
+    CHECK(kFixtures.open_error("magic", flatten(dump, 4096)) ==
+          kFixtures.prefix("magic") + "no \"KDUMP   \" signature at dump offset 0x0");
   }
   CHECK(kFixtures.open_error("short", good.substr(0, 100)) ==
         kFixtures.prefix("short") + "0x1d0 bytes at dump offset 0x0 run past end of file (0x64)");
@@ -244,10 +245,10 @@ TEST_CASE("kdump fixtures: malformed headers fail with the file, the offset and 
   }
   {
     std::string flat = flatten(good, 4096).substr(0, 4096 + 16 + 0xf0);  // the first record claims more than is left
-    CHECK(kFixtures.open_error("record", flat) == kFixtures.prefix("record") + "flattened record at 0x1000 (" +
-                                            std::to_string(good.size() - (good.size() - 1) / 4096 * 4096) +
-                                            " bytes for offset " + std::to_string((good.size() - 1) / 4096 * 4096) +
-                                            ") runs past end of file (0x1100)");
+    CHECK(kFixtures.open_error("record", flat) ==
+          kFixtures.prefix("record") + "flattened record at 0x1000 (" +
+              std::to_string(good.size() - (good.size() - 1) / 4096 * 4096) + " bytes for offset " +
+              std::to_string((good.size() - 1) / 4096 * 4096) + ") runs past end of file (0x1100)");
   }
   {
     std::string flat(4096, '\0');
@@ -263,7 +264,8 @@ TEST_CASE("kdump fixtures: malformed headers fail with the file, the offset and 
     CHECK(kFixtures.open_error("overlap", flat) ==
           kFixtures.prefix("overlap") + "flattened records at 0x1000 and 0x1110 overlap at dump offset 0x80");
     put_be64(flat, 16, 2);
-    CHECK(kFixtures.open_error("type", flat) == kFixtures.prefix("type") + "flattened header at 0x10: type 2 is not 1 (flattened)");
+    CHECK(kFixtures.open_error("type", flat) ==
+          kFixtures.prefix("type") + "flattened header at 0x10: type 2 is not 1 (flattened)");
   }
 }
 
@@ -279,7 +281,8 @@ TEST_CASE("kdump fixture: a page that does not decompress fails the read, naming
   std::string page(kBlock, '\0');
   auto got = (*image)->read(0, std::as_writable_bytes(std::span(page)));
   REQUIRE_FALSE(got.has_value());
-  CHECK(got.error().message == kFixtures.prefix("corrupt") + "zlib page at dump offset 0x5000 (" + std::to_string(size) +
+  CHECK(got.error().message == kFixtures.prefix("corrupt") + "zlib page at dump offset 0x5000 (" +
+                                   std::to_string(size) +
                                    " bytes, descriptor at 0x4000) does not decompress to 4096 bytes");
   CHECK(
       read_exact(**image, 4 * kBlock, std::as_writable_bytes(std::span(page))).has_value());  // other pages still read
@@ -291,7 +294,8 @@ TEST_CASE("kdump samples hold memory.raw's bytes and give the guest's own pslist
     CAPTURE(sample.name);
     const auto listed = sample.env.find("EXTRA_FORMATS");
     // build-samples.sh writes these for every sample; an older cache must be rebuilt.
-    REQUIRE_MESSAGE(listed != sample.env.end(), ("sample " + sample.name + " predates the kdump/savevm files: rerun samples/build-samples.sh"));
+    REQUIRE_MESSAGE(listed != sample.env.end(),
+                    ("sample " + sample.name + " predates the kdump/savevm files: rerun samples/build-samples.sh"));
     CHECK(listed->second.find("memory.kdump-zlib") != std::string::npos);
     auto raw = open_image(sample.dir / "memory.raw");
     REQUIRE(raw.has_value());

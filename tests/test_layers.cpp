@@ -56,11 +56,11 @@ std::string elf_core_fixture() {
   put(prstatus, 112 + 16 * 8, std::uint64_t{0xffffffff81234567});  // rip
   add_note("CORE", NT_PRSTATUS, prstatus);
   std::string qemu(440, '\0');
-  put(qemu, 0, std::uint32_t{1});                  // version
-  put(qemu, 4, std::uint32_t{440});                // size, including kernel_gs_base
+  put(qemu, 0, std::uint32_t{1});                            // version
+  put(qemu, 4, std::uint32_t{440});                          // size, including kernel_gs_base
   put(qemu, 8 + 16 * 8, std::uint64_t{0xffffffff81234567});  // rip, as in NT_PRSTATUS
-  put(qemu, 392 + 3 * 8, std::uint64_t{0x1a2b000});  // cr3
-  put(qemu, 432, std::uint64_t{0xffff888000001000});  // kernel_gs_base
+  put(qemu, 392 + 3 * 8, std::uint64_t{0x1a2b000});          // cr3
+  put(qemu, 432, std::uint64_t{0xffff888000001000});         // kernel_gs_base
   add_note("QEMU", 0, qemu);
   std::memcpy(bytes.data() + 0x200, notes.data(), notes.size());
 
@@ -148,7 +148,8 @@ TEST_CASE("malformed ELF cores end in an error naming the file and the offset") 
     put(bytes, sizeof(Elf64_Ehdr) + 2 * sizeof(Elf64_Phdr), high);
     auto image = open_bytes("past.elf", bytes);
     REQUIRE_FALSE(image.has_value());
-    CHECK(image.error().message.find("past.elf': segment #2 (file 0x3000 + 0x100000) runs past end of file (0x4000)") != std::string::npos);
+    CHECK(image.error().message.find("past.elf': segment #2 (file 0x3000 + 0x100000) runs past end of file (0x4000)") !=
+          std::string::npos);
   }
   SUBCASE("overlapping segments") {
     Elf64_Phdr high{PT_LOAD, 0, 0x3000, 0, 0x1000, 0x1000, 0x1000, 0};
@@ -161,12 +162,14 @@ TEST_CASE("malformed ELF cores end in an error naming the file and the offset") 
     put(bytes, offsetof(Elf64_Ehdr, e_phnum), std::uint16_t{60000});
     auto image = open_bytes("count.elf", bytes);
     REQUIRE_FALSE(image.has_value());
-    CHECK(image.error().message.find("60000 program headers at 0x40 run past end of file (0x4000)") != std::string::npos);
+    CHECK(image.error().message.find("60000 program headers at 0x40 run past end of file (0x4000)") !=
+          std::string::npos);
   }
   SUBCASE("truncated header") {
     auto image = open_bytes("short.elf", bytes.substr(0, 40));
     REQUIRE_FALSE(image.has_value());
-    CHECK(image.error().message.find("short.elf': file (0x28 bytes) is shorter than an ELF header") != std::string::npos);
+    CHECK(image.error().message.find("short.elf': file (0x28 bytes) is shorter than an ELF header") !=
+          std::string::npos);
   }
   SUBCASE("not a core") {
     put(bytes, offsetof(Elf64_Ehdr, e_type), std::uint16_t{ET_EXEC});
@@ -182,7 +185,9 @@ TEST_CASE("files that are not memory images are refused with one clear message")
   CHECK(empty.error().message.ends_with("empty.raw' is empty"));
   auto text = open_bytes("notes.txt", "these are my notes, not a memory image\n");
   REQUIRE_FALSE(text.has_value());
-  CHECK(text.error().message.ends_with("notes.txt' (39 bytes) is not a memory image: no known header, and not a whole number of 4 KiB pages as a raw image would be"));
+  CHECK(
+      text.error().message.ends_with("notes.txt' (39 bytes) is not a memory image: no known header, and not a whole "
+                                     "number of 4 KiB pages as a raw image would be"));
   auto missing = open_image("/nonexistent/dump.raw");
   REQUIRE_FALSE(missing.has_value());
   CHECK(missing.error().message == "cannot open '/nonexistent/dump.raw': No such file or directory");

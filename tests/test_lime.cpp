@@ -24,7 +24,8 @@ void put(std::string& bytes, std::size_t offset, const T& value) {
 }
 
 // One 32-byte LiME header: magic "EMiL" (0x4C694D45 LE), version, s_addr, e_addr (inclusive), 8 reserved.
-std::string lime_header(std::uint64_t s_addr, std::uint64_t e_addr, std::uint32_t version = 1, std::uint32_t magic = 0x4C694D45) {
+std::string lime_header(std::uint64_t s_addr, std::uint64_t e_addr, std::uint32_t version = 1,
+                        std::uint32_t magic = 0x4C694D45) {
   std::string header(32, '\0');
   put(header, 0, magic);
   put(header, 4, version);
@@ -73,34 +74,43 @@ TEST_CASE("LiME malformed: each error names the file, the header's offset and th
   SUBCASE("bad version") {
     auto bytes = lime_fixture();
     put(bytes, 0x2020 + 4, std::uint32_t{2});
-    CHECK(kFixtures.open_error("version", bytes) == kFixtures.prefix("version") + "header #1 at offset 0x2020: version 2 (only 1 is defined)");
+    CHECK(kFixtures.open_error("version", bytes) ==
+          kFixtures.prefix("version") + "header #1 at offset 0x2020: version 2 (only 1 is defined)");
   }
   SUBCASE("range past end of file") {
     auto bytes = lime_fixture();
     bytes.resize(bytes.size() - 1);
-    CHECK(kFixtures.open_error("past-end", bytes) == kFixtures.prefix("past-end") + "header #1 at offset 0x2020: range 0x100000-0x101000 (0x1000 bytes) runs past end of file (0x303f)");
+    CHECK(kFixtures.open_error("past-end", bytes) ==
+          kFixtures.prefix("past-end") +
+              "header #1 at offset 0x2020: range 0x100000-0x101000 (0x1000 bytes) runs past end of file (0x303f)");
   }
   SUBCASE("overlapping ranges") {
     const auto bytes = lime_header(0x1000, 0x2fff) + pattern(0x2000, 1) + lime_header(0x0, 0x1fff) + pattern(0x2000, 2);
-    CHECK(kFixtures.open_error("overlap", bytes) == kFixtures.prefix("overlap") + "range 0x1000-0x3000 (header at offset 0x0) overlaps range 0x0-0x2000 (header at offset 0x2020)");
+    CHECK(kFixtures.open_error("overlap", bytes) ==
+          kFixtures.prefix("overlap") +
+              "range 0x1000-0x3000 (header at offset 0x0) overlaps range 0x0-0x2000 (header at offset 0x2020)");
   }
   SUBCASE("end below start") {
     const auto bytes = lime_header(0x2000, 0x1fff) + pattern(0x1000, 1);
-    CHECK(kFixtures.open_error("inverted", bytes) == kFixtures.prefix("inverted") + "header #0 at offset 0x0: end address 0x1fff is below start address 0x2000");
+    CHECK(kFixtures.open_error("inverted", bytes) ==
+          kFixtures.prefix("inverted") + "header #0 at offset 0x0: end address 0x1fff is below start address 0x2000");
   }
   SUBCASE("bad magic in a later header") {
     auto bytes = lime_fixture();
     put(bytes, 0x2020, std::uint32_t{0x12345678});
-    CHECK(kFixtures.open_error("magic", bytes) == kFixtures.prefix("magic") + "header #1 at offset 0x2020: magic 0x12345678 is not 0x4c694d45");
+    CHECK(kFixtures.open_error("magic", bytes) ==
+          kFixtures.prefix("magic") + "header #1 at offset 0x2020: magic 0x12345678 is not 0x4c694d45");
   }
   SUBCASE("header cut short") {
     const auto bytes = lime_fixture() + lime_header(0x200000, 0x200fff).substr(0, 20);
-    CHECK(kFixtures.open_error("short", bytes) == kFixtures.prefix("short") + "header #2 at offset 0x3040 is cut short by end of file (0x3054)");
+    CHECK(kFixtures.open_error("short", bytes) ==
+          kFixtures.prefix("short") + "header #2 at offset 0x3040 is cut short by end of file (0x3054)");
   }
   SUBCASE("absurd range count") {
     std::string bytes;
     for (std::uint64_t i = 0; i <= 65536; ++i) bytes += lime_header(i * 0x1000, i * 0x1000) + "x";
-    CHECK(kFixtures.open_error("count", bytes) == kFixtures.prefix("count") + "more than 65536 ranges (next header at offset 0x210000)");
+    CHECK(kFixtures.open_error("count", bytes) ==
+          kFixtures.prefix("count") + "more than 65536 ranges (next header at offset 0x210000)");
   }
 }
 
@@ -128,7 +138,8 @@ TEST_CASE("LiME converted from a real raw sample: same bytes, pslist equals the 
     auto lime = open_image(path);
     REQUIRE_MESSAGE(lime.has_value(), test::error_text(lime));
     CHECK((*lime)->format() == "lime");
-    CHECK(std::equal((*lime)->ranges().begin(), (*lime)->ranges().end(), (*raw)->ranges().begin(), (*raw)->ranges().end()));
+    CHECK(std::equal((*lime)->ranges().begin(), (*lime)->ranges().end(), (*raw)->ranges().begin(),
+                     (*raw)->ranges().end()));
     lime->reset();
     Session session = test::open_sample(path, test::profile_for(sample));
     test::check_pslist_equals_proc(session, sample);
@@ -152,7 +163,8 @@ std::vector<Range> iomem_ranges(const std::string& text) {
   for (std::string item; in >> item;) {
     const auto dash = item.find('-');
     REQUIRE(dash != std::string::npos);
-    ranges.push_back({std::stoull(item.substr(0, dash), nullptr, 16), std::stoull(item.substr(dash + 1), nullptr, 16) + 1});
+    ranges.push_back(
+        {std::stoull(item.substr(0, dash), nullptr, 16), std::stoull(item.substr(dash + 1), nullptr, 16) + 1});
   }
   return ranges;
 }
@@ -160,7 +172,8 @@ std::vector<Range> iomem_ranges(const std::string& text) {
 std::vector<test::Sample> lime_samples() {
   auto samples = test::load_lime_samples();
   // CI builds it (samples/build-samples.sh prints a WARNING when lime.ko cannot be built here).
-  REQUIRE_MESSAGE(!samples.empty(), "no sample in ", (test::samples_dir() / "lime-samples.list").string(), ": run samples/build-samples.sh");
+  REQUIRE_MESSAGE(!samples.empty(), "no sample in ", (test::samples_dir() / "lime-samples.list").string(),
+                  ": run samples/build-samples.sh");
   return samples;
 }
 
@@ -196,7 +209,8 @@ TEST_CASE("real LiME capture: ranges are the guest's System RAM, kernel text and
     }
     const auto code = iomem_ranges(sample.guest.at("IOMEM_KERNEL_CODE"));
     REQUIRE(code.size() == 1);
-    CHECK(std::any_of(ranges.begin(), ranges.end(), [&](const Range& r) { return r.begin <= code[0].begin && code[0].end <= r.end; }));
+    CHECK(std::any_of(ranges.begin(), ranges.end(),
+                      [&](const Range& r) { return r.begin <= code[0].begin && code[0].end <= r.end; }));
 
     constexpr std::size_t kPage = 4096;
     std::size_t pages = 0, differing = 0, text_pages = 0, text_differing = 0, padded = 0;
@@ -227,9 +241,12 @@ TEST_CASE("real LiME capture: ranges are the guest's System RAM, kernel text and
         }
       }
     }
-    MESSAGE(sample.name, ": ", pages, " full pages compared, ", differing, " differ (", 100.0 * differing / pages, "%); kernel text: ",
-            text_pages, " pages, ", text_differing, " differ; ", padded, " partial page(s) zero-padded by lime.ko");
-    CHECK(pages == (std::accumulate(ranges.begin(), ranges.end(), Addr{0}, [](Addr sum, const Range& r) { return sum + r.size(); })) / kPage);
+    MESSAGE(sample.name, ": ", pages, " full pages compared, ", differing, " differ (", 100.0 * differing / pages,
+            "%); kernel text: ", text_pages, " pages, ", text_differing, " differ; ", padded,
+            " partial page(s) zero-padded by lime.ko");
+    CHECK(pages == (std::accumulate(ranges.begin(), ranges.end(), Addr{0},
+                                    [](Addr sum, const Range& r) { return sum + r.size(); })) /
+                       kPage);
     CHECK(text_pages > 1000);  // ~14 MiB of kernel code
     CHECK(text_differing == 0);
     CHECK(differing * 100 <= pages);
@@ -248,7 +265,8 @@ TEST_CASE("real LiME capture: pslist equals the guest's /proc plus the insmod ru
     CHECK(sample.guest.at("LIME_INSMOD_STATUS") == "0");
     REQUIRE(std::stoi(sample.guest.at("LIME_INSMOD_PPID")) == collector);
     const auto by_pid = [&](int pid) {
-      return std::find_if(sample.processes.begin(), sample.processes.end(), [&](const test::TruthProcess& p) { return p.pid == pid; });
+      return std::find_if(sample.processes.begin(), sample.processes.end(),
+                          [&](const test::TruthProcess& p) { return p.pid == pid; });
     };
     REQUIRE(by_pid(insmod) == sample.processes.end());
     const auto parent = by_pid(collector);
@@ -258,7 +276,8 @@ TEST_CASE("real LiME capture: pslist equals the guest's /proc plus the insmod ru
     test::Sample during = sample;  // insmod: forked by the collector, same credentials, one thread
     during.processes.push_back({insmod, collector, 1, parent->uid, parent->gid, parent->euid, parent->egid,
                                 std::stoll(sample.guest.at("LIME_INSMOD_START_TICKS")), "insmod"});
-    std::sort(during.processes.begin(), during.processes.end(), [](const auto& x, const auto& y) { return x.pid < y.pid; });
+    std::sort(during.processes.begin(), during.processes.end(),
+              [](const auto& x, const auto& y) { return x.pid < y.pid; });
     during.threads.push_back({insmod, insmod, "insmod"});
     std::sort(during.threads.begin(), during.threads.end(), [](const auto& x, const auto& y) { return x.tid < y.tid; });
 

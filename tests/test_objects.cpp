@@ -3,10 +3,10 @@
 
 #include <cstring>
 
+#include "support.hpp"
 #include "vmi/isf.hpp"
 #include "vmi/object.hpp"
 #include "vmi/session.hpp"
-#include "support.hpp"
 
 using namespace vmi;
 
@@ -55,7 +55,7 @@ TEST_CASE("object views read scalars, signed bitfields, strings, members and poi
   f.u32(0x100, static_cast<std::uint32_t>(-7));
   f.u32(0x104, 0b1010000);  // bits 4..6 = 0b101 -> signed 3-bit value -3
   f.text(0x108, "kthread");
-  f.u64(0x120, 0x100);      // self
+  f.u64(0x120, 0x100);  // self
   MemoryLayer layer("fixture", f.bytes);
   auto item = ObjectView::make(layer, *profile, "item", 0x100);
   REQUIRE(item.has_value());

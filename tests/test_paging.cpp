@@ -15,7 +15,9 @@ constexpr std::uint64_t kLarge = 0x80;
 
 struct Memory {
   std::vector<std::byte> bytes = std::vector<std::byte>(16 << 20);  // 16 MiB of "physical memory"
-  void set_entry(Addr table, unsigned index, std::uint64_t value) { std::memcpy(bytes.data() + table + index * 8, &value, 8); }
+  void set_entry(Addr table, unsigned index, std::uint64_t value) {
+    std::memcpy(bytes.data() + table + index * 8, &value, 8);
+  }
   void set_u64(Addr at, std::uint64_t value) { std::memcpy(bytes.data() + at, &value, 8); }
 };
 
@@ -108,5 +110,7 @@ TEST_CASE("a page-table entry pointing outside the image is an error naming the 
   PagedLayer layer(physical, root, kX86_64FourLevel);
   auto result = layer.translate(va);
   REQUIRE_FALSE(result.has_value());
-  CHECK(result.error().message == "x86-64 4-level (root 0x1000): level-3 table entry for 0xffffffff81000000 at physical 0x7fff0000ff0 is outside the image");
+  CHECK(result.error().message ==
+        "x86-64 4-level (root 0x1000): level-3 table entry for 0xffffffff81000000 at physical 0x7fff0000ff0 is outside "
+        "the image");
 }

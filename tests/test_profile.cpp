@@ -67,8 +67,12 @@ TEST_CASE("ISF fixture: fields, anonymous members, bitfields, enums and symbols 
 TEST_CASE("ISF that is not JSON, or JSON that is not ISF, is rejected naming the source") {
   CHECK(parse_isf("{\"metadata\": ", "broken.json").error().message.starts_with("broken.json: not valid ISF JSON"));
   CHECK(parse_isf("{\"hello\": 1}", "other.json").error().message == "other.json: no metadata.format: not an ISF file");
-  CHECK(parse_isf(R"({"metadata": {"format": "6.2.0"}, "user_types": {"a": {"kind": "struct", "size": 4, "fields": {"x": {"offset": 0, "type": {"kind": "weird"}}}}}})",
-                  "odd.json").error().message == "odd.json: unknown type kind 'weird'");
+  CHECK(
+      parse_isf(
+          R"({"metadata": {"format": "6.2.0"}, "user_types": {"a": {"kind": "struct", "size": 4, "fields": {"x": {"offset": 0, "type": {"kind": "weird"}}}}}})",
+          "odd.json")
+          .error()
+          .message == "odd.json: unknown type kind 'weird'");
 }
 
 TEST_CASE("the real dwarf2json ISF of Debian 6.1.0-56 loads unchanged with the offsets dwarf2json wrote") {
@@ -139,7 +143,7 @@ TEST_CASE("the shipped Windows ISF tables (JPCERT/CC, from Microsoft's PDBs) loa
     std::size_t types, symbols;
   };
   const WindowsTable tables[] = {
-      {"339E74133576439CBCDF7E0229DA3773-1.json.xz", 1272, 392, 384, 2210112, 899, 18994},    // Windows 7 SP1
+      {"339E74133576439CBCDF7E0229DA3773-1.json.xz", 1272, 392, 384, 2210112, 899, 18994},      // Windows 7 SP1
       {"BBED7C2955FBE4522AAA23F4B8677AD9-1.json.xz", 2624, 1096, 1088, 12705888, 1642, 39669},  // Windows 10 2004
       {"0CE4A95C0CD782A7596B034D8648E585-1.json.xz", 2944, 1096, 1088, 12697504, 1772, 43052},  // Windows 11 21H2
   };

@@ -75,7 +75,8 @@ std::vector<std::pair<std::string, FieldInfo>> named_fields(const Profile& profi
       const Aggregate* inner = profile.aggregate_of(member.type);
       REQUIRE(inner != nullptr);
       REQUIRE(depth < 8);
-      for (auto& field : named_fields(profile, *inner, base + member.offset, depth + 1)) out.push_back(std::move(field));
+      for (auto& field : named_fields(profile, *inner, base + member.offset, depth + 1))
+        out.push_back(std::move(field));
       continue;
     }
     out.emplace_back(std::string(profile.str(member.name)), FieldInfo{base + member.offset, member.type});
@@ -237,8 +238,8 @@ TEST_CASE("BTF from the snapshot, BTF from vmlinux, our DWARF import and dwarf2j
   const Profile& debug = test::debug_vmlinux_profile(sample);  // DWARF of the -dbg vmlinux
   const Profile* profiles[] = {&snapshot->profile, &*vmlinux, &debug, &*dwarf};
   std::size_t members_compared = 0;
-  for (const char* type : {"task_struct", "mm_struct", "files_struct", "file", "dentry", "inode", "module", "cred", "list_head",
-                           "sock", "inet_sock", "net"}) {
+  for (const char* type : {"task_struct", "mm_struct", "files_struct", "file", "dentry", "inode", "module", "cred",
+                           "list_head", "sock", "inet_sock", "net"}) {
     CAPTURE(type);
     const Aggregate* reference = dwarf->find_aggregate(type);
     REQUIRE(reference != nullptr);
@@ -292,7 +293,8 @@ TEST_CASE("kallsyms from the snapshot equals System.map plus the KASLR shift for
       }
       ++in_both;
       // Per-CPU symbols are offsets and do not move; everything else moves by the shift.
-      const Addr expected = symbol.address < 0xffff800000000000ull ? linked->address : (*kernel)->symbol(symbol.name).value();
+      const Addr expected =
+          symbol.address < 0xffff800000000000ull ? linked->address : (*kernel)->symbol(symbol.name).value();
       if (symbol.address != expected && ++mismatches <= 5) {
         MESSAGE(symbol.name << ": kallsyms " << hex(symbol.address) << ", System.map + shift " << hex(expected));
       }

@@ -1,6 +1,6 @@
 // The BTF parser: a blob's types into a ProfileBuilder, then build() and a few lookups.
-#include "fuzz_support.hpp"
 #include "vmi/btf.hpp"
+#include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   vmi::ProfileBuilder builder;

@@ -57,8 +57,8 @@ inline void exercise_layer(const vmi::Layer& layer, std::size_t max_ranges = 64)
   std::size_t seen = 0;
   for (const vmi::Range& range : layer.ranges()) {
     if (++seen > max_ranges) break;
-    const vmi::Addr points[] = {range.begin, range.begin + range.size() / 2, range.end - 1, range.end - 8, range.end,
-                                range.begin + 4090};
+    const vmi::Addr points[] = {
+        range.begin, range.begin + range.size() / 2, range.end - 1, range.end - 8, range.end, range.begin + 4090};
     for (vmi::Addr at : points) {
       (void)layer.read(at, std::span(buffer).first(16));
     }

@@ -1,7 +1,7 @@
 // kallsyms recovery over the input taken as kernel memory from _text (0xffffffff81000000): the
 // token table found by shape, then markers, names, count and addresses; every symbol read back.
-#include "fuzz_support.hpp"
 #include "vmi/kallsyms.hpp"
+#include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   constexpr vmi::Addr kText = 0xffffffff81000000ull;

@@ -1,7 +1,7 @@
 // x86-64 4- and 5-level translation over the input as physical memory, root at 0. The last
 // 64 bytes name eight virtual addresses to translate and read; ranges() walks every table.
-#include "fuzz_support.hpp"
 #include "vmi/paging.hpp"
+#include "fuzz_support.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 64) return 0;

@@ -1,7 +1,7 @@
 // Profile recovery with no profile over the input as physical memory: the banner scan, the
 // page-table root search near it, kallsyms and BTF from the kernel map it finds.
-#include "fuzz_support.hpp"
 #include "vmi/profile_recovery.hpp"
+#include "fuzz_support.hpp"
 
 namespace {
 
@@ -10,7 +10,9 @@ class InputImage final : public vmi::PhysicalImage {
   explicit InputImage(std::span<const std::byte> bytes) : layer_("fuzz", bytes) {}
   std::string_view name() const override { return layer_.name(); }
   std::string_view format() const override { return "fuzz"; }
-  vmi::Expected<std::size_t> read(vmi::Addr addr, std::span<std::byte> dst) const override { return layer_.read(addr, dst); }
+  vmi::Expected<std::size_t> read(vmi::Addr addr, std::span<std::byte> dst) const override {
+    return layer_.read(addr, dst);
+  }
   std::span<const vmi::Range> ranges() const override { return layer_.ranges(); }
 
  private:

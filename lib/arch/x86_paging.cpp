@@ -39,7 +39,8 @@ Expected<Translation> PagedLayer::walk(Addr va) const {
                                             " at physical " + hex(table + index * 8) + " is outside the image");
     }
     if ((*entry & kPresent) == 0) {
-      return make_error(Errc::unmapped, name_ + ": " + hex(va) + " is not mapped (level " + std::to_string(level) + ")");
+      return make_error(Errc::unmapped,
+                        name_ + ": " + hex(va) + " is not mapped (level " + std::to_string(level) + ")");
     }
     const bool large = level > 1 && (*entry & kPageSizeBit) != 0 && ((mode_.large_page_levels >> (level - 1)) & 1) != 0;
     if (level == 1 || large) {
@@ -94,7 +95,8 @@ Expected<std::size_t> PagedLayer::read(Addr addr, std::span<std::byte> dst) cons
   return done;
 }
 
-void PagedLayer::enumerate(Addr table, int level, Addr prefix, std::vector<Range>& out, std::size_t& tables_left) const {
+void PagedLayer::enumerate(Addr table, int level, Addr prefix, std::vector<Range>& out,
+                           std::size_t& tables_left) const {
   if (tables_left == 0) return;
   --tables_left;
   std::uint64_t entries[512];

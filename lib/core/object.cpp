@@ -13,7 +13,8 @@ Expected<ObjectView> ObjectView::make(const Layer& layer, const Profile& profile
 
 Expected<FieldInfo> ObjectView::info(std::string_view field) const {
   if (auto found = profile_->find_field(*type_, field)) return *found;
-  return make_error(Errc::not_found, "profile type '" + std::string(type_name()) + "' has no field '" + std::string(field) + "'");
+  return make_error(Errc::not_found,
+                    "profile type '" + std::string(type_name()) + "' has no field '" + std::string(field) + "'");
 }
 
 Expected<Addr> ObjectView::field_address(std::string_view field) const {
@@ -32,7 +33,8 @@ Expected<std::uint64_t> ObjectView::read_scalar(std::string_view field, bool sig
   }
   const auto size = profile_->size_of(desc.kind == TypeKind::bitfield ? desc.subtype : f.type);
   if (!size || *size == 0 || *size > 8) {
-    return make_error(Errc::invalid_argument, "field '" + std::string(type_name()) + "." + std::string(field) + "' is not a scalar");
+    return make_error(Errc::invalid_argument,
+                      "field '" + std::string(type_name()) + "." + std::string(field) + "' is not a scalar");
   }
   std::uint64_t value = 0;
   VMI_TRY_VOID(read_exact(*layer_, address_ + f.offset, std::as_writable_bytes(std::span(&value, 1)).first(*size)));
@@ -62,13 +64,15 @@ Expected<std::string> ObjectView::read_string(std::string_view field, std::size_
     const Addr target = VMI_TRY(read_value<std::uint64_t>(*layer_, address_ + f.offset));
     return read_c_string(*layer_, target, max_size);
   }
-  return make_error(Errc::invalid_argument, "field '" + std::string(type_name()) + "." + std::string(field) + "' is not a string");
+  return make_error(Errc::invalid_argument,
+                    "field '" + std::string(type_name()) + "." + std::string(field) + "' is not a string");
 }
 
 Expected<ObjectView> ObjectView::member(std::string_view field) const {
   const FieldInfo f = VMI_TRY(info(field));
   const Aggregate* inner = profile_->aggregate_of(f.type);
-  if (inner == nullptr) return make_error(Errc::invalid_argument, "field '" + std::string(field) + "' is not a struct or union");
+  if (inner == nullptr)
+    return make_error(Errc::invalid_argument, "field '" + std::string(field) + "' is not a struct or union");
   return ObjectView(*layer_, *profile_, *inner, address_ + f.offset);
 }
 
@@ -80,7 +84,9 @@ Expected<ObjectView> ObjectView::dereference(std::string_view field) const {
     return make_error(Errc::invalid_argument, "field '" + std::string(field) + "' is not a pointer to a struct");
   }
   const Addr target = VMI_TRY(read_value<std::uint64_t>(*layer_, address_ + f.offset));
-  if (target == 0) return make_error(Errc::not_found, std::string(type_name()) + "." + std::string(field) + " at " + hex(address_) + " is NULL");
+  if (target == 0)
+    return make_error(Errc::not_found,
+                      std::string(type_name()) + "." + std::string(field) + " at " + hex(address_) + " is NULL");
   return ObjectView(*layer_, *profile_, *target_type, target);
 }
 
@@ -96,7 +102,8 @@ ListWalk walk_list(const Layer& layer, Addr head, std::size_t max_entries, const
     auto next = read_value<std::uint64_t>(layer, node);  // list_head.next is at offset 0
     if (!next) {
       walk.end = ListEnd::unreadable;
-      walk.problem = "list at " + hex(head) + ": link at " + hex(node) + " is unreadable (" + next.error().message + ")";
+      walk.problem =
+          "list at " + hex(head) + ": link at " + hex(node) + " is unreadable (" + next.error().message + ")";
       return walk;
     }
     if (*next == head) return walk;

@@ -73,7 +73,8 @@ Expected<const Kernel*> Session::kernel() {
     }
     reasons += (reasons.empty() ? "" : "; ") + std::string(os.name) + ": " + kernel.error().message;
   }
-  impl_->detection_error = make_error(Errc::not_found, std::string(impl_->image->name()) + ": no supported kernel found (" + reasons + ")");
+  impl_->detection_error =
+      make_error(Errc::not_found, std::string(impl_->image->name()) + ": no supported kernel found (" + reasons + ")");
   return *impl_->detection_error;
 }
 
@@ -82,8 +83,8 @@ Expected<Table> Session::run(std::string_view name, const PluginArgs& args) {
   if (plugin == nullptr) return make_error(Errc::invalid_argument, "no plugin named '" + std::string(name) + "'");
   const Kernel* detected = VMI_TRY(kernel());
   if (detected->os() != plugin->os) {
-    return make_error(Errc::unsupported, "plugin '" + std::string(name) + "' needs a " + std::string(plugin->os) + " kernel, the image holds " +
-                                             std::string(detected->os()));
+    return make_error(Errc::unsupported, "plugin '" + std::string(name) + "' needs a " + std::string(plugin->os) +
+                                             " kernel, the image holds " + std::string(detected->os()));
   }
   return plugin->run(*this, args);
 }

@@ -13,8 +13,7 @@ namespace vmi {
 // parser names the structure and the file offset in its own error); memcpy keeps unaligned
 // reads of evidence well-defined.
 template <class T>
-  requires std::is_trivially_copyable_v<T>
-T load(std::span<const std::byte> bytes, std::uint64_t offset) {
+requires std::is_trivially_copyable_v<T> T load(std::span<const std::byte> bytes, std::uint64_t offset) {
   T value;
   std::memcpy(&value, bytes.data() + offset, sizeof value);
   return value;

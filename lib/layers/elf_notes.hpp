@@ -13,6 +13,6 @@ namespace vmi {
 // into register sets. `where` names the file in errors and `offset` is the file offset of
 // notes[0]. An all-zero note header ends the area (kdump pads it with zeros).
 Expected<std::vector<CpuState>> parse_cpu_notes(std::span<const std::byte> notes, std::uint64_t offset,
-                                               std::string_view where);
+                                                std::string_view where);
 
 }  // namespace vmi

@@ -14,8 +14,8 @@
 #include <mutex>
 
 #include "layers/bytes.hpp"
-#include "layers/elf_notes.hpp"
 #include "layers/decoded_image.hpp"
+#include "layers/elf_notes.hpp"
 #include "layers/formats.hpp"
 
 namespace vmi {

@@ -9,7 +9,8 @@ namespace {
 
 class RawLayer final : public SegmentLayer {
  public:
-  explicit RawLayer(const std::shared_ptr<const FileMapping>& file) : SegmentLayer("raw '" + file->path().string() + "'", file) {}
+  explicit RawLayer(const std::shared_ptr<const FileMapping>& file)
+      : SegmentLayer("raw '" + file->path().string() + "'", file) {}
   std::string_view format() const override { return "raw"; }
   using SegmentLayer::set_segments;
 };

@@ -11,7 +11,7 @@
 namespace vmi {
 
 struct Segment {
-  Range physical;               // guest-physical [begin, end)
+  Range physical;                 // guest-physical [begin, end)
   std::uint64_t file_offset = 0;  // where physical.begin is stored
 };
 
@@ -23,7 +23,8 @@ class SegmentLayer : public PhysicalImage {
   const FileMapping* file() const override { return file_.get(); }
 
  protected:
-  SegmentLayer(std::string name, std::shared_ptr<const FileMapping> file) : name_(std::move(name)), file_(std::move(file)) {}
+  SegmentLayer(std::string name, std::shared_ptr<const FileMapping> file)
+      : name_(std::move(name)), file_(std::move(file)) {}
   // Sorts and validates the segments: each lies inside the file, none overlap. The error names
   // the file, the segment and the offending numbers.
   Expected<void> set_segments(std::vector<Segment> segments);

@@ -68,45 +68,78 @@ bool table_fits(std::uint64_t offset, std::uint64_t count, std::uint64_t entry_s
 Expected<void> ContainerLayer::parse() {
   const auto bytes = file_->bytes();
   const std::uint64_t size = bytes.size();
-  if (size < sizeof(Header)) return fail(Errc::truncated, "file (" + hex(size) + " bytes) is shorter than the " + std::to_string(sizeof(Header)) + "-byte header");
+  if (size < sizeof(Header))
+    return fail(Errc::truncated, "file (" + hex(size) + " bytes) is shorter than the " +
+                                     std::to_string(sizeof(Header)) + "-byte header");
   header_ = load<Header>(bytes, 0);
   const Header& h = header_;
-  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0) return fail(Errc::bad_format, "bad magic at offset 0x0 (not a vmi-forensics container)");
-  if (h.version != kVersion) return fail(Errc::unsupported, "version " + std::to_string(h.version) + " at offset 0x8 (this build reads version " + std::to_string(kVersion) + ")");
-  if (h.header_size != sizeof(Header)) return fail(Errc::bad_format, "header size " + std::to_string(h.header_size) + " at offset 0xc is not " + std::to_string(sizeof(Header)));
+  if (std::memcmp(h.magic, kMagic, sizeof kMagic) != 0)
+    return fail(Errc::bad_format, "bad magic at offset 0x0 (not a vmi-forensics container)");
+  if (h.version != kVersion)
+    return fail(Errc::unsupported, "version " + std::to_string(h.version) +
+                                       " at offset 0x8 (this build reads version " + std::to_string(kVersion) + ")");
+  if (h.header_size != sizeof(Header))
+    return fail(Errc::bad_format, "header size " + std::to_string(h.header_size) + " at offset 0xc is not " +
+                                      std::to_string(sizeof(Header)));
   const auto header_crc = crc32(bytes.first(offsetof(Header, header_crc)));
-  if (header_crc != h.header_crc) return fail(Errc::bad_format, "header CRC-32 " + hex(header_crc) + " does not match the stored " + hex(h.header_crc) + " at offset 0x5c");
+  if (header_crc != h.header_crc)
+    return fail(Errc::bad_format, "header CRC-32 " + hex(header_crc) + " does not match the stored " +
+                                      hex(h.header_crc) + " at offset 0x5c");
   if (h.chunk_size < kMinChunkSize || h.chunk_size > kMaxChunkSize || (h.chunk_size & (h.chunk_size - 1)) != 0) {
-    return fail(Errc::bad_format, "chunk size " + hex(h.chunk_size) + " at offset 0x10 is not a power of two in " + hex(kMinChunkSize) + ".." + hex(kMaxChunkSize));
+    return fail(Errc::bad_format, "chunk size " + hex(h.chunk_size) + " at offset 0x10 is not a power of two in " +
+                                      hex(kMinChunkSize) + ".." + hex(kMaxChunkSize));
   }
-  if (h.flags != 0 || h.reserved != 0 || h.reserved2 != 0) return fail(Errc::unsupported, "unknown flags " + hex(h.flags) + " at offset 0x14 or non-zero reserved fields");
-  if (h.chunk_count > kMaxChunks) return fail(Errc::limit_exceeded, "chunk count " + std::to_string(h.chunk_count) + " at offset 0x18 exceeds the cap " + std::to_string(kMaxChunks));
-  if (h.range_count > kMaxRanges) return fail(Errc::limit_exceeded, "range count " + std::to_string(h.range_count) + " at offset 0x20 exceeds the cap " + std::to_string(kMaxRanges));
+  if (h.flags != 0 || h.reserved != 0 || h.reserved2 != 0)
+    return fail(Errc::unsupported, "unknown flags " + hex(h.flags) + " at offset 0x14 or non-zero reserved fields");
+  if (h.chunk_count > kMaxChunks)
+    return fail(Errc::limit_exceeded, "chunk count " + std::to_string(h.chunk_count) +
+                                          " at offset 0x18 exceeds the cap " + std::to_string(kMaxChunks));
+  if (h.range_count > kMaxRanges)
+    return fail(Errc::limit_exceeded, "range count " + std::to_string(h.range_count) +
+                                          " at offset 0x20 exceeds the cap " + std::to_string(kMaxRanges));
   if (h.range_count == 0) return fail(Errc::bad_format, "range count at offset 0x20 is 0");
 
   if (!table_fits(h.ranges_offset, h.range_count, sizeof(RangeEntry), size)) {
-    return fail(Errc::truncated, "range table (" + std::to_string(h.range_count) + " x 16 bytes) at offset " + hex(h.ranges_offset) + " runs past end of file (" + hex(size) + ")");
+    return fail(Errc::truncated, "range table (" + std::to_string(h.range_count) + " x 16 bytes) at offset " +
+                                     hex(h.ranges_offset) + " runs past end of file (" + hex(size) + ")");
   }
   const auto ranges_bytes = bytes.subspan(h.ranges_offset, h.range_count * sizeof(RangeEntry));
-  if (crc32(ranges_bytes) != h.ranges_crc) return fail(Errc::bad_format, "range table at offset " + hex(h.ranges_offset) + ": CRC-32 " + hex(crc32(ranges_bytes)) + " does not match the header's " + hex(h.ranges_crc));
+  if (crc32(ranges_bytes) != h.ranges_crc)
+    return fail(Errc::bad_format, "range table at offset " + hex(h.ranges_offset) + ": CRC-32 " +
+                                      hex(crc32(ranges_bytes)) + " does not match the header's " + hex(h.ranges_crc));
   if (!table_fits(h.index_offset, h.chunk_count, sizeof(IndexEntry), size)) {
-    return fail(Errc::truncated, "chunk index (" + std::to_string(h.chunk_count) + " x 24 bytes) at offset " + hex(h.index_offset) + " runs past end of file (" + hex(size) + ")");
+    return fail(Errc::truncated, "chunk index (" + std::to_string(h.chunk_count) + " x 24 bytes) at offset " +
+                                     hex(h.index_offset) + " runs past end of file (" + hex(size) + ")");
   }
   const auto index_bytes = bytes.subspan(h.index_offset, h.chunk_count * sizeof(IndexEntry));
-  if (crc32(index_bytes) != h.index_crc) return fail(Errc::bad_format, "chunk index at offset " + hex(h.index_offset) + ": CRC-32 " + hex(crc32(index_bytes)) + " does not match the header's " + hex(h.index_crc));
-  if (h.metadata_size > kMaxMetadata) return fail(Errc::limit_exceeded, "metadata size " + hex(h.metadata_size) + " at offset 0x40 exceeds the cap " + hex(kMaxMetadata));
+  if (crc32(index_bytes) != h.index_crc)
+    return fail(Errc::bad_format, "chunk index at offset " + hex(h.index_offset) + ": CRC-32 " +
+                                      hex(crc32(index_bytes)) + " does not match the header's " + hex(h.index_crc));
+  if (h.metadata_size > kMaxMetadata)
+    return fail(Errc::limit_exceeded,
+                "metadata size " + hex(h.metadata_size) + " at offset 0x40 exceeds the cap " + hex(kMaxMetadata));
   if (!table_fits(h.metadata_offset, h.metadata_size, 1, size)) {
-    return fail(Errc::truncated, "metadata (" + hex(h.metadata_size) + " bytes) at offset " + hex(h.metadata_offset) + " runs past end of file (" + hex(size) + ")");
+    return fail(Errc::truncated, "metadata (" + hex(h.metadata_size) + " bytes) at offset " + hex(h.metadata_offset) +
+                                     " runs past end of file (" + hex(size) + ")");
   }
   const auto metadata_bytes = bytes.subspan(h.metadata_offset, h.metadata_size);
-  if (crc32(metadata_bytes) != h.metadata_crc) return fail(Errc::bad_format, "metadata at offset " + hex(h.metadata_offset) + ": CRC-32 " + hex(crc32(metadata_bytes)) + " does not match the header's " + hex(h.metadata_crc));
+  if (crc32(metadata_bytes) != h.metadata_crc)
+    return fail(Errc::bad_format, "metadata at offset " + hex(h.metadata_offset) + ": CRC-32 " +
+                                      hex(crc32(metadata_bytes)) + " does not match the header's " +
+                                      hex(h.metadata_crc));
 
   for (std::uint64_t i = 0; i < h.range_count; ++i) {
     const auto entry = load<RangeEntry>(ranges_bytes, i * sizeof(RangeEntry));
-    const std::string where = "range #" + std::to_string(i) + " at offset " + hex(h.ranges_offset + i * sizeof(RangeEntry));
-    if (entry.end <= entry.begin) return fail(Errc::bad_format, where + ": end " + hex(entry.end) + " is not above begin " + hex(entry.begin));
-    if (entry.end > ~std::uint64_t{0} - h.chunk_size) return fail(Errc::bad_format, where + ": end " + hex(entry.end) + " is too close to the top of the address space");
-    if (!ranges_.empty() && entry.begin < ranges_.back().end) return fail(Errc::bad_format, where + ": begin " + hex(entry.begin) + " is below the previous range's end " + hex(ranges_.back().end));
+    const std::string where =
+        "range #" + std::to_string(i) + " at offset " + hex(h.ranges_offset + i * sizeof(RangeEntry));
+    if (entry.end <= entry.begin)
+      return fail(Errc::bad_format, where + ": end " + hex(entry.end) + " is not above begin " + hex(entry.begin));
+    if (entry.end > ~std::uint64_t{0} - h.chunk_size)
+      return fail(Errc::bad_format,
+                  where + ": end " + hex(entry.end) + " is too close to the top of the address space");
+    if (!ranges_.empty() && entry.begin < ranges_.back().end)
+      return fail(Errc::bad_format, where + ": begin " + hex(entry.begin) + " is below the previous range's end " +
+                                        hex(ranges_.back().end));
     if (!ranges_.empty() && entry.begin == ranges_.back().end) {
       ranges_.back().end = entry.end;
     } else {
@@ -118,11 +151,18 @@ Expected<void> ContainerLayer::parse() {
   std::memcpy(index_.data(), index_bytes.data(), index_bytes.size());
   for (std::size_t i = 0; i < index_.size(); ++i) {
     const IndexEntry& e = index_[i];
-    const std::string where = "chunk #" + std::to_string(i) + " (index entry at offset " + hex(h.index_offset + i * sizeof(IndexEntry)) + ")";
-    if (e.address % h.chunk_size != 0) return fail(Errc::bad_format, where + ": physical address " + hex(e.address) + " is not a multiple of the chunk size " + hex(h.chunk_size));
-    if (i > 0 && e.address <= index_[i - 1].address) return fail(Errc::bad_format, where + ": physical address " + hex(e.address) + " is not above the previous chunk's " + hex(index_[i - 1].address));
-    if (e.compressed_size == 0 || e.file_offset < sizeof(Header) || e.file_offset > size || e.compressed_size > size - e.file_offset) {
-      return fail(Errc::truncated, where + ": frame at file offset " + hex(e.file_offset) + " + " + hex(e.compressed_size) + " bytes runs past end of file (" + hex(size) + ")");
+    const std::string where =
+        "chunk #" + std::to_string(i) + " (index entry at offset " + hex(h.index_offset + i * sizeof(IndexEntry)) + ")";
+    if (e.address % h.chunk_size != 0)
+      return fail(Errc::bad_format, where + ": physical address " + hex(e.address) +
+                                        " is not a multiple of the chunk size " + hex(h.chunk_size));
+    if (i > 0 && e.address <= index_[i - 1].address)
+      return fail(Errc::bad_format, where + ": physical address " + hex(e.address) +
+                                        " is not above the previous chunk's " + hex(index_[i - 1].address));
+    if (e.compressed_size == 0 || e.file_offset < sizeof(Header) || e.file_offset > size ||
+        e.compressed_size > size - e.file_offset) {
+      return fail(Errc::truncated, where + ": frame at file offset " + hex(e.file_offset) + " + " +
+                                       hex(e.compressed_size) + " bytes runs past end of file (" + hex(size) + ")");
     }
   }
   // Every chunk window a range touches has exactly one chunk, and no chunk lies outside them.
@@ -132,13 +172,18 @@ Expected<void> ContainerLayer::parse() {
     for (std::uint64_t window = range.begin & mask; window < range.end; window += h.chunk_size) {
       if (next > 0 && index_[next - 1].address == window) continue;  // shared with the previous range
       if (next >= index_.size() || index_[next].address != window) {
-        return fail(Errc::bad_format, "chunk index at offset " + hex(h.index_offset) + " has no chunk for physical " + hex(window) + " (range " + hex(range.begin) + "-" + hex(range.end) + ")" +
-                                          (next < index_.size() ? "; entry #" + std::to_string(next) + " is for " + hex(index_[next].address) : ""));
+        return fail(Errc::bad_format, "chunk index at offset " + hex(h.index_offset) + " has no chunk for physical " +
+                                          hex(window) + " (range " + hex(range.begin) + "-" + hex(range.end) + ")" +
+                                          (next < index_.size() ? "; entry #" + std::to_string(next) + " is for " +
+                                                                      hex(index_[next].address)
+                                                                : ""));
       }
       ++next;
     }
   }
-  if (next != index_.size()) return fail(Errc::bad_format, "chunk #" + std::to_string(next) + " (physical " + hex(index_[next].address) + ") lies outside every range");
+  if (next != index_.size())
+    return fail(Errc::bad_format, "chunk #" + std::to_string(next) + " (physical " + hex(index_[next].address) +
+                                      ") lies outside every range");
   cache_capacity_ = static_cast<std::size_t>(std::max<std::uint64_t>(2, kCacheBytes / h.chunk_size));
   return parse_metadata(metadata_bytes, h.metadata_offset);
 }
@@ -146,8 +191,9 @@ Expected<void> ContainerLayer::parse() {
 Expected<void> ContainerLayer::parse_metadata(std::span<const std::byte> bytes, std::uint64_t file_offset) {
   std::uint64_t cursor = 0;
   auto short_read = [&](std::uint64_t need, const char* what) {
-    return fail(Errc::truncated, std::string("metadata: ") + what + " (" + std::to_string(need) + " bytes) at offset " + hex(file_offset + cursor) +
-                                     " runs past the metadata's end (" + hex(file_offset + bytes.size()) + ")");
+    return fail(Errc::truncated, std::string("metadata: ") + what + " (" + std::to_string(need) + " bytes) at offset " +
+                                     hex(file_offset + cursor) + " runs past the metadata's end (" +
+                                     hex(file_offset + bytes.size()) + ")");
   };
   auto u32 = [&](const char* what) -> Expected<std::uint32_t> {
     if (bytes.size() - cursor < 4) return short_read(4, what);
@@ -164,7 +210,9 @@ Expected<void> ContainerLayer::parse_metadata(std::span<const std::byte> bytes, 
   auto string = [&](const char* what) -> Expected<std::string> {
     const std::uint64_t at = file_offset + cursor;
     const std::uint32_t length = VMI_TRY(u32(what));
-    if (length > kMaxString) return fail(Errc::limit_exceeded, std::string("metadata: ") + what + " length " + std::to_string(length) + " at offset " + hex(at) + " exceeds the cap " + std::to_string(kMaxString));
+    if (length > kMaxString)
+      return fail(Errc::limit_exceeded, std::string("metadata: ") + what + " length " + std::to_string(length) +
+                                            " at offset " + hex(at) + " exceeds the cap " + std::to_string(kMaxString));
     if (bytes.size() - cursor < length) return short_read(length, what);
     std::string value(reinterpret_cast<const char*>(bytes.data() + cursor), length);
     cursor += length;
@@ -173,7 +221,9 @@ Expected<void> ContainerLayer::parse_metadata(std::span<const std::byte> bytes, 
   auto capped = [&](const char* what, std::uint32_t cap) -> Expected<std::uint32_t> {
     const std::uint64_t at = file_offset + cursor;
     const std::uint32_t count = VMI_TRY(u32(what));
-    if (count > cap) return fail(Errc::limit_exceeded, std::string("metadata: ") + what + " " + std::to_string(count) + " at offset " + hex(at) + " exceeds the cap " + std::to_string(cap));
+    if (count > cap)
+      return fail(Errc::limit_exceeded, std::string("metadata: ") + what + " " + std::to_string(count) + " at offset " +
+                                            hex(at) + " exceeds the cap " + std::to_string(cap));
     return count;
   };
   source_format_ = VMI_TRY(string("source format"));
@@ -194,7 +244,9 @@ Expected<void> ContainerLayer::parse_metadata(std::span<const std::byte> bytes, 
     std::string value = VMI_TRY(string("fact value"));
     facts_.emplace_back(std::move(name), std::move(value));
   }
-  if (cursor != bytes.size()) return fail(Errc::bad_format, "metadata: " + std::to_string(bytes.size() - cursor) + " unexpected bytes at offset " + hex(file_offset + cursor));
+  if (cursor != bytes.size())
+    return fail(Errc::bad_format, "metadata: " + std::to_string(bytes.size() - cursor) +
+                                      " unexpected bytes at offset " + hex(file_offset + cursor));
   return {};
 }
 
@@ -203,7 +255,8 @@ std::vector<std::pair<std::string, std::string>> ContainerLayer::facts() const {
   for (const IndexEntry& e : index_) compressed += e.compressed_size;
   std::vector<std::pair<std::string, std::string>> facts{
       {"source format", source_format_},
-      {"container chunks", std::to_string(index_.size()) + " x " + std::to_string(header_.chunk_size >> 10) + " KiB, " + std::to_string(compressed >> 20) + " MiB compressed"}};
+      {"container chunks", std::to_string(index_.size()) + " x " + std::to_string(header_.chunk_size >> 10) + " KiB, " +
+                               std::to_string(compressed >> 20) + " MiB compressed"}};
   facts.insert(facts.end(), facts_.begin(), facts_.end());
   return facts;
 }
@@ -220,15 +273,21 @@ Expected<std::shared_ptr<const std::vector<std::byte>>> ContainerLayer::chunk(st
   }
   // Decompressed outside the lock, so readers on other threads are not serialised.
   const IndexEntry& e = index_[index];
-  const std::string where = "chunk #" + std::to_string(index) + " (physical " + hex(e.address) + ") at file offset " + hex(e.file_offset);
+  const std::string where =
+      "chunk #" + std::to_string(index) + " (physical " + hex(e.address) + ") at file offset " + hex(e.file_offset);
   thread_local std::unique_ptr<ZSTD_DCtx, DctxDeleter> context(ZSTD_createDCtx());
   if (!context) return fail(Errc::io, "cannot allocate a zstd decompression context");
   auto data = std::make_shared<std::vector<std::byte>>(header_.chunk_size);
-  const std::size_t produced = ZSTD_decompressDCtx(context.get(), data->data(), data->size(), file_->bytes().data() + e.file_offset, e.compressed_size);
+  const std::size_t produced = ZSTD_decompressDCtx(context.get(), data->data(), data->size(),
+                                                   file_->bytes().data() + e.file_offset, e.compressed_size);
   if (ZSTD_isError(produced)) return fail(Errc::bad_format, where + ": zstd: " + ZSTD_getErrorName(produced));
-  if (produced != data->size()) return fail(Errc::bad_format, where + ": decompressed to " + hex(produced) + " bytes, not the chunk size " + hex(data->size()));
+  if (produced != data->size())
+    return fail(Errc::bad_format,
+                where + ": decompressed to " + hex(produced) + " bytes, not the chunk size " + hex(data->size()));
   const std::uint32_t crc = crc32(*data);
-  if (crc != e.crc) return fail(Errc::bad_format, where + ": CRC-32 " + hex(crc) + " of the decompressed chunk does not match the index's " + hex(e.crc));
+  if (crc != e.crc)
+    return fail(Errc::bad_format,
+                where + ": CRC-32 " + hex(crc) + " of the decompressed chunk does not match the index's " + hex(e.crc));
   std::lock_guard lock(cache_mutex_);
   cache_.emplace_front(index, data);
   if (cache_.size() > cache_capacity_) cache_.pop_back();
@@ -236,15 +295,18 @@ Expected<std::shared_ptr<const std::vector<std::byte>>> ContainerLayer::chunk(st
 }
 
 Expected<std::size_t> ContainerLayer::read(Addr addr, std::span<std::byte> dst) const {
-  auto range = std::upper_bound(ranges_.begin(), ranges_.end(), addr, [](Addr a, const Range& r) { return a < r.begin; });
-  if (range == ranges_.begin() || !std::prev(range)->contains(addr)) return fail(Errc::unmapped, "no data at physical " + hex(addr));
+  auto range =
+      std::upper_bound(ranges_.begin(), ranges_.end(), addr, [](Addr a, const Range& r) { return a < r.begin; });
+  if (range == ranges_.begin() || !std::prev(range)->contains(addr))
+    return fail(Errc::unmapped, "no data at physical " + hex(addr));
   --range;
   const std::uint64_t mask = ~std::uint64_t{header_.chunk_size - 1};
   std::size_t done = 0;
   while (done < dst.size() && addr + done < range->end) {
     const Addr at = addr + done;
     const Addr window = at & mask;
-    auto entry = std::lower_bound(index_.begin(), index_.end(), window, [](const IndexEntry& e, Addr a) { return e.address < a; });
+    auto entry = std::lower_bound(index_.begin(), index_.end(), window,
+                                  [](const IndexEntry& e, Addr a) { return e.address < a; });
     auto data = VMI_TRY(chunk(static_cast<std::size_t>(entry - index_.begin())));  // present: checked on open
     const auto count = std::min<std::uint64_t>({window + header_.chunk_size - at, range->end - at, dst.size() - done});
     std::memcpy(dst.data() + done, data->data() + (at - window), count);

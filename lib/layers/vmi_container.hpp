@@ -21,11 +21,11 @@ inline constexpr char kMagic[8] = {'V', 'M', 'I', 'C', 'N', 'T', 'R', '\x1a'};
 inline constexpr std::uint32_t kVersion = 1;
 inline constexpr std::uint32_t kMinChunkSize = 4096;
 inline constexpr std::uint32_t kMaxChunkSize = 64u << 20;
-inline constexpr std::uint64_t kMaxChunks = 1ull << 24;   // 16 TiB at 1 MiB chunks
+inline constexpr std::uint64_t kMaxChunks = 1ull << 24;  // 16 TiB at 1 MiB chunks
 inline constexpr std::uint64_t kMaxRanges = 1ull << 20;
 inline constexpr std::uint64_t kMaxMetadata = 16ull << 20;
 inline constexpr std::uint32_t kMaxCpus = 1024;
-inline constexpr std::uint32_t kMaxRegisters = 1024;       // per vCPU
+inline constexpr std::uint32_t kMaxRegisters = 1024;  // per vCPU
 inline constexpr std::uint32_t kMaxFacts = 4096;
 inline constexpr std::uint32_t kMaxString = 1u << 20;
 
@@ -34,7 +34,7 @@ struct Header {
   std::uint32_t version;
   std::uint32_t header_size;  // sizeof(Header)
   std::uint32_t chunk_size;
-  std::uint32_t flags;        // 0; unknown bits are rejected
+  std::uint32_t flags;  // 0; unknown bits are rejected
   std::uint64_t chunk_count;
   std::uint64_t range_count;
   std::uint64_t ranges_offset;
@@ -44,9 +44,9 @@ struct Header {
   std::uint32_t ranges_crc;
   std::uint32_t index_crc;
   std::uint32_t metadata_crc;
-  std::uint32_t reserved;     // 0
-  std::uint32_t reserved2;    // 0
-  std::uint32_t header_crc;   // CRC-32 of the 92 bytes before it
+  std::uint32_t reserved;    // 0
+  std::uint32_t reserved2;   // 0
+  std::uint32_t header_crc;  // CRC-32 of the 92 bytes before it
 };
 static_assert(sizeof(Header) == 96);
 

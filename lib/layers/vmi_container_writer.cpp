@@ -48,7 +48,8 @@ class Output {
     if (!done_) fs::remove(partial_, ignored_);
   }
   Expected<void> open() {
-    if (fs::exists(final_, ignored_)) return make_error(Errc::invalid_argument, "output '" + final_.string() + "' already exists; not overwriting it");
+    if (fs::exists(final_, ignored_))
+      return make_error(Errc::invalid_argument, "output '" + final_.string() + "' already exists; not overwriting it");
     fd_ = ::open(partial_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd_ < 0) return io_error("cannot create");
     return {};
@@ -65,14 +66,17 @@ class Output {
   }
   Expected<void> write(const std::string& bytes) { return write(std::as_bytes(std::span(bytes))); }
   Expected<void> finish(const Header& header) {
-    if (::pwrite(fd_, &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header)) return io_error("cannot write the header of");
+    if (::pwrite(fd_, &header, sizeof header, 0) != static_cast<ssize_t>(sizeof header))
+      return io_error("cannot write the header of");
     if (::fsync(fd_) != 0 || ::close(fd_) != 0) {
       fd_ = -1;
       return io_error("cannot flush");
     }
     fd_ = -1;
     fs::rename(partial_, final_, ignored_);
-    if (ignored_) return make_error(Errc::io, "cannot rename '" + partial_.string() + "' to '" + final_.string() + "': " + ignored_.message());
+    if (ignored_)
+      return make_error(
+          Errc::io, "cannot rename '" + partial_.string() + "' to '" + final_.string() + "': " + ignored_.message());
     done_ = true;
     return {};
   }
@@ -97,9 +101,13 @@ class ChunkWriter {
   }
   Expected<void> add(Addr address, std::span<const std::byte> data) {
     if (!context_) return make_error(Errc::io, "cannot allocate a zstd compression context");
-    if (index_.size() >= kMaxChunks) return make_error(Errc::limit_exceeded, "more than " + std::to_string(kMaxChunks) + " chunks");
-    const std::size_t size = ZSTD_compressCCtx(context_.get(), frame_.data(), frame_.size(), data.data(), data.size(), options_.level);
-    if (ZSTD_isError(size)) return make_error(Errc::io, "zstd: " + std::string(ZSTD_getErrorName(size)) + " compressing physical " + hex(address));
+    if (index_.size() >= kMaxChunks)
+      return make_error(Errc::limit_exceeded, "more than " + std::to_string(kMaxChunks) + " chunks");
+    const std::size_t size =
+        ZSTD_compressCCtx(context_.get(), frame_.data(), frame_.size(), data.data(), data.size(), options_.level);
+    if (ZSTD_isError(size))
+      return make_error(Errc::io,
+                        "zstd: " + std::string(ZSTD_getErrorName(size)) + " compressing physical " + hex(address));
     index_.push_back({address, out_.offset(), static_cast<std::uint32_t>(size), crc32(data)});
     return out_.write(std::span(frame_).first(size));
   }
@@ -145,7 +153,8 @@ Expected<void> convert_image(const PhysicalImage& image, ChunkWriter& chunks, st
 }
 
 // A raw image inside one gzip or zstd stream: decompressed in order into consecutive chunks.
-Expected<Range> convert_stream(const FileMapping& file, std::string_view kind, ChunkWriter& chunks, std::uint32_t chunk_size) {
+Expected<Range> convert_stream(const FileMapping& file, std::string_view kind, ChunkWriter& chunks,
+                               std::uint32_t chunk_size) {
   const std::string origin = std::string(kind) + " stream '" + file.path().string() + "'";
   const auto input = file.bytes();
   std::vector<std::byte> buffer(chunk_size);
@@ -156,9 +165,16 @@ Expected<Range> convert_stream(const FileMapping& file, std::string_view kind, C
   auto flush = [&]() -> Expected<void> {
     // Only a raw image is read this way; a compressed format with its own headers would be
     // stored as if it were memory.
-    if (address == 0 && filled >= 4 && (std::memcmp(buffer.data(), "\x7f" "ELF", 4) == 0 || std::memcmp(buffer.data(), "EMiL", 4) == 0)) {
-      return make_error(Errc::unsupported, origin + " holds " + (std::memcmp(buffer.data(), "EMiL", 4) == 0 ? "a LiME dump" : "an ELF core") +
-                                               ", not a raw image: decompress it and open or convert the result");
+    if (address == 0 && filled >= 4 &&
+        (std::memcmp(buffer.data(),
+                     "\x7f"
+                     "ELF",
+                     4) == 0 ||
+         std::memcmp(buffer.data(), "EMiL", 4) == 0)) {
+      return make_error(Errc::unsupported,
+                        origin + " holds " +
+                            (std::memcmp(buffer.data(), "EMiL", 4) == 0 ? "a LiME dump" : "an ELF core") +
+                            ", not a raw image: decompress it and open or convert the result");
     }
     std::fill(buffer.begin() + static_cast<std::ptrdiff_t>(filled), buffer.end(), std::byte{0});
     VMI_TRY_VOID(chunks.add(address, buffer));
@@ -178,12 +194,15 @@ Expected<Range> convert_stream(const FileMapping& file, std::string_view kind, C
       ZSTD_outBuffer out{buffer.data() + filled, buffer.size() - filled, 0};
       const std::size_t before = in.pos;
       last = ZSTD_decompressStream(stream.get(), &out, &in);
-      if (ZSTD_isError(last)) return make_error(Errc::bad_format, origin + ": zstd: " + ZSTD_getErrorName(last) + " near input offset " + hex(in.pos));
+      if (ZSTD_isError(last))
+        return make_error(Errc::bad_format,
+                          origin + ": zstd: " + ZSTD_getErrorName(last) + " near input offset " + hex(in.pos));
       filled += out.pos;
       consumed = in.pos;
       if (filled == buffer.size()) VMI_TRY_VOID(flush());
       if (in.pos == in.size && out.pos == 0 && before == in.pos) {
-        if (last != 0) return make_error(Errc::truncated, origin + ": stream ends inside a frame at offset " + hex(in.size));
+        if (last != 0)
+          return make_error(Errc::truncated, origin + ": stream ends inside a frame at offset " + hex(in.size));
         break;
       }
     }
@@ -204,7 +223,9 @@ Expected<Range> convert_stream(const FileMapping& file, std::string_view kind, C
       filled = buffer.size() - stream.avail_out;
       consumed = offset;
       if (status != Z_OK && status != Z_STREAM_END && status != Z_BUF_ERROR) {
-        return make_error(Errc::bad_format, origin + ": gzip: " + (stream.msg ? stream.msg : "error " + std::to_string(status)) + " near input offset " + hex(offset));
+        return make_error(Errc::bad_format,
+                          origin + ": gzip: " + (stream.msg ? stream.msg : "error " + std::to_string(status)) +
+                              " near input offset " + hex(offset));
       }
       if (filled == buffer.size()) VMI_TRY_VOID(flush());
       if (status == Z_STREAM_END) {
@@ -222,11 +243,16 @@ Expected<Range> convert_stream(const FileMapping& file, std::string_view kind, C
 
 }  // namespace
 
-Expected<ConvertStats> convert_to_container(const fs::path& input, const fs::path& output, const ConvertOptions& options) {
-  if (options.chunk_size < kMinChunkSize || options.chunk_size > kMaxChunkSize || (options.chunk_size & (options.chunk_size - 1)) != 0) {
-    return make_error(Errc::invalid_argument, "chunk size " + hex(options.chunk_size) + " is not a power of two in " + hex(kMinChunkSize) + ".." + hex(kMaxChunkSize));
+Expected<ConvertStats> convert_to_container(const fs::path& input, const fs::path& output,
+                                            const ConvertOptions& options) {
+  if (options.chunk_size < kMinChunkSize || options.chunk_size > kMaxChunkSize ||
+      (options.chunk_size & (options.chunk_size - 1)) != 0) {
+    return make_error(Errc::invalid_argument, "chunk size " + hex(options.chunk_size) + " is not a power of two in " +
+                                                  hex(kMinChunkSize) + ".." + hex(kMaxChunkSize));
   }
-  if (options.level < 1 || options.level > ZSTD_maxCLevel()) return make_error(Errc::invalid_argument, "zstd level " + std::to_string(options.level) + " is not in 1.." + std::to_string(ZSTD_maxCLevel()));
+  if (options.level < 1 || options.level > ZSTD_maxCLevel())
+    return make_error(Errc::invalid_argument, "zstd level " + std::to_string(options.level) + " is not in 1.." +
+                                                  std::to_string(ZSTD_maxCLevel()));
   auto file = VMI_TRY(FileMapping::open(input));
   Output out(output);
   VMI_TRY_VOID(out.open());
@@ -255,7 +281,8 @@ Expected<ConvertStats> convert_to_container(const fs::path& input, const fs::pat
       for (const auto& [name, value] : facts) {
         if (name == "source format") stats.source_format = value;
       }
-      std::erase_if(facts, [](const auto& fact) { return fact.first == "source format" || fact.first == "container chunks"; });
+      std::erase_if(facts,
+                    [](const auto& fact) { return fact.first == "source format" || fact.first == "container chunks"; });
     }
     append_string(metadata, stats.source_format);
     const auto cpus = image->cpu_states();

@@ -7,11 +7,18 @@
 namespace vmi {
 
 inline constexpr Column kTaskColumns[] = {
-    {"OFFSET (V)", ColumnType::address}, {"PID", ColumnType::integer},   {"TID", ColumnType::integer},
-    {"PPID", ColumnType::integer},       {"COMM", ColumnType::text},     {"NAME", ColumnType::text},
+    {"OFFSET (V)", ColumnType::address},
+    {"PID", ColumnType::integer},
+    {"TID", ColumnType::integer},
+    {"PPID", ColumnType::integer},
+    {"COMM", ColumnType::text},
+    {"NAME", ColumnType::text},
     {"THREADS", ColumnType::integer},
-    {"UID", ColumnType::integer},        {"GID", ColumnType::integer},   {"EUID", ColumnType::integer},
-    {"EGID", ColumnType::integer},       {"START (ns since boot)", ColumnType::integer},
+    {"UID", ColumnType::integer},
+    {"GID", ColumnType::integer},
+    {"EUID", ColumnType::integer},
+    {"EGID", ColumnType::integer},
+    {"START (ns since boot)", ColumnType::integer},
     {"CREATION TIME", ColumnType::timestamp},
 };
 

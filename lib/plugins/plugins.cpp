@@ -32,7 +32,8 @@ Expected<std::vector<std::int64_t>> PluginArgs::integers(std::string_view name) 
     std::int64_t number = 0;
     auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
     if (ec != std::errc() || end != item.data() + item.size()) {
-      return make_error(Errc::invalid_argument, "--" + std::string(name) + ": '" + std::string(item) + "' is not an integer");
+      return make_error(Errc::invalid_argument,
+                        "--" + std::string(name) + ": '" + std::string(item) + "' is not an integer");
     }
     numbers.push_back(number);
     if (comma == std::string_view::npos) break;

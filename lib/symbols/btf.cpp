@@ -248,9 +248,9 @@ Expected<Btf> parse(std::span<const std::byte> bytes, std::string_view origin) {
 }
 
 using isf_types::Desc;
+using isf_types::fnv1a;
 using isf_types::PendingMember;
 using isf_types::TypeTable;
-using isf_types::fnv1a;
 using isf_types::unnamed;
 
 class Converter {

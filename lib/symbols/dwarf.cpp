@@ -97,7 +97,9 @@ std::uint32_t size_of(Dwarf_Die* die) {
   return size < 0 ? 0 : static_cast<std::uint32_t>(size);
 }
 
-bool is_aggregate(int tag) { return tag == DW_TAG_structure_type || tag == DW_TAG_union_type || tag == DW_TAG_class_type; }
+bool is_aggregate(int tag) {
+  return tag == DW_TAG_structure_type || tag == DW_TAG_union_type || tag == DW_TAG_class_type;
+}
 bool is_declaration(Dwarf_Die* die) { return dwarf_hasattr(die, DW_AT_declaration) != 0; }
 
 // The member's byte offset: a constant, or (old producers) DW_OP_plus_uconst.
@@ -108,7 +110,8 @@ std::uint64_t member_location(Dwarf_Die* member) {
   if (dwarf_formudata(&attr, &value) == 0) return value;
   Dwarf_Op* ops;
   std::size_t count;
-  if (dwarf_getlocation(&attr, &ops, &count) == 0 && count == 1 && ops[0].atom == DW_OP_plus_uconst) return ops[0].number;
+  if (dwarf_getlocation(&attr, &ops, &count) == 0 && count == 1 && ops[0].atom == DW_OP_plus_uconst)
+    return ops[0].number;
   return 0;
 }
 
@@ -123,7 +126,8 @@ class Converter {
     Dwarf_Off offset = 0;
     Dwarf_Off next = 0;
     std::size_t header_size = 0;
-    while (dwarf_next_unit(dwarf_, offset, &next, &header_size, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr) == 0) {
+    while (dwarf_next_unit(dwarf_, offset, &next, &header_size, nullptr, nullptr, nullptr, nullptr, nullptr, nullptr) ==
+           0) {
       Dwarf_Die unit;
       if (dwarf_offdie(dwarf_, offset + header_size, &unit) != nullptr) {
         summary_.compile_units++;
@@ -174,7 +178,8 @@ class Converter {
         break;
       case DW_TAG_typedef:
         if (auto target = type_of(die); target && is_aggregate(dwarf_tag(&*target)) && !is_declaration(&*target) &&
-                                        !name_of(die).empty() && typedef_names_.insert(std::string(name_of(die))).second) {
+                                        !name_of(die).empty() &&
+                                        typedef_names_.insert(std::string(name_of(die))).second) {
           typedef_copies_.emplace_back(std::string(name_of(die)), *target);
         }
         break;
@@ -200,12 +205,24 @@ class Converter {
     BaseKind kind = BaseKind::integer;
     bool is_signed = true;
     switch (encoding) {
-      case DW_ATE_boolean: kind = BaseKind::boolean; break;
-      case DW_ATE_float: kind = BaseKind::floating; break;
-      case DW_ATE_signed_char: kind = BaseKind::character; break;
-      case DW_ATE_unsigned_char: kind = BaseKind::character; is_signed = false; break;
-      case DW_ATE_unsigned: is_signed = false; break;
-      default: break;
+      case DW_ATE_boolean:
+        kind = BaseKind::boolean;
+        break;
+      case DW_ATE_float:
+        kind = BaseKind::floating;
+        break;
+      case DW_ATE_signed_char:
+        kind = BaseKind::character;
+        break;
+      case DW_ATE_unsigned_char:
+        kind = BaseKind::character;
+        is_signed = false;
+        break;
+      case DW_ATE_unsigned:
+        is_signed = false;
+        break;
+      default:
+        break;
     }
     if (table_.add_base(std::string(name), size < 0 ? 0 : static_cast<std::uint32_t>(size), kind, is_signed)) {
       summary_.base_types++;
@@ -231,7 +248,8 @@ class Converter {
   Expected<std::uint32_t> reference(Dwarf_Die* die, int depth) {
     const Dwarf_Off key = dwarf_dieoffset(die);
     if (auto it = memo_.find(key); it != memo_.end()) return it->second;
-    if (depth > kMaxDwarfTypeDepth) return fail(die, "starts a type chain deeper than " + std::to_string(kMaxDwarfTypeDepth));
+    if (depth > kMaxDwarfTypeDepth)
+      return fail(die, "starts a type chain deeper than " + std::to_string(kMaxDwarfTypeDepth));
     const int tag = dwarf_tag(die);
     const auto aggregate_kind = [](int t) { return t == DW_TAG_union_type ? TypeKind::union_ : TypeKind::struct_; };
     auto subtype = [&](Dwarf_Die* of) -> Expected<std::uint32_t> {
@@ -371,7 +389,8 @@ class Converter {
     if (members_added_ > kMaxDwarfMembers) {
       return fail(die, "as '" + name + "' takes the profile past " + std::to_string(kMaxDwarfMembers) + " members");
     }
-    builder_.begin_aggregate(name, dwarf_tag(die) == DW_TAG_union_type ? TypeKind::union_ : TypeKind::struct_, size_of(die));
+    builder_.begin_aggregate(name, dwarf_tag(die) == DW_TAG_union_type ? TypeKind::union_ : TypeKind::struct_,
+                             size_of(die));
     for (const PendingMember& m : members) builder_.add_member(m.name, m.offset, table_.id(m.desc), m.anonymous);
     summary_.aggregates++;
     return {};
@@ -396,7 +415,8 @@ class Converter {
     Dwarf_Die child;
     if (dwarf_child(die, &child) != 0) return;
     do {
-      if (dwarf_tag(&child) == DW_TAG_enumerator) f(name_of(&child), constant_attr(&child, DW_AT_const_value).value_or(0));
+      if (dwarf_tag(&child) == DW_TAG_enumerator)
+        f(name_of(&child), constant_attr(&child, DW_AT_const_value).value_or(0));
     } while (dwarf_siblingof(&child, &child) == 0);
   }
 
@@ -426,7 +446,8 @@ class Converter {
       bool is_signed = false;
       for_each_enumerator(&die, [&](std::string_view, std::int64_t value) { is_signed |= value < 0; });
       builder_.begin_enum(enum_name(&die), size, table_.enum_base(size, is_signed));
-      for_each_enumerator(&die, [&](std::string_view name, std::int64_t value) { builder_.add_enumerator(name, value); });
+      for_each_enumerator(&die,
+                          [&](std::string_view name, std::int64_t value) { builder_.add_enumerator(name, value); });
       summary_.enums++;
     }
     return {};

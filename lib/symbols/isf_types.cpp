@@ -43,7 +43,8 @@ std::string TypeTable::render(std::uint32_t d) const {
     case TypeKind::array:
       return "[" + std::to_string(desc.count) + "]" + render(desc.subtype);
     case TypeKind::bitfield:
-      return "bits" + std::to_string(desc.bit_position) + ":" + std::to_string(desc.bit_length) + " " + render(desc.subtype);
+      return "bits" + std::to_string(desc.bit_position) + ":" + std::to_string(desc.bit_length) + " " +
+             render(desc.subtype);
     default:
       return std::string(to_string(desc.kind)) + " " + desc.name;
   }
@@ -60,7 +61,8 @@ bool TypeTable::add_base(std::string name, std::uint32_t size, BaseKind kind, bo
   builder_.add_base_type(name, size, kind, is_signed);
   BaseInfo info{std::move(name), size, kind, is_signed};
   // Kept sorted by name: enum_base() takes the first match in name order.
-  auto at = std::lower_bound(bases_.begin(), bases_.end(), info, [](const BaseInfo& a, const BaseInfo& b) { return a.name < b.name; });
+  auto at = std::lower_bound(bases_.begin(), bases_.end(), info,
+                             [](const BaseInfo& a, const BaseInfo& b) { return a.name < b.name; });
   bases_.insert(at, std::move(info));
   return true;
 }

@@ -170,7 +170,8 @@ std::optional<NamesLayout> names_before_markers(const Layer& layer, Addr text, c
     if (load_u32(mw.at(markers + 4 * k)) <= load_u32(mw.at(markers + 4 * (k - 1)))) return std::nullopt;
   const std::uint64_t last_marker = load_u32(mw.at(markers + 4 * (m - 1)));
   if (markers < text || markers - text < last_marker + 16) return std::nullopt;
-  const std::uint64_t span = std::min<std::uint64_t>(last_marker + std::uint64_t{256} * (2 + 0x7fff) + 64, kMaxNamesBytes);
+  const std::uint64_t span =
+      std::min<std::uint64_t>(last_marker + std::uint64_t{256} * (2 + 0x7fff) + 64, kMaxNamesBytes);
   const Addr floor = markers - std::min<Addr>(markers - text, span);
   const Window w = read_window(layer, floor, markers);
   for (Addr p = (markers - 16 - last_marker) & ~Addr{7}; p >= floor + 8; p -= 8) {
@@ -252,8 +253,8 @@ bool anchors_text(const std::vector<KallsymsSymbol>& symbols, Addr text) {
 
 // Decodes kallsyms_offsets at offsets_at against kallsyms_relative_base at relative_base_at; true
 // when that puts _text where it is.
-bool decode_offsets(const Layer& layer, Addr text, Addr offsets_at, Addr relative_base_at, std::vector<KallsymsSymbol>& symbols,
-                    KallsymsTables& tables) {
+bool decode_offsets(const Layer& layer, Addr text, Addr offsets_at, Addr relative_base_at,
+                    std::vector<KallsymsSymbol>& symbols, KallsymsTables& tables) {
   const std::size_t n = symbols.size();
   auto base = read_value<std::uint64_t>(layer, relative_base_at);
   if (!base) return false;
@@ -302,9 +303,10 @@ Expected<void> recover_addresses(const Layer& layer, Addr text, const NamesLayou
       return {};
     }
   }
-  return make_error(Errc::bad_format, "kallsyms: neither kallsyms_offsets+kallsyms_relative_base at " + hex(offsets_at) +
-                                          " or " + hex(late_offsets_at) + " nor kallsyms_addresses at " + hex(addresses_at) +
-                                          " put _text at " + hex(text));
+  return make_error(Errc::bad_format, "kallsyms: neither kallsyms_offsets+kallsyms_relative_base at " +
+                                          hex(offsets_at) + " or " + hex(late_offsets_at) +
+                                          " nor kallsyms_addresses at " + hex(addresses_at) + " put _text at " +
+                                          hex(text));
 }
 
 }  // namespace

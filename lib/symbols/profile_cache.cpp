@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <fstream>
 #include <functional>
 #include <thread>
-#include <fstream>
 #include <type_traits>
 
 #include "vmi/image.hpp"
@@ -152,7 +152,8 @@ Expected<void> write_cached_profile(const std::filesystem::path& path, const Pro
     const std::span<std::byte> bytes = storage(-1);
     const std::size_t at = compressed.size();
     compressed.resize(at + ZSTD_compressBound(bytes.size()));
-    const std::size_t size = ZSTD_compress2(context, compressed.data() + at, compressed.size() - at, bytes.data(), bytes.size());
+    const std::size_t size =
+        ZSTD_compress2(context, compressed.data() + at, compressed.size() - at, bytes.data(), bytes.size());
     if (ZSTD_isError(size)) problem = ZSTD_getErrorName(size);
     compressed.resize(at + (ZSTD_isError(size) ? 0 : size));
     sizes[index] = bytes.size();
@@ -249,7 +250,8 @@ Expected<Profile> read_cached_profile(const std::filesystem::path& path) {
     for (std::size_t i : which) {
       const Section& s = sections[i];
       // Single-shot decompression checks the frame's content checksum.
-      const std::size_t got = ZSTD_decompressDCtx(context, s.target.data(), s.target.size(), s.frame.data(), s.frame.size());
+      const std::size_t got =
+          ZSTD_decompressDCtx(context, s.target.data(), s.target.size(), s.frame.data(), s.frame.size());
       if (ZSTD_isError(got)) {
         failure = ZSTD_getErrorName(got);
       } else if (got != s.target.size()) {

@@ -24,7 +24,8 @@ constexpr int kMaxSearchDepth = 4;
 bool is_profile_file(const fs::path& path) {
   const std::string name = path.filename().string();
   constexpr std::string_view kSuffixes[] = {".json", ".json.xz", ".json.zst"};
-  return std::ranges::any_of(kSuffixes, [&](std::string_view suffix) { return name.size() > suffix.size() && name.ends_with(suffix); });
+  return std::ranges::any_of(
+      kSuffixes, [&](std::string_view suffix) { return name.size() > suffix.size() && name.ends_with(suffix); });
 }
 
 }  // namespace
@@ -75,7 +76,8 @@ std::vector<fs::path> default_profile_paths() {
   return paths;
 }
 
-ProfileCatalog::ProfileCatalog(const std::vector<fs::path>& search_paths, CacheOptions cache) : cache_(std::move(cache)) {
+ProfileCatalog::ProfileCatalog(const std::vector<fs::path>& search_paths, CacheOptions cache)
+    : cache_(std::move(cache)) {
   for (const fs::path& root : search_paths) {
     std::error_code ec;
     if (fs::is_regular_file(root, ec)) {

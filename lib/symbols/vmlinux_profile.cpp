@@ -219,12 +219,15 @@ Expected<Profile> build_profile_from_vmlinux(const std::filesystem::path& vmlinu
   const bool has_dwarf = elf.find(".debug_info") != nullptr;
   if (types == VmlinuxTypes::automatic) types = has_dwarf ? VmlinuxTypes::dwarf : VmlinuxTypes::btf;
   if (types == VmlinuxTypes::btf && btf_section == nullptr) {
-    return make_error(Errc::not_found, vmlinux.string() + (has_dwarf ? ": no .BTF section" :
-                                       ": no .BTF section and no DWARF (.debug_info): a kernel built without "
-                                       "CONFIG_DEBUG_INFO_BTF needs its debug vmlinux (Debian: linux-image-*-dbg)"));
+    return make_error(
+        Errc::not_found,
+        vmlinux.string() + (has_dwarf ? ": no .BTF section"
+                                      : ": no .BTF section and no DWARF (.debug_info): a kernel built without "
+                                        "CONFIG_DEBUG_INFO_BTF needs its debug vmlinux (Debian: linux-image-*-dbg)"));
   }
   if (types == VmlinuxTypes::dwarf && !has_dwarf) {
-    return make_error(Errc::not_found, vmlinux.string() + ": no DWARF (.debug_info); Debian ships it in linux-image-*-dbg");
+    return make_error(Errc::not_found,
+                      vmlinux.string() + ": no DWARF (.debug_info); Debian ships it in linux-image-*-dbg");
   }
   std::uint64_t banner_size = kMaxBannerBytes;
   if (!system_map) {

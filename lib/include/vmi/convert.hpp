@@ -14,12 +14,12 @@ namespace vmi {
 struct ConvertOptions {
   std::uint32_t chunk_size = 256u << 10;  // power of two, 4 KiB .. 64 MiB; 256 KiB: random
                                           // 4 KiB reads 4x faster than 1 MiB, +0.1% size
-  int level = 3;                        // zstd level (1..19)
+  int level = 3;                          // zstd level (1..19)
 };
 
 struct ConvertStats {
-  std::string source_format;       // as the container records it ("raw", "elf-core", "raw (gzip)")
-  std::uint64_t guest_bytes = 0;   // bytes of guest-physical memory stored
+  std::string source_format;      // as the container records it ("raw", "elf-core", "raw (gzip)")
+  std::uint64_t guest_bytes = 0;  // bytes of guest-physical memory stored
   std::uint64_t chunks = 0;
   std::uint64_t output_bytes = 0;  // size of the container file
 };

@@ -10,8 +10,10 @@ namespace vmi {
 class Diagnostics {
  public:
   void warn(std::string message) {
-    if (warnings_.size() < kMaxWarnings) warnings_.push_back(std::move(message));
-    else ++dropped_;
+    if (warnings_.size() < kMaxWarnings)
+      warnings_.push_back(std::move(message));
+    else
+      ++dropped_;
   }
   const std::vector<std::string>& warnings() const { return warnings_; }
   // Facts worth telling the user that are not problems ("profile recovered from snapshot: ...").

@@ -13,9 +13,9 @@
 
 namespace vmi {
 
-inline constexpr int kMaxDwarfTypeDepth = 64;                         // pointer/array/typedef chains
+inline constexpr int kMaxDwarfTypeDepth = 64;                          // pointer/array/typedef chains
 inline constexpr std::size_t kMaxDwarfMembers = std::size_t{1} << 23;  // added in all
-inline constexpr std::size_t kMaxDwarfDieDepth = 256;                 // DIE nesting while walking
+inline constexpr std::size_t kMaxDwarfDieDepth = 256;                  // DIE nesting while walking
 
 // A variable DWARF places at a fixed address (DW_OP_addr): globals, static locals and the
 // per-CPU variables (whose "address" is their offset in the per-CPU area).

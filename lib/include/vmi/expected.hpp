@@ -31,8 +31,8 @@ struct Error {
 template <class T>
 class [[nodiscard]] Expected {
  public:
-  Expected(T value) : state_(std::move(value)) {}           // NOLINT(google-explicit-constructor)
-  Expected(Error error) : state_(std::move(error)) {}        // NOLINT(google-explicit-constructor)
+  Expected(T value) : state_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
+  Expected(Error error) : state_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
 
   bool has_value() const { return state_.index() == 0; }
   explicit operator bool() const { return has_value(); }
@@ -75,15 +75,15 @@ inline Error make_error(Errc code, std::string message) { return Error{code, std
 
 // Propagates an error from an Expected-returning expression, otherwise yields its value.
 // GNU statement expressions keep call sites flat; GCC and Clang both support them.
-#define VMI_TRY(expr)                                     \
-  ({                                                      \
-    auto vmi_try_result_ = (expr);                        \
+#define VMI_TRY(expr)                                                \
+  ({                                                                 \
+    auto vmi_try_result_ = (expr);                                   \
     if (!vmi_try_result_) return std::move(vmi_try_result_).error(); \
-    std::move(vmi_try_result_).value();                   \
+    std::move(vmi_try_result_).value();                              \
   })
 
-#define VMI_TRY_VOID(expr)                                \
-  do {                                                    \
-    auto vmi_try_result_ = (expr);                        \
+#define VMI_TRY_VOID(expr)                                           \
+  do {                                                               \
+    auto vmi_try_result_ = (expr);                                   \
     if (!vmi_try_result_) return std::move(vmi_try_result_).error(); \
   } while (false)

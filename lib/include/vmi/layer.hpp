@@ -49,8 +49,7 @@ class Layer {
 Expected<void> read_exact(const Layer& layer, Addr addr, std::span<std::byte> dst);
 
 template <class T>
-  requires std::is_trivially_copyable_v<T>
-Expected<T> read_value(const Layer& layer, Addr addr) {
+requires std::is_trivially_copyable_v<T> Expected<T> read_value(const Layer& layer, Addr addr) {
   T value{};
   VMI_TRY_VOID(read_exact(layer, addr, std::as_writable_bytes(std::span(&value, 1))));
   return value;

@@ -12,17 +12,17 @@
 namespace vmi::linux_objects {
 
 struct Task {
-  Addr address = 0;             // task_struct, kernel virtual
-  std::int32_t pid = 0;         // thread id (TID)
-  std::int32_t tgid = 0;        // process id (PID)
-  std::int32_t ppid = 0;        // real_parent's tgid
-  std::string comm;              // task_struct.comm, at most 15 bytes (Volatility's COMM)
-  std::string name;              // as /proc shows it: kernel threads' full or workqueue names
+  Addr address = 0;                                   // task_struct, kernel virtual
+  std::int32_t pid = 0;                               // thread id (TID)
+  std::int32_t tgid = 0;                              // process id (PID)
+  std::int32_t ppid = 0;                              // real_parent's tgid
+  std::string comm;                                   // task_struct.comm, at most 15 bytes (Volatility's COMM)
+  std::string name;                                   // as /proc shows it: kernel threads' full or workqueue names
   std::optional<std::uint32_t> uid, gid, euid, egid;  // absent when the cred is unreadable
-  std::uint64_t start_boottime_ns = 0;  // since boot, counting suspend (what /proc reports)
-  std::optional<std::int64_t> creation_unix_ns;  // wall clock, when the timekeeper is readable
-  std::uint32_t threads = 1;    // threads in the thread group
-  bool kernel_thread = false;   // PF_KTHREAD
+  std::uint64_t start_boottime_ns = 0;                // since boot, counting suspend (what /proc reports)
+  std::optional<std::int64_t> creation_unix_ns;       // wall clock, when the timekeeper is readable
+  std::uint32_t threads = 1;                          // threads in the thread group
+  bool kernel_thread = false;                         // PF_KTHREAD
 };
 
 // At most this many tasks (processes and threads together) are visited in one walk.

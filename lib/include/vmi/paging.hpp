@@ -14,9 +14,9 @@ namespace vmi {
 // large page. One walker serves them all.
 struct PagingMode {
   std::string_view name;
-  std::uint8_t levels;          // tables walked from the root
-  std::uint8_t bits_per_level;  // index bits per table (512 entries of 8 bytes)
-  std::uint8_t virtual_bits;    // canonical address width
+  std::uint8_t levels;             // tables walked from the root
+  std::uint8_t bits_per_level;     // index bits per table (512 entries of 8 bytes)
+  std::uint8_t virtual_bits;       // canonical address width
   std::uint8_t large_page_levels;  // bit n set: a level-n entry (1 = PTE) may map a whole page
 };
 

@@ -44,7 +44,7 @@ struct Table {
 struct PluginOption {
   std::string_view name;  // long option, without dashes
   std::string_view help;
-  bool takes_value;       // false: a flag
+  bool takes_value;  // false: a flag
 };
 
 // Option values by name; flags are present with an empty value.

@@ -17,9 +17,7 @@
 
 namespace vmi {
 
-enum class TypeKind : std::uint8_t {
-  base, pointer, array, struct_, union_, class_, enum_, bitfield, function, void_
-};
+enum class TypeKind : std::uint8_t { base, pointer, array, struct_, union_, class_, enum_, bitfield, function, void_ };
 std::string_view to_string(TypeKind kind);
 
 enum class BaseKind : std::uint8_t { integer, character, boolean, floating, void_ };
@@ -38,9 +36,9 @@ struct TypeDesc {
   std::uint8_t bit_position = 0;  // bitfield only
   std::uint8_t bit_length = 0;    // bitfield only
   std::uint8_t reserved = 0;
-  std::uint32_t count = 0;        // array only
-  StrRef name;                    // base, struct, union, class, enum
-  TypeId subtype = kNoType;       // pointer/array target, bitfield storage type
+  std::uint32_t count = 0;   // array only
+  StrRef name;               // base, struct, union, class, enum
+  TypeId subtype = kNoType;  // pointer/array target, bitfield storage type
 };
 
 struct Member {
@@ -154,8 +152,8 @@ class ProfileBuilder {
   ProfileBuilder(const ProfileBuilder&) = delete;
   ProfileBuilder& operator=(const ProfileBuilder&) = delete;
 
-  TypeId add_type(TypeKind kind, std::string_view name = {}, TypeId subtype = kNoType,
-                  std::uint32_t count = 0, std::uint8_t bit_position = 0, std::uint8_t bit_length = 0);
+  TypeId add_type(TypeKind kind, std::string_view name = {}, TypeId subtype = kNoType, std::uint32_t count = 0,
+                  std::uint8_t bit_position = 0, std::uint8_t bit_length = 0);
   void add_base_type(std::string_view name, std::uint32_t size, BaseKind kind, bool is_signed);
   // Members added after begin_aggregate() belong to it until the next begin_*.
   void begin_aggregate(std::string_view name, TypeKind kind, std::uint32_t size);

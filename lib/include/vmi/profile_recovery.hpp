@@ -14,11 +14,11 @@
 namespace vmi {
 
 struct RecoveredProfile {
-  Profile profile;           // link-time addresses, as an ISF would give them
-  std::string build_id;      // the kernel's GNU build id (hex) from its .notes; empty when absent
-  std::size_t types = 0;     // user types, enums and base types in the profile
-  std::size_t symbols = 0;   // kallsyms entries kept (one per name)
-  Addr text_virtual = 0;     // run-time _text
+  Profile profile;          // link-time addresses, as an ISF would give them
+  std::string build_id;     // the kernel's GNU build id (hex) from its .notes; empty when absent
+  std::size_t types = 0;    // user types, enums and base types in the profile
+  std::size_t symbols = 0;  // kallsyms entries kept (one per name)
+  Addr text_virtual = 0;    // run-time _text
   Addr text_physical = 0;
   Addr page_table_root = 0;  // physical address of init_top_pgt
   const PagingMode* paging = nullptr;

@@ -47,8 +47,8 @@ Expected<SystemMap> load_system_map(const std::filesystem::path& path);
 
 // What build_profile_from_vmlinux() found, for diagnostics.
 struct VmlinuxProfileNotes {
-  std::string type_source;    // "BTF" or "DWARF"
-  BtfSummary btf;             // its `variables` are the per-CPU variables BTF types
+  std::string type_source;  // "BTF" or "DWARF"
+  BtfSummary btf;           // its `variables` are the per-CPU variables BTF types
   DwarfSummary dwarf;
   std::string symbol_source;  // "System.map" or "ELF symbol table"
   std::size_t symbols = 0;

@@ -19,8 +19,8 @@ namespace vmi::os_linux {
 namespace {
 
 constexpr Addr kStartKernelMap = 0xffffffff80000000ull;  // __START_KERNEL_map
-constexpr std::uint64_t kKernelAlign = 2ull << 20;        // smallest CONFIG_PHYSICAL_ALIGN on x86-64
-constexpr std::uint64_t kMaxVirtualShift = 1ull << 30;    // KASLR keeps the kernel in its 1 GiB window
+constexpr std::uint64_t kKernelAlign = 2ull << 20;       // smallest CONFIG_PHYSICAL_ALIGN on x86-64
+constexpr std::uint64_t kMaxVirtualShift = 1ull << 30;   // KASLR keeps the kernel in its 1 GiB window
 constexpr std::string_view kBannerPrefix = "Linux version ";
 constexpr std::size_t kMaxBannerSize = 512;
 constexpr std::size_t kScanChunk = 8u << 20;
@@ -40,7 +40,8 @@ Expected<ProfileAnchors> anchors(const Profile& profile) {
   a.banner = VMI_TRY(need("linux_banner"));
   a.top_pgt = VMI_TRY(need("init_top_pgt"));
   a.l5_flag = profile.symbol_address("__pgtable_l5_enabled");
-  if (a.banner < a.text || a.top_pgt < a.text) return make_error(Errc::bad_format, "profile places linux_banner or init_top_pgt before _text");
+  if (a.banner < a.text || a.top_pgt < a.text)
+    return make_error(Errc::bad_format, "profile places linux_banner or init_top_pgt before _text");
   return a;
 }
 
@@ -114,10 +115,9 @@ Expected<Match> place_kernel(const std::shared_ptr<const PhysicalImage>& image, 
     }
   }
   return make_error(Errc::profile_mismatch, "kernel of " + source + " found at physical " + hex(*text_physical) +
-                                                 ", but init_top_pgt at " + hex(placement.page_table_root) +
-                                                 " does not map _text in any 2 MiB KASLR slot");
+                                                ", but init_top_pgt at " + hex(placement.page_table_root) +
+                                                " does not map _text in any 2 MiB KASLR slot");
 }
-
 
 namespace fs = std::filesystem;
 
@@ -142,8 +142,8 @@ std::string build_id_in_memory(const std::shared_ptr<const PhysicalImage>& image
 
 std::string recovered_note(const Profile& profile, std::string_view suffix) {
   const std::size_t types = profile.aggregates.size() + profile.enums.size() + profile.base_types.size();
-  return "profile recovered from snapshot: " + std::to_string(types) + " types, " + std::to_string(profile.symbols.size()) +
-         " symbols" + std::string(suffix);
+  return "profile recovered from snapshot: " + std::to_string(types) + " types, " +
+         std::to_string(profile.symbols.size()) + " symbols" + std::string(suffix);
 }
 
 fs::path recovered_directory(const fs::path& cache) { return cache / "recovered"; }
@@ -168,7 +168,8 @@ std::optional<Match> cached_recovered_match(const std::shared_ptr<const Physical
       continue;
     }
     auto profile = std::make_shared<const Profile>(std::move(*cached));
-    auto match = place_kernel(image, profile, "profile recovered from snapshot (cached in '" + file.path().string() + "')");
+    auto match =
+        place_kernel(image, profile, "profile recovered from snapshot (cached in '" + file.path().string() + "')");
     const std::string build_id = name.substr(17, name.size() - 17 - 8);
     if (match && build_id_in_memory(image, *match->profile, match->placement) == build_id) {
       diagnostics.note(recovered_note(*match->profile, " (from cache)"));
@@ -227,7 +228,8 @@ std::vector<std::pair<std::string, std::string>> LinuxKernel::facts() const {
   facts.emplace_back("KASLR physical shift", hex(static_cast<std::uint64_t>(placement_.physical_shift)));
   facts.emplace_back("_text", hex(*symbol("_text")) + " (physical " + hex(placement_.text_physical) + ")");
   if (auto page_offset_base = symbol("page_offset_base")) {
-    if (auto value = read_value<std::uint64_t>(*layer_, *page_offset_base)) facts.emplace_back("direct map base", hex(*value));
+    if (auto value = read_value<std::uint64_t>(*layer_, *page_offset_base))
+      facts.emplace_back("direct map base", hex(*value));
   }
   return facts;
 }
@@ -243,7 +245,8 @@ std::optional<BannerHit> find_banner(const PhysicalImage& image) {
       if (image.file() != nullptr) image.file()->release(0, image.file()->size());
       if (!got) continue;
       std::string_view view(chunk.data(), *got);
-      for (std::size_t hit = view.find(kBannerPrefix); hit != std::string_view::npos; hit = view.find(kBannerPrefix, hit + 1)) {
+      for (std::size_t hit = view.find(kBannerPrefix); hit != std::string_view::npos;
+           hit = view.find(kBannerPrefix, hit + 1)) {
         auto text = view.substr(hit, kMaxBannerSize);
         const auto newline = text.find('\n');
         // linux_banner is one line ending in "\n\0" and naming the compiler ("(gcc-12 ...",
@@ -298,7 +301,9 @@ Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalIm
   }
   const std::string where = std::string(image->name());
   auto banner = find_banner(*image);
-  if (!banner) return make_error(Errc::not_found, where + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
+  if (!banner)
+    return make_error(Errc::not_found,
+                      where + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
   if (recover) {
     auto match = recovered_match(image, profiles, diagnostics, *banner);
     if (match) {
@@ -307,8 +312,8 @@ Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalIm
     }
     rejected.push_back(match.error().message);
   }
-  std::string message = where + ": no profile matches the kernel '" + banner->text + "' (" + std::to_string(profiles.files().size()) +
-                        " profile(s) searched)";
+  std::string message = where + ": no profile matches the kernel '" + banner->text + "' (" +
+                        std::to_string(profiles.files().size()) + " profile(s) searched)";
   if (rejected.size() == 1) message += "; " + rejected.front();
   if (rejected.size() > 1) message += "; " + rejected.back();
   return make_error(Errc::profile_mismatch, message);

@@ -8,17 +8,17 @@ namespace vmi::os_linux {
 
 // Where a Linux kernel sits in an image, as detection found it.
 struct KernelPlacement {
-  Addr text_physical = 0;       // physical address of _text
-  std::uint64_t virtual_shift = 0;   // run-time _text minus linked _text
-  std::int64_t physical_shift = 0;   // physical _text minus its linked physical address
-  Addr page_table_root = 0;     // physical address of init_top_pgt
+  Addr text_physical = 0;           // physical address of _text
+  std::uint64_t virtual_shift = 0;  // run-time _text minus linked _text
+  std::int64_t physical_shift = 0;  // physical _text minus its linked physical address
+  Addr page_table_root = 0;         // physical address of init_top_pgt
   const PagingMode* paging = nullptr;
 };
 
 class LinuxKernel final : public Kernel {
  public:
-  LinuxKernel(std::shared_ptr<const PhysicalImage> image, std::shared_ptr<const Profile> profile, std::string profile_source,
-              KernelPlacement placement);
+  LinuxKernel(std::shared_ptr<const PhysicalImage> image, std::shared_ptr<const Profile> profile,
+              std::string profile_source, KernelPlacement placement);
   std::string_view os() const override { return "linux"; }
   std::string_view banner() const override { return profile_->banner(); }
   const Profile& profile() const override { return *profile_; }
@@ -49,6 +49,7 @@ std::optional<BannerHit> find_banner(const PhysicalImage& image);
 
 // recover_linux_profile() (vmi/profile_recovery.hpp) from a banner already found, so detection
 // does not scan the image twice.
-Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const PhysicalImage>& image, const BannerHit& banner);
+Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const PhysicalImage>& image,
+                                              const BannerHit& banner);
 
 }  // namespace vmi::os_linux

@@ -16,11 +16,11 @@
 namespace vmi {
 namespace {
 
-constexpr Addr kStartKernelMap = 0xffffffff80000000ull;  // __START_KERNEL_map
-constexpr Addr kLinkedText = 0xffffffff81000000ull;      // _text with CONFIG_PHYSICAL_START=16 MiB
+constexpr Addr kStartKernelMap = 0xffffffff80000000ull;    // __START_KERNEL_map
+constexpr Addr kLinkedText = 0xffffffff81000000ull;        // _text with CONFIG_PHYSICAL_START=16 MiB
 constexpr Addr kKernelSpaceStart = 0xffff800000000000ull;  // per-CPU symbols lie below
-constexpr std::uint64_t kSlot = 2ull << 20;              // the kernel map uses 2 MiB pages
-constexpr std::uint64_t kKernelMapSlots = 512;           // 1 GiB of kernel map
+constexpr std::uint64_t kSlot = 2ull << 20;                // the kernel map uses 2 MiB pages
+constexpr std::uint64_t kKernelMapSlots = 512;             // 1 GiB of kernel map
 // The top-level table (init_top_pgt) is in the kernel image's data, which with its text and
 // BSS spans a few tens of MiB around the banner.
 constexpr std::uint64_t kRootSearchBefore = 64ull << 20;
@@ -81,8 +81,8 @@ std::uint64_t mapped_image_bytes(const PagedLayer& layer, Addr text_virtual) {
 
 // _text is the first present 2 MiB slot of the kernel map; the image is contiguous, so the
 // banner must map at the same distance from _text virtually and physically.
-std::optional<KernelMap> kernel_map_of(const std::shared_ptr<const PhysicalImage>& image, Addr root, const PagingMode& mode,
-                                       Addr banner_physical) {
+std::optional<KernelMap> kernel_map_of(const std::shared_ptr<const PhysicalImage>& image, Addr root,
+                                       const PagingMode& mode, Addr banner_physical) {
   PagedLayer layer(image, root, mode);
   for (std::uint64_t slot = 0; slot < kKernelMapSlots; ++slot) {
     const Addr va = kStartKernelMap + slot * kSlot;
@@ -123,7 +123,8 @@ std::vector<KernelMap> find_kernel_maps(const std::shared_ptr<const PhysicalImag
       }
     }
   }
-  std::stable_sort(found.begin(), found.end(), [](const KernelMap& a, const KernelMap& b) { return a.mode->levels > b.mode->levels; });
+  std::stable_sort(found.begin(), found.end(),
+                   [](const KernelMap& a, const KernelMap& b) { return a.mode->levels > b.mode->levels; });
   return found;
 }
 
@@ -197,22 +198,23 @@ std::string read_build_id(const Layer& space, Addr begin, Addr end) {
 Expected<RecoveredProfile> recover_linux_profile(const std::shared_ptr<const PhysicalImage>& image) {
   auto banner = os_linux::find_banner(*image);
   if (!banner) {
-    return make_error(Errc::not_found,
-                      std::string(image->name()) + ": no Linux kernel found (no 'Linux version' banner in physical memory)");
+    return make_error(Errc::not_found, std::string(image->name()) +
+                                           ": no Linux kernel found (no 'Linux version' banner in physical memory)");
   }
   return os_linux::recover_profile_at(image, *banner);
 }
 
 namespace os_linux {
 
-Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const PhysicalImage>& image, const BannerHit& banner) {
+Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const PhysicalImage>& image,
+                                              const BannerHit& banner) {
   const std::string where(image->name());
   const std::string context = where + ": recovering a profile for '" + banner.text + "': ";
 
   const auto maps = find_kernel_maps(image, banner.physical);
   if (maps.empty()) {
-    return make_error(Errc::not_found, context + "no page-table root near the banner (physical " + hex(banner.physical) +
-                                           ") maps it through the kernel map");
+    return make_error(Errc::not_found, context + "no page-table root near the banner (physical " +
+                                           hex(banner.physical) + ") maps it through the kernel map");
   }
   // Try each candidate until kallsyms decodes and the kernel agrees with our paging depth.
   std::string last_error;
@@ -250,7 +252,9 @@ Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const Physic
     const auto start_btf = runtime("__start_BTF");
     const auto stop_btf = runtime("__stop_BTF");
     if (!start_btf || !stop_btf || *stop_btf <= *start_btf) {
-      return make_error(Errc::not_found, context + "kallsyms has no __start_BTF/__stop_BTF (kernel built without CONFIG_DEBUG_INFO_BTF)");
+      return make_error(
+          Errc::not_found,
+          context + "kallsyms has no __start_BTF/__stop_BTF (kernel built without CONFIG_DEBUG_INFO_BTF)");
     }
     if (*stop_btf - *start_btf > kMaxBtfBytes) {
       return make_error(Errc::limit_exceeded, context + "BTF at " + hex(*start_btf) + " claims " +
@@ -292,7 +296,8 @@ Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const Physic
     out.symbols = out.profile.symbols.size();
     return out;
   }
-  return make_error(Errc::bad_format, context + "no candidate page-table root gave readable kallsyms (" + last_error + ")");
+  return make_error(Errc::bad_format,
+                    context + "no candidate page-table root gave readable kallsyms (" + last_error + ")");
 }
 
 }  // namespace os_linux

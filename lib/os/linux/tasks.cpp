@@ -17,8 +17,8 @@ namespace {
 constexpr std::size_t kMaxThreadEntries = 1u << 20;  // over every thread group walked
 constexpr std::uint32_t kPfKthread = 0x00200000;     // include/linux/sched.h
 constexpr std::uint32_t kPfWqWorker = 0x00000020;
-constexpr std::size_t kMaxFullName = 64;             // /proc prints at most 64 bytes of a name
-constexpr std::size_t kCommSize = 16;                // TASK_COMM_LEN
+constexpr std::size_t kMaxFullName = 64;  // /proc prints at most 64 bytes of a name
+constexpr std::size_t kCommSize = 16;     // TASK_COMM_LEN
 
 struct TaskLayout {
   std::uint32_t tasks, pid, tgid, comm, real_parent, cred, flags, start_time;
@@ -96,7 +96,10 @@ std::optional<std::int64_t> boot_time_unix_ns(const Kernel& kernel) {
 class TaskReader {
  public:
   TaskReader(const Kernel& kernel, const TaskLayout& layout, Diagnostics& diagnostics)
-      : layer_(kernel.kernel_layer()), layout_(layout), diagnostics_(diagnostics), boot_time_(boot_time_unix_ns(kernel)) {}
+      : layer_(kernel.kernel_layer()),
+        layout_(layout),
+        diagnostics_(diagnostics),
+        boot_time_(boot_time_unix_ns(kernel)) {}
 
   Expected<Task> read(Addr address) {
     Task task;
@@ -180,7 +183,8 @@ class TaskReader {
   void read_credentials(Task& task) {
     auto cred = read_value<std::uint64_t>(layer_, task.address + layout_.cred);
     if (!cred || *cred == 0) {
-      diagnostics_.warn("task " + std::to_string(task.pid) + " at " + hex(task.address) + ": credentials pointer unreadable");
+      diagnostics_.warn("task " + std::to_string(task.pid) + " at " + hex(task.address) +
+                        ": credentials pointer unreadable");
       return;
     }
     auto field = [&](std::uint32_t offset) -> std::optional<std::uint32_t> {
