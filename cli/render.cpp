@@ -9,23 +9,6 @@
 
 namespace vmi::cli {
 
-namespace {
-
-std::string format_timestamp(std::int64_t unix_ns) {
-  const auto seconds = static_cast<std::time_t>(unix_ns / 1'000'000'000);
-  std::tm utc{};
-  gmtime_r(&seconds, &utc);
-  return fmt::format("{:%Y-%m-%d %H:%M:%S}.{:06d} UTC", utc, static_cast<int>((unix_ns % 1'000'000'000) / 1000));
-}
-
-std::string text_of(const Cell& cell, ColumnType type) {
-  if (std::holds_alternative<std::monostate>(cell)) return "N/A";
-  if (const auto* text = std::get_if<std::string>(&cell)) return *text;
-  if (const auto* address = std::get_if<std::uint64_t>(&cell)) return fmt::format("{:#x}", *address);
-  const std::int64_t number = std::get<std::int64_t>(cell);
-  return type == ColumnType::timestamp ? format_timestamp(number) : std::to_string(number);
-}
-
 std::string json_string(std::string_view text) {
   std::string out = "\"";
   for (unsigned char c : text) {
@@ -56,14 +39,6 @@ std::string json_string(std::string_view text) {
   return out + "\"";
 }
 
-std::string json_value(const Cell& cell, ColumnType type) {
-  if (std::holds_alternative<std::monostate>(cell)) return "null";
-  if (const auto* text = std::get_if<std::string>(&cell)) return json_string(*text);
-  if (const auto* address = std::get_if<std::uint64_t>(&cell)) return std::to_string(*address);
-  const std::int64_t number = std::get<std::int64_t>(cell);
-  return type == ColumnType::timestamp ? json_string(format_timestamp(number)) : std::to_string(number);
-}
-
 std::string csv_field(std::string text) {
   if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
   std::string out = "\"";
@@ -74,6 +49,31 @@ std::string csv_field(std::string text) {
   return out + "\"";
 }
 
+namespace {
+
+std::string format_timestamp(std::int64_t unix_ns) {
+  const auto seconds = static_cast<std::time_t>(unix_ns / 1'000'000'000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  return fmt::format("{:%Y-%m-%d %H:%M:%S}.{:06d} UTC", utc, static_cast<int>((unix_ns % 1'000'000'000) / 1000));
+}
+
+std::string text_of(const Cell& cell, ColumnType type) {
+  if (std::holds_alternative<std::monostate>(cell)) return "-";  // unreadable, as Volatility 3 shows it
+  if (const auto* text = std::get_if<std::string>(&cell)) return *text;
+  if (const auto* address = std::get_if<std::uint64_t>(&cell)) return fmt::format("{:#x}", *address);
+  const std::int64_t number = std::get<std::int64_t>(cell);
+  return type == ColumnType::timestamp ? format_timestamp(number) : std::to_string(number);
+}
+
+std::string json_value(const Cell& cell, ColumnType type) {
+  if (std::holds_alternative<std::monostate>(cell)) return "null";
+  if (const auto* text = std::get_if<std::string>(&cell)) return json_string(*text);
+  if (const auto* address = std::get_if<std::uint64_t>(&cell)) return std::to_string(*address);
+  const std::int64_t number = std::get<std::int64_t>(cell);
+  return type == ColumnType::timestamp ? json_string(format_timestamp(number)) : std::to_string(number);
+}
+
 void render_text(const Table& table, std::ostream& out) {
   std::vector<std::vector<std::string>> cells;
   std::vector<std::size_t> widths;
@@ -81,7 +81,7 @@ void render_text(const Table& table, std::ostream& out) {
   for (const Row& row : table.rows) {
     auto& line = cells.emplace_back();
     for (std::size_t c = 0; c < table.columns.size(); ++c) {
-      std::string text = c < row.cells.size() ? text_of(row.cells[c], table.columns[c].type) : "N/A";
+      std::string text = c < row.cells.size() ? text_of(row.cells[c], table.columns[c].type) : "-";
       if (c == 0 && table.tree && row.depth > 0) text.insert(0, std::string(row.depth, '*') + " ");
       widths[c] = std::max(widths[c], text.size());
       line.push_back(std::move(text));

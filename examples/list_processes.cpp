@@ -28,6 +28,10 @@ int main(int argc, char** argv) {
     std::cerr << tasks.error().message << '\n';
     return 4;
   }
-  for (const auto& task : *tasks) std::cout << task.tgid << '\t' << task.ppid << '\t' << task.name << '\n';
+  // Fields the reader could not read are empty (and named in session.diagnostics()).
+  for (const auto& task : *tasks) {
+    std::cout << task.tgid << '\t' << (task.ppid ? std::to_string(*task.ppid) : "-") << '\t'
+              << (task.name ? *task.name : "-") << '\n';
+  }
   return 0;
 }

@@ -22,26 +22,31 @@ inline constexpr Column kTaskColumns[] = {
     {"CREATION TIME", ColumnType::timestamp},
 };
 
+// A task's cells; a field the task reader could not read is an empty cell (rendered "-").
 inline Row task_row(const linux_objects::Task& task, std::uint32_t depth = 0) {
-  auto optional_int = [](const std::optional<std::uint32_t>& v) -> Cell {
-    if (!v) return std::monostate{};
-    return static_cast<std::int64_t>(*v);
+  auto integer = [](const auto& value) -> Cell {
+    if (!value) return std::monostate{};
+    return static_cast<std::int64_t>(*value);
+  };
+  auto text = [](const std::optional<std::string>& value) -> Cell {
+    if (!value) return std::monostate{};
+    return *value;
   };
   Row row;
   row.depth = depth;
   row.cells = {task.address,
                std::int64_t{task.tgid},
                std::int64_t{task.pid},
-               std::int64_t{task.ppid},
+               integer(task.ppid),
                task.comm,
-               task.name,
-               std::int64_t{task.threads},
-               optional_int(task.uid),
-               optional_int(task.gid),
-               optional_int(task.euid),
-               optional_int(task.egid),
-               static_cast<std::int64_t>(task.start_boottime_ns),
-               task.creation_unix_ns ? Cell{*task.creation_unix_ns} : Cell{std::monostate{}}};
+               text(task.name),
+               integer(task.threads),
+               integer(task.uid),
+               integer(task.gid),
+               integer(task.euid),
+               integer(task.egid),
+               integer(task.start_boottime_ns),
+               integer(task.creation_unix_ns)};
   return row;
 }
 

@@ -1,5 +1,6 @@
 // pstree: processes arranged under their parents, in PID order at each level.
 #include <algorithm>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -17,7 +18,7 @@ constexpr std::uint32_t kMaxDepth = 4096;  // a parent cycle in a hostile image 
 // read, so no Task is kept per process; at the 1M-task cap that is 16 MB beside the rows).
 struct Process {
   std::int32_t pid = 0;
-  std::int32_t ppid = 0;
+  std::optional<std::int32_t> ppid;  // empty when real_parent is unreadable: shown at the top level
   std::size_t row = 0;
 };
 
@@ -44,10 +45,10 @@ Expected<Table> run_pstree(Session& session, const PluginArgs& /*args*/) {
   std::vector<std::size_t> roots;
   for (std::size_t i = 0; i < processes.size(); ++i) {
     const Process& process = processes[i];
-    if (process.ppid != process.pid && has_pid(process.ppid)) {
-      children.emplace_back(process.ppid, i);
+    if (process.ppid && *process.ppid != process.pid && has_pid(*process.ppid)) {
+      children.emplace_back(*process.ppid, i);
     } else {
-      roots.push_back(i);  // parent is swapper (0) or not on the list
+      roots.push_back(i);  // parent is swapper (0), not on the list, or unreadable
     }
   }
   std::sort(children.begin(), children.end());

@@ -11,18 +11,22 @@
 
 namespace vmi::linux_objects {
 
+// One task as the kernel holds it. pid, tgid and comm are always read (a task without them is
+// reported and skipped); every other field is empty when it could not be read, with a warning in
+// diagnostics naming the task's address and the field. No field falls back to a plausible value.
 struct Task {
-  Addr address = 0;                                   // task_struct, kernel virtual
-  std::int32_t pid = 0;                               // thread id (TID)
-  std::int32_t tgid = 0;                              // process id (PID)
-  std::int32_t ppid = 0;                              // real_parent's tgid
-  std::string comm;                                   // task_struct.comm, at most 15 bytes (Volatility's COMM)
-  std::string name;                                   // as /proc shows it: kernel threads' full or workqueue names
-  std::optional<std::uint32_t> uid, gid, euid, egid;  // absent when the cred is unreadable
-  std::uint64_t start_boottime_ns = 0;                // since boot, counting suspend (what /proc reports)
-  std::optional<std::int64_t> creation_unix_ns;       // wall clock, when the timekeeper is readable
-  std::uint32_t threads = 1;                          // threads in the thread group
-  bool kernel_thread = false;                         // PF_KTHREAD
+  Addr address = 0;                  // task_struct, kernel virtual
+  std::int32_t pid = 0;              // thread id (TID)
+  std::int32_t tgid = 0;             // process id (PID)
+  std::optional<std::int32_t> ppid;  // real_parent's tgid; 0 for tasks whose parent is swapper
+  std::string comm;                  // task_struct.comm, at most 15 bytes (Volatility's COMM)
+  // As /proc shows it: a kernel thread's full name, a workqueue worker's id and "+/-desc".
+  std::optional<std::string> name;
+  std::optional<std::uint32_t> uid, gid, euid, egid;
+  std::optional<std::uint64_t> start_boottime_ns;  // since boot, counting suspend (what /proc reports)
+  std::optional<std::int64_t> creation_unix_ns;    // wall clock; needs the start time and the timekeeper
+  std::optional<std::uint32_t> threads;            // threads in the thread group
+  std::optional<bool> kernel_thread;               // PF_KTHREAD
 };
 
 // At most this many tasks (processes and threads together) are visited in one walk.

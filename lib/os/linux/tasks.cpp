@@ -20,15 +20,82 @@ constexpr std::uint32_t kPfWqWorker = 0x00000020;
 constexpr std::size_t kMaxFullName = 64;  // /proc prints at most 64 bytes of a name
 constexpr std::size_t kCommSize = 16;     // TASK_COMM_LEN
 
+// A kernel release as major, minor and sublevel, from "Linux version 6.12.115+bpo-amd64 ...".
+struct KernelVersion {
+  int major = 0, minor = 0, sublevel = 0;
+  auto operator<=>(const KernelVersion&) const = default;
+};
+
+KernelVersion parse_kernel_version(std::string_view banner) {
+  constexpr std::string_view kPrefix = "Linux version ";
+  KernelVersion version;
+  if (!banner.starts_with(kPrefix)) return version;
+  banner.remove_prefix(kPrefix.size());
+  int* parts[] = {&version.major, &version.minor, &version.sublevel};
+  for (int* part : parts) {
+    std::size_t digits = 0;
+    while (digits < banner.size() && digits < 6 && banner[digits] >= '0' && banner[digits] <= '9') {
+      *part = *part * 10 + (banner[digits] - '0');
+      ++digits;
+    }
+    if (digits == 0 || digits >= banner.size() || banner[digits] != '.') break;
+    banner.remove_prefix(digits + 1);
+  }
+  return version;
+}
+
+// Since 6.10 (and 6.9.11), /proc formats a workqueue worker's name from the worker itself
+// (kernel/workqueue.c format_worker_id, commit 2a1b02bcba78) instead of copying the 15-byte comm:
+// "kworker/R-<workqueue>" for rescuers, "kworker/<cpu>:<id>[H]" or "kworker/u<pool>:<id>".
+bool proc_formats_worker_ids(const KernelVersion& version) {
+  return version >= KernelVersion{6, 10, 0} || (version.major == 6 && version.minor == 9 && version.sublevel >= 11);
+}
+
+// What /proc shows for kernel threads (fs/proc/array.c proc_task_name): the kthread's full
+// name, or a workqueue worker's name plus "+desc"/"-desc". Fields absent on a kernel stay empty.
+struct WorkerLayout {
+  std::optional<std::uint32_t> worker_private, kthread_full_name, kthread_data;
+  std::optional<std::uint32_t> desc, current_work, pool, id, rescue_wq;
+  std::optional<std::uint32_t> pool_cpu, pool_id, pool_attrs, attrs_nice, workqueue_name;
+  std::uint32_t desc_size = 0, workqueue_name_size = 0;
+  bool formats_ids = false;
+
+  static WorkerLayout bind(const Profile& p) {
+    WorkerLayout l;
+    auto optional = [&](std::string_view type, std::string_view field) -> std::optional<std::uint32_t> {
+      if (auto offset = bind_offset(p, type, field)) return *offset;
+      return std::nullopt;
+    };
+    l.worker_private = optional("task_struct", "worker_private");
+    l.kthread_full_name = optional("kthread", "full_name");
+    l.kthread_data = optional("kthread", "data");
+    if (auto desc = p.field("worker", "desc")) {
+      l.desc = desc->offset;
+      l.desc_size = static_cast<std::uint32_t>(p.size_of(desc->type).value_or(0));
+    }
+    l.current_work = optional("worker", "current_work");
+    l.pool = optional("worker", "pool");
+    l.id = optional("worker", "id");
+    l.rescue_wq = optional("worker", "rescue_wq");
+    l.pool_cpu = optional("worker_pool", "cpu");
+    l.pool_id = optional("worker_pool", "id");
+    l.pool_attrs = optional("worker_pool", "attrs");
+    l.attrs_nice = optional("workqueue_attrs", "nice");
+    if (auto name = p.field("workqueue_struct", "name")) {
+      l.workqueue_name = name->offset;
+      l.workqueue_name_size = static_cast<std::uint32_t>(p.size_of(name->type).value_or(0));
+    }
+    l.formats_ids = proc_formats_worker_ids(parse_kernel_version(p.banner()));
+    return l;
+  }
+};
+
 struct TaskLayout {
   std::uint32_t tasks, pid, tgid, comm, real_parent, cred, flags, start_time;
   std::optional<std::uint32_t> start_boottime, signal, thread_node;
   std::uint32_t cred_uid, cred_gid, cred_euid, cred_egid;
   std::optional<std::uint32_t> signal_thread_head;
-  // What /proc shows for kernel threads (fs/proc/array.c proc_task_name): the kthread's full
-  // name, or a workqueue worker's comm plus "+desc"/"-desc". Absent on kernels without them.
-  std::optional<std::uint32_t> worker_private, kthread_full_name, kthread_data, worker_desc, worker_current_work;
-  std::uint32_t worker_desc_size = 0;
+  WorkerLayout worker;
 
   static Expected<TaskLayout> bind(const Profile& p) {
     TaskLayout l{};
@@ -50,14 +117,7 @@ struct TaskLayout {
     l.cred_gid = VMI_TRY(bind_offset(p, "cred", "gid"));
     l.cred_euid = VMI_TRY(bind_offset(p, "cred", "euid"));
     l.cred_egid = VMI_TRY(bind_offset(p, "cred", "egid"));
-    if (auto o = bind_offset(p, "task_struct", "worker_private")) l.worker_private = *o;
-    if (auto o = bind_offset(p, "kthread", "full_name")) l.kthread_full_name = *o;
-    if (auto o = bind_offset(p, "kthread", "data")) l.kthread_data = *o;
-    if (auto desc = p.field("worker", "desc")) {
-      l.worker_desc = desc->offset;
-      l.worker_desc_size = static_cast<std::uint32_t>(p.size_of(desc->type).value_or(0));
-    }
-    if (auto o = bind_offset(p, "worker", "current_work")) l.worker_current_work = *o;
+    l.worker = WorkerLayout::bind(p);
     return l;
   }
 };
@@ -93,13 +153,21 @@ std::optional<std::int64_t> boot_time_unix_ns(const Kernel& kernel) {
   return *offs_real - *offs_boot;
 }
 
+// A thread group's tasks, leader first; `complete` when the whole signal->thread_head list was read.
+struct ThreadGroup {
+  std::vector<Addr> members;
+  bool complete = false;
+};
+
 class TaskReader {
  public:
   TaskReader(const Kernel& kernel, const TaskLayout& layout, Diagnostics& diagnostics)
       : layer_(kernel.kernel_layer()),
         layout_(layout),
         diagnostics_(diagnostics),
-        boot_time_(boot_time_unix_ns(kernel)) {}
+        boot_time_(boot_time_unix_ns(kernel)) {
+    if (!boot_time_) diagnostics_.warn("tk_core.timekeeper is unreadable: task creation times are unknown");
+  }
 
   Expected<Task> read(Addr address) {
     Task task;
@@ -109,94 +177,215 @@ class TaskReader {
     char comm[kCommSize] = {};
     VMI_TRY_VOID(read_exact(layer_, address + layout_.comm, std::as_writable_bytes(std::span(comm))));
     task.comm.assign(comm, strnlen(comm, kCommSize));
-    const auto flags = read_value<std::uint32_t>(layer_, address + layout_.flags);
-    task.kernel_thread = flags && (*flags & kPfKthread) != 0;
-    task.name = task.comm;
-    if (task.kernel_thread) task.name = kernel_thread_name(address, task.comm, (*flags & kPfWqWorker) != 0);
-    task.ppid = parent_tgid(address);
+    if (auto flags = field<std::uint32_t>(task, "flags", layout_.flags)) {
+      task.kernel_thread = (*flags & kPfKthread) != 0;
+      // proc_task_name tests PF_WQ_WORKER before PF_KTHREAD.
+      if ((*flags & kPfWqWorker) != 0) {
+        task.name = worker_name(task);
+      } else if (*task.kernel_thread) {
+        task.name = kernel_thread_name(task);
+      } else {
+        task.name = task.comm;
+      }
+    }
+    task.ppid = parent_tgid(task);
     read_credentials(task);
-    const std::uint32_t start = layout_.start_boottime.value_or(layout_.start_time);
-    if (auto ns = read_value<std::uint64_t>(layer_, address + start)) task.start_boottime_ns = *ns;
-    if (boot_time_) task.creation_unix_ns = *boot_time_ + static_cast<std::int64_t>(task.start_boottime_ns);
+    task.start_boottime_ns =
+        field<std::uint64_t>(task, "start_boottime", layout_.start_boottime.value_or(layout_.start_time));
+    if (boot_time_ && task.start_boottime_ns)
+      task.creation_unix_ns = *boot_time_ + static_cast<std::int64_t>(*task.start_boottime_ns);
     return task;
   }
 
-  // Addresses of every thread of a group, leader first, walking signal->thread_head.
-  std::vector<Addr> thread_group(Addr leader) {
-    std::vector<Addr> members{leader};
-    if (!layout_.signal || !layout_.thread_node || !layout_.signal_thread_head) return members;
-    auto signal = read_value<std::uint64_t>(layer_, leader + *layout_.signal);
-    if (!signal || *signal == 0) return members;
+  // Every thread of a group, leader first, walking signal->thread_head.
+  ThreadGroup thread_group(const Task& leader) {
+    ThreadGroup group{{leader.address}, false};
+    if (!layout_.signal || !layout_.thread_node || !layout_.signal_thread_head) return group;
+    auto signal = field<std::uint64_t>(leader, "signal", *layout_.signal);
+    if (!signal) return group;
+    if (*signal == 0) {
+      unreadable(leader, "signal", leader.address + *layout_.signal, "is NULL");
+      return group;
+    }
     if (thread_entries_left_ == 0) {
       if (!budget_warned_) {
         diagnostics_.warn("thread lists: more than " + std::to_string(kMaxThreadEntries) +
-                          " entries over all thread groups; later groups are counted as their leader only");
+                          " entries over all thread groups; later groups' thread counts are unknown");
         budget_warned_ = true;
       }
-      return members;
+      return group;
     }
-    members.clear();
+    group.members.clear();
     const std::uint32_t node_offset = *layout_.thread_node;
     ListWalk walk = walk_list(layer_, *signal + *layout_.signal_thread_head, thread_entries_left_, [&](Addr node) {
-      members.push_back(node - node_offset);
+      group.members.push_back(node - node_offset);
       return true;
     });
     thread_entries_left_ -= walk.entries;
-    if (walk.end != ListEnd::complete) diagnostics_.warn("threads of task " + hex(leader) + ": " + walk.problem);
-    if (members.empty()) members.push_back(leader);
+    group.complete = walk.end == ListEnd::complete && !group.members.empty();
+    if (walk.end != ListEnd::complete)
+      diagnostics_.warn("task " + hex(leader.address) + " (pid " + std::to_string(leader.pid) +
+                        "): thread list: " + walk.problem + "; thread count unknown");
     // The leader first, whatever the list order, so thread rows follow their process.
-    auto it = std::find(members.begin(), members.end(), leader);
-    if (it != members.end()) std::rotate(members.begin(), it, it + 1);
-    return members;
+    auto it = std::find(group.members.begin(), group.members.end(), leader.address);
+    if (it == group.members.end()) {
+      group.members.insert(group.members.begin(), leader.address);
+    } else {
+      std::rotate(group.members.begin(), it, it + 1);
+    }
+    return group;
   }
 
  private:
-  std::string kernel_thread_name(Addr task, const std::string& comm, bool workqueue_worker) {
-    if (!layout_.worker_private) return comm;
-    auto kthread = read_value<std::uint64_t>(layer_, task + *layout_.worker_private);
-    if (!kthread || *kthread == 0) return comm;
-    if (workqueue_worker && layout_.kthread_data && layout_.worker_desc && layout_.worker_current_work) {
-      auto worker = read_value<std::uint64_t>(layer_, *kthread + *layout_.kthread_data);
-      if (!worker || *worker == 0) return comm;
-      auto desc = read_c_string(layer_, *worker + *layout_.worker_desc, layout_.worker_desc_size);
-      if (!desc || desc->empty()) return comm;
-      auto current = read_value<std::uint64_t>(layer_, *worker + *layout_.worker_current_work);
-      return comm + (current && *current != 0 ? "+" : "-") + *desc;
-    }
-    if (layout_.kthread_full_name) {
-      auto full_name = read_value<std::uint64_t>(layer_, *kthread + *layout_.kthread_full_name);
-      if (full_name && *full_name != 0) {
-        if (auto text = read_c_string(layer_, *full_name, kMaxFullName - 1); text && !text->empty()) return *text;
-      }
-    }
-    return comm;
+  void unreadable(const Task& task, std::string_view field_name, Addr at, std::string_view why = "is unreadable") {
+    diagnostics_.warn("task " + hex(task.address) + " (pid " + std::to_string(task.pid) + "): field '" +
+                      std::string(field_name) + "' at " + hex(at) + " " + std::string(why));
   }
 
-  std::int32_t parent_tgid(Addr task) {
-    auto parent = read_value<std::uint64_t>(layer_, task + layout_.real_parent);
-    if (!parent || *parent == 0) return 0;
+  // A field of the task_struct itself, or nothing plus a warning naming task, field and address.
+  template <typename T>
+  std::optional<T> field(const Task& task, std::string_view name, std::uint32_t offset) {
+    auto value = read_value<T>(layer_, task.address + offset);
+    if (value) return *value;
+    unreadable(task, name, task.address + offset);
+    return std::nullopt;
+  }
+
+  // The kthread behind a kernel thread (task->worker_private), or nothing with a warning.
+  std::optional<Addr> kthread_of(const Task& task) {
+    auto kthread = field<std::uint64_t>(task, "worker_private", *layout_.worker.worker_private);
+    if (kthread && *kthread == 0)
+      unreadable(task, "worker_private", task.address + *layout_.worker.worker_private, "is NULL");
+    if (!kthread || *kthread == 0) return std::nullopt;
+    return *kthread;
+  }
+
+  // get_kthread_comm: the full name when kthread_create was given one longer than comm.
+  std::optional<std::string> kernel_thread_name(const Task& task) {
+    const WorkerLayout& w = layout_.worker;
+    if (!w.worker_private || !w.kthread_full_name) return task.comm;  // kernels before full names
+    const auto kthread = kthread_of(task);
+    if (!kthread) return std::nullopt;
+    auto full_name = read_value<std::uint64_t>(layer_, *kthread + *w.kthread_full_name);
+    if (!full_name) {
+      unreadable(task, "kthread.full_name", *kthread + *w.kthread_full_name);
+      return std::nullopt;
+    }
+    if (*full_name == 0) return task.comm;
+    auto text = read_c_string(layer_, *full_name, kMaxFullName - 1);
+    if (!text) {
+      unreadable(task, "kthread.full_name string", *full_name);
+      return std::nullopt;
+    }
+    return *text;
+  }
+
+  // wq_worker_comm: the worker's id (its comm before 6.10, format_worker_id after) and, while it
+  // is attached to a pool, "+desc" when running a work item or "-desc" when idle.
+  std::optional<std::string> worker_name(const Task& task) {
+    const WorkerLayout& w = layout_.worker;
+    if (!w.worker_private || !w.kthread_data || !w.desc || !w.current_work || !w.pool) return task.comm;
+    const auto kthread = kthread_of(task);
+    if (!kthread) return std::nullopt;
+    const auto worker = read_pointer(task, "kthread.data", *kthread + *w.kthread_data);
+    if (!worker) return std::nullopt;
+    const auto pool = read_pointer(task, "worker.pool", *worker + *w.pool, /*may_be_null=*/true);
+    if (!pool) return std::nullopt;
+    std::optional<std::string> name = task.comm;
+    if (w.formats_ids) name = worker_id(task, *worker, *pool);
+    if (!name || *pool == 0) return name;
+    auto desc = read_c_string(layer_, *worker + *w.desc, w.desc_size);
+    if (!desc) {
+      unreadable(task, "worker.desc", *worker + *w.desc);
+      return std::nullopt;
+    }
+    if (desc->empty()) return name;
+    auto current = read_value<std::uint64_t>(layer_, *worker + *w.current_work);
+    if (!current) {
+      unreadable(task, "worker.current_work", *worker + *w.current_work);
+      return std::nullopt;
+    }
+    *name += (*current != 0 ? "+" : "-") + *desc;
+    if (name->size() > kMaxFullName - 1) name->resize(kMaxFullName - 1);
+    return name;
+  }
+
+  // format_worker_id (6.10+): the name /proc shows, untruncated by TASK_COMM_LEN.
+  std::optional<std::string> worker_id(const Task& task, Addr worker, Addr pool) {
+    const WorkerLayout& w = layout_.worker;
+    if (!w.rescue_wq || !w.id || !w.pool_cpu || !w.pool_id || !w.pool_attrs || !w.attrs_nice || !w.workqueue_name)
+      return task.comm;
+    const auto rescue_wq = read_pointer(task, "worker.rescue_wq", worker + *w.rescue_wq, /*may_be_null=*/true);
+    if (!rescue_wq) return std::nullopt;
+    if (*rescue_wq != 0) {
+      auto wq_name = read_c_string(layer_, *rescue_wq + *w.workqueue_name, w.workqueue_name_size);
+      if (!wq_name) {
+        unreadable(task, "workqueue_struct.name", *rescue_wq + *w.workqueue_name);
+        return std::nullopt;
+      }
+      return "kworker/R-" + *wq_name;
+    }
+    if (pool == 0) return std::string("kworker/dying");
+    const auto id = read_value<std::int32_t>(layer_, worker + *w.id);
+    const auto cpu = read_value<std::int32_t>(layer_, pool + *w.pool_cpu);
+    const auto pool_id = read_value<std::int32_t>(layer_, pool + *w.pool_id);
+    if (!id || !cpu || !pool_id) {
+      unreadable(task,
+                 !id    ? "worker.id"
+                 : !cpu ? "worker_pool.cpu"
+                        : "worker_pool.id",
+                 !id    ? worker + *w.id
+                 : !cpu ? pool + *w.pool_cpu
+                        : pool + *w.pool_id);
+      return std::nullopt;
+    }
+    if (*cpu < 0) return "kworker/u" + std::to_string(*pool_id) + ":" + std::to_string(*id);
+    const auto attrs = read_pointer(task, "worker_pool.attrs", pool + *w.pool_attrs);
+    if (!attrs) return std::nullopt;
+    const auto nice = read_value<std::int32_t>(layer_, *attrs + *w.attrs_nice);
+    if (!nice) {
+      unreadable(task, "workqueue_attrs.nice", *attrs + *w.attrs_nice);
+      return std::nullopt;
+    }
+    return "kworker/" + std::to_string(*cpu) + ":" + std::to_string(*id) + (*nice < 0 ? "H" : "");
+  }
+
+  // A pointer read on a task's behalf; NULL counts as unreadable unless the kernel allows it.
+  std::optional<Addr> read_pointer(const Task& task, std::string_view name, Addr at, bool may_be_null = false) {
+    auto value = read_value<std::uint64_t>(layer_, at);
+    if (!value) {
+      unreadable(task, name, at);
+      return std::nullopt;
+    }
+    if (*value == 0 && !may_be_null) {
+      unreadable(task, name, at, "is NULL");
+      return std::nullopt;
+    }
+    return *value;
+  }
+
+  // real_parent's tgid. Kernel threads and init have swapper (pid 0) as real_parent.
+  std::optional<std::int32_t> parent_tgid(const Task& task) {
+    const auto parent = read_pointer(task, "real_parent", task.address + layout_.real_parent);
+    if (!parent) return std::nullopt;
     if (auto tgid = read_value<std::int32_t>(layer_, *parent + layout_.tgid)) return *tgid;
-    diagnostics_.warn("task " + hex(task) + ": parent " + hex(*parent) + " is unreadable");
-    return 0;
+    unreadable(task, "real_parent->tgid", *parent + layout_.tgid);
+    return std::nullopt;
   }
 
   void read_credentials(Task& task) {
-    auto cred = read_value<std::uint64_t>(layer_, task.address + layout_.cred);
-    if (!cred || *cred == 0) {
-      diagnostics_.warn("task " + std::to_string(task.pid) + " at " + hex(task.address) +
-                        ": credentials pointer unreadable");
-      return;
-    }
-    auto field = [&](std::uint32_t offset) -> std::optional<std::uint32_t> {
+    const auto cred = read_pointer(task, "real_cred", task.address + layout_.cred);
+    if (!cred) return;
+    auto id = [&](std::string_view name, std::uint32_t offset) -> std::optional<std::uint32_t> {
       auto value = read_value<std::uint32_t>(layer_, *cred + offset);
-      if (!value) return std::nullopt;
-      return *value;
+      if (value) return *value;
+      unreadable(task, name, *cred + offset);
+      return std::nullopt;
     };
-    task.uid = field(layout_.cred_uid);
-    task.gid = field(layout_.cred_gid);
-    task.euid = field(layout_.cred_euid);
-    task.egid = field(layout_.cred_egid);
-    if (!task.uid) diagnostics_.warn("task " + std::to_string(task.pid) + ": cred at " + hex(*cred) + " is unreadable");
+    task.uid = id("cred.uid", layout_.cred_uid);
+    task.gid = id("cred.gid", layout_.cred_gid);
+    task.euid = id("cred.euid", layout_.cred_euid);
+    task.egid = id("cred.egid", layout_.cred_egid);
   }
 
   const Layer& layer_;
@@ -236,14 +425,15 @@ Expected<void> for_each_task(const Kernel& kernel, bool include_threads, Diagnos
       diagnostics.warn("task at " + hex(address) + ": " + task.error().message);
       return true;
     }
-    const std::vector<Addr> group = reader.thread_group(address);
-    const auto threads = static_cast<std::uint32_t>(group.size());
+    const ThreadGroup group = reader.thread_group(*task);
+    std::optional<std::uint32_t> threads;
+    if (group.complete) threads = static_cast<std::uint32_t>(group.members.size());
     task->threads = threads;
     if (!hand_over(std::move(*task))) return false;
-    for (std::size_t i = 1; include_threads && i < group.size(); ++i) {
-      auto thread = reader.read(group[i]);
+    for (std::size_t i = 1; include_threads && i < group.members.size(); ++i) {
+      auto thread = reader.read(group.members[i]);
       if (!thread) {
-        diagnostics.warn("thread at " + hex(group[i]) + ": " + thread.error().message);
+        diagnostics.warn("thread at " + hex(group.members[i]) + ": " + thread.error().message);
         continue;
       }
       thread->threads = threads;
