@@ -13,12 +13,27 @@ namespace vmi {
 
 namespace {
 constexpr std::size_t kMaxExtents = 1u << 16;  // a pathologically fragmented file counts as dense
+
+std::string file_kind(mode_t mode) {
+  if (S_ISDIR(mode)) return "a directory";
+  if (S_ISFIFO(mode)) return "a FIFO";
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISSOCK(mode)) return "a socket";
+  return "not a file";
 }
+}  // namespace
 
 Expected<std::shared_ptr<const FileMapping>> FileMapping::open(const std::filesystem::path& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return make_error(Errc::io, "cannot open '" + path.string() + "': " + std::strerror(errno));
+  // Refused before opening: open() on a FIFO blocks until a writer appears, and a device or
+  // socket is no snapshot. O_NONBLOCK also keeps a FIFO swapped in after the check from blocking.
   struct stat info {};
+  if (::stat(path.c_str(), &info) != 0)
+    return make_error(Errc::io, "cannot open '" + path.string() + "': " + std::strerror(errno));
+  if (!S_ISREG(info.st_mode))
+    return make_error(Errc::io, "'" + path.string() + "' is not a regular file (" + file_kind(info.st_mode) + ")");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) return make_error(Errc::io, "cannot open '" + path.string() + "': " + std::strerror(errno));
   if (::fstat(fd, &info) != 0 || !S_ISREG(info.st_mode)) {
     ::close(fd);
     return make_error(Errc::io, "'" + path.string() + "' is not a regular file");

@@ -1,6 +1,11 @@
 // Session: owns the image, the profile catalog and the kernel detected in the image.
 #include "vmi/session.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 namespace vmi {
 
 namespace {
@@ -41,6 +46,11 @@ Session& Session::operator=(Session&&) noexcept = default;
 Session::~Session() = default;
 
 Expected<Session> Session::open(const std::filesystem::path& image, SessionOptions options) {
+  // A profile the user named must be there: a typo must not quietly become a recovered profile.
+  for (const auto& path : options.profile_paths) {
+    if (::access(path.c_str(), R_OK) != 0)
+      return make_error(Errc::invalid_argument, "profile '" + path.string() + "': " + std::strerror(errno));
+  }
   auto opened = VMI_TRY(open_image(image));
   return over(std::shared_ptr<const PhysicalImage>(std::move(opened)), std::move(options));
 }
@@ -60,6 +70,13 @@ ProfileCatalog& Session::profiles() { return impl_->profiles; }
 Expected<const Kernel*> Session::kernel() {
   if (impl_->kernel) return impl_->kernel.get();
   if (impl_->detection_error) return *impl_->detection_error;
+  // Whatever the catalog met on the way reaches the user, whichever profile was chosen.
+  struct CatalogNotes {
+    Impl& impl;
+    ~CatalogNotes() {
+      for (auto& note : impl.profiles.take_notes()) impl.diagnostics.warn(std::move(note));
+    }
+  } catalog_notes{*impl_};
   std::string reasons;
   for (const OperatingSystem& os : operating_systems()) {
     auto kernel = os.detect(impl_->image, impl_->profiles, impl_->diagnostics);

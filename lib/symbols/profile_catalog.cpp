@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <functional>
+#include <utility>
 
 #include "vmi/isf.hpp"
 #include "vmi/profile_store.hpp"
@@ -80,15 +81,25 @@ ProfileCatalog::ProfileCatalog(const std::vector<fs::path>& search_paths, CacheO
     : cache_(std::move(cache)) {
   for (const fs::path& root : search_paths) {
     std::error_code ec;
-    if (fs::is_regular_file(root, ec)) {
+    const auto status = fs::status(root, ec);
+    if (ec || !fs::exists(status)) {
+      notes_.push_back("profile search path '" + root.string() +
+                       "' cannot be read: " + (ec ? ec.message() : "no such file or directory"));
+      continue;
+    }
+    if (fs::is_regular_file(status)) {
       files_.push_back(root);
       continue;
     }
     fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec);
     for (; !ec && it != fs::recursive_directory_iterator() && files_.size() < kMaxProfileFiles; it.increment(ec)) {
       if (it.depth() > kMaxSearchDepth) it.disable_recursion_pending();
-      if (it->is_regular_file(ec) && is_profile_file(it->path())) files_.push_back(it->path());
+      std::error_code entry_error;
+      if (it->is_regular_file(entry_error) && is_profile_file(it->path())) files_.push_back(it->path());
     }
+    if (ec) notes_.push_back("profile search path '" + root.string() + "' cannot be read: " + ec.message());
+    if (files_.size() >= kMaxProfileFiles)
+      notes_.push_back("profile search: more than " + std::to_string(kMaxProfileFiles) + " files; the rest ignored");
   }
   std::sort(files_.begin(), files_.end());
   files_.erase(std::unique(files_.begin(), files_.end()), files_.end());
@@ -135,7 +146,8 @@ Expected<std::shared_ptr<const Profile>> ProfileCatalog::load(const fs::path& fi
   auto parsed = VMI_TRY(load_isf_file(file));
   auto profile = std::make_shared<const Profile>(std::move(parsed));
   if (cached) {
-    if (auto written = write_cached_profile(*cached, *profile); !written) notes_.push_back(written.error().message);
+    if (auto written = write_cached_profile(*cached, *profile); !written)
+      notes_.push_back("profile cache not written: " + written.error().message);
   }
   loaded_.emplace_back(file, profile);
   return profile;
@@ -151,5 +163,7 @@ Expected<std::string> ProfileCatalog::banner(const fs::path& file) {
   const auto profile = VMI_TRY(load(file));
   return std::string(profile->banner());
 }
+
+std::vector<std::string> ProfileCatalog::take_notes() { return std::exchange(notes_, {}); }
 
 }  // namespace vmi

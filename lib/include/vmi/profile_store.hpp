@@ -45,8 +45,11 @@ class ProfileCatalog {
   Expected<std::shared_ptr<const Profile>> load(const std::filesystem::path& file);
   // The banner of a file's profile, from the cache header when possible.
   Expected<std::string> banner(const std::filesystem::path& file);
-  // Cache entries found damaged and rebuilt, for the session's diagnostics.
+  // What went wrong on the way that did not stop it (a search path that cannot be read, a
+  // damaged cache entry rebuilt, a cache entry that cannot be written), for the session's
+  // diagnostics. take_notes() hands them over once.
   const std::vector<std::string>& notes() const { return notes_; }
+  std::vector<std::string> take_notes();
   // Where binary entries go; nothing when caching is off.
   std::optional<std::filesystem::path> cache_directory() const;
   // Whether OS detection may rebuild a profile from the snapshot itself when no file matches

@@ -131,13 +131,33 @@ std::string banner_key(std::string_view banner) {
   return text;
 }
 
-std::string build_id_in_memory(const std::shared_ptr<const PhysicalImage>& image, const Profile& profile,
-                               const KernelPlacement& placement) {
+constexpr std::uint64_t kMaxBtfHashBytes = 64ull << 20;  // vmlinux BTF is a few MiB
+
+// What names a recovered profile's kernel build in the cache: the GNU build id from the kernel's
+// notes, or, for kernels built without one, "btf-" and an FNV-1a hash of the BTF blob the types
+// came from (read-only and identical for identical builds). Empty when neither can be read.
+std::string kernel_identity(const std::shared_ptr<const PhysicalImage>& image, const Profile& profile,
+                            const KernelPlacement& placement) {
+  PagedLayer layer(image, placement.page_table_root, *placement.paging);
   const auto start = profile.symbol_address("__start_notes");
   const auto stop = profile.symbol_address("__stop_notes");
-  if (!start || !stop) return {};
-  PagedLayer layer(image, placement.page_table_root, *placement.paging);
-  return read_build_id(layer, *start + placement.virtual_shift, *stop + placement.virtual_shift);
+  if (start && stop) {
+    std::string build_id = read_build_id(layer, *start + placement.virtual_shift, *stop + placement.virtual_shift);
+    if (!build_id.empty()) return build_id;
+  }
+  const auto btf_start = profile.symbol_address("__start_BTF");
+  const auto btf_stop = profile.symbol_address("__stop_BTF");
+  if (!btf_start || !btf_stop || *btf_stop <= *btf_start || *btf_stop - *btf_start > kMaxBtfHashBytes) return {};
+  std::uint64_t hash = 0xcbf29ce484222325ull;
+  std::vector<std::byte> chunk(1u << 16);
+  for (Addr at = *btf_start; at < *btf_stop; at += chunk.size()) {
+    const auto size = static_cast<std::size_t>(std::min<Addr>(chunk.size(), *btf_stop - at));
+    if (!read_exact(layer, at + placement.virtual_shift, std::span(chunk.data(), size))) return {};
+    for (std::size_t i = 0; i < size; ++i) hash = (hash ^ static_cast<std::uint8_t>(chunk[i])) * 0x100000001b3ull;
+  }
+  char text[21];
+  std::snprintf(text, sizeof text, "btf-%016llx", static_cast<unsigned long long>(hash));
+  return text;
 }
 
 std::string recovered_note(const Profile& profile, std::string_view suffix) {
@@ -170,8 +190,8 @@ std::optional<Match> cached_recovered_match(const std::shared_ptr<const Physical
     auto profile = std::make_shared<const Profile>(std::move(*cached));
     auto match =
         place_kernel(image, profile, "profile recovered from snapshot (cached in '" + file.path().string() + "')");
-    const std::string build_id = name.substr(17, name.size() - 17 - 8);
-    if (match && build_id_in_memory(image, *match->profile, match->placement) == build_id) {
+    const std::string identity = name.substr(17, name.size() - 17 - 8);
+    if (match && kernel_identity(image, *match->profile, match->placement) == identity) {
       diagnostics.note(recovered_note(*match->profile, " (from cache)"));
       return std::move(*match);
     }
@@ -185,13 +205,20 @@ Expected<Match> recovered_match(const std::shared_ptr<const PhysicalImage>& imag
                                 Diagnostics& diagnostics, const BannerHit& banner) {
   auto recovered = VMI_TRY(recover_profile_at(image, banner));
   auto profile = std::make_shared<const Profile>(std::move(recovered.profile));
-  if (const auto cache = profiles.cache_directory()) {
-    const std::string build_id = recovered.build_id.empty() ? "none" : recovered.build_id;
-    const fs::path path = recovered_directory(*cache) / (banner_key(banner.text) + "-" + build_id + ".vmiprof");
-    if (auto written = write_cached_profile(path, *profile); !written) diagnostics.warn(written.error().message);
-  }
   diagnostics.note(recovered_note(*profile, ""));
-  return place_kernel(image, profile, "profile recovered from snapshot");
+  auto match = VMI_TRY(place_kernel(image, profile, "profile recovered from snapshot"));
+  if (const auto cache = profiles.cache_directory()) {
+    const std::string identity = kernel_identity(image, *profile, match.placement);
+    if (identity.empty()) {
+      diagnostics.warn("recovered profile not cached: the kernel has no build id in memory and its BTF (" +
+                       std::to_string(recovered.btf_bytes) + " bytes) cannot be read whole to identify it");
+    } else {
+      const fs::path path = recovered_directory(*cache) / (banner_key(banner.text) + "-" + identity + ".vmiprof");
+      if (auto written = write_cached_profile(path, *profile); !written)
+        diagnostics.warn("recovered profile not cached: " + written.error().message);
+    }
+  }
+  return match;
 }
 
 }  // namespace
@@ -291,7 +318,6 @@ Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalIm
     }
     rejected.push_back(match.error().message);
   }
-  for (const auto& note : profiles.notes()) diagnostics.warn(note);
   const bool recover = !single && profiles.snapshot_recovery();
   if (recover) {
     if (auto match = cached_recovered_match(image, profiles, diagnostics)) {
