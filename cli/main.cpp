@@ -2,9 +2,12 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <iostream>
+#include <optional>
 
+#include "info.hpp"
 #include "render.hpp"
 #include "vmi/convert.hpp"
 #include "vmi/isf.hpp"
@@ -78,41 +81,30 @@ vmi::Expected<vmi::Session> open_session(const GlobalOptions& options, const std
   return vmi::Session::open(path, std::move(session_options));
 }
 
+vmi::cli::Renderer renderer_of(const GlobalOptions& options) {
+  return options.renderer == "json"  ? vmi::cli::Renderer::json
+         : options.renderer == "csv" ? vmi::cli::Renderer::csv
+                                     : vmi::cli::Renderer::table;
+}
+
 int run_info(const GlobalOptions& options, const std::string& image) {
   auto session = open_session(options, image);
   if (!session) return fail(session.error(), exit_code_for(session.error()) == kUsage ? kUsage : kBadImage);
-  const vmi::PhysicalImage& physical = session->image();
-  fmt::print("{:<32}{}\n", "image", physical.name());
-  fmt::print("{:<32}{}\n", "format", physical.format());
-  std::uint64_t total = 0;
-  for (const auto& range : physical.ranges()) total += range.size();
-  fmt::print("{:<32}{} range(s), {} MiB\n", "physical memory", physical.ranges().size(), total >> 20);
-  for (const auto& range : physical.ranges())
-    fmt::print("  {:#014x} - {:#014x}  ({} KiB)\n", range.begin, range.end, range.size() >> 10);
-  for (const auto& cpu : physical.cpu_states()) {
-    std::string line;
-    for (const char* name : {"cr3", "cr4", "rip", "rsp", "gs_base", "kernel_gs_base"}) {
-      if (auto it = cpu.registers.find(name); it != cpu.registers.end())
-        line += fmt::format("{}={:#x} ", name, it->second);
-    }
-    fmt::print("{:<32}{}\n", fmt::format("vCPU {}", cpu.index), line);
-  }
-  for (const auto& [name, value] : physical.facts()) fmt::print("{:<32}{}\n", name, value);
+  vmi::cli::InfoReport report = vmi::cli::image_report(session->image());
   auto kernel = session->kernel();
-  if (!kernel) {
-    print_warnings(*session);
-    return fail(kernel.error(), kNoKernel);
+  if (kernel) {
+    for (auto& fact : (*kernel)->facts()) report.kernel_facts.push_back(std::move(fact));
   }
-  for (const auto& [name, value] : (*kernel)->facts()) fmt::print("{:<32}{}\n", name, value);
+  // The image's side is worth printing even when no kernel was found.
+  vmi::cli::render_info(report, renderer_of(options), std::cout);
   print_warnings(*session);
+  if (!kernel) return fail(kernel.error(), kNoKernel);
   return kOk;
 }
 
 int run_plugin(const GlobalOptions& options, const vmi::Plugin& plugin, const std::string& image,
                const vmi::PluginArgs& args) {
-  vmi::cli::Renderer renderer = options.renderer == "json"  ? vmi::cli::Renderer::json
-                                : options.renderer == "csv" ? vmi::cli::Renderer::csv
-                                                            : vmi::cli::Renderer::table;
+  const vmi::cli::Renderer renderer = renderer_of(options);
   auto session = open_session(options, image);
   if (!session) return fail(session.error(), exit_code_for(session.error()) == kUsage ? kUsage : kBadImage);
   auto table = session->run(plugin.name, args);
@@ -153,19 +145,44 @@ int run_convert(const std::string& input, const std::string& output, const vmi::
   return kOk;
 }
 
+// The first word that is neither an option nor an option's value, when it names no command.
+// CLI11 would report it as "A subcommand is required" or as an unexpected argument.
+std::optional<std::string> unknown_command(CLI::App& app, int argc, char** argv) {
+  constexpr std::string_view kValueOptions[] = {"-f", "--file", "--profile", "-r", "--renderer", "--cache-dir"};
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view word = argv[i];
+    if (word == "--") return std::nullopt;
+    if (word.starts_with("-")) {
+      if (std::ranges::find(kValueOptions, word) != std::end(kValueOptions)) ++i;
+      continue;
+    }
+    try {
+      app.get_subcommand(std::string(word));
+      return std::nullopt;
+    } catch (const CLI::OptionNotFound&) {
+      return std::string(word);
+    }
+  }
+  return std::nullopt;
+}
+
 int run(int argc, char** argv) {
   CLI::App app{"vmi-forensics: memory forensics for virtual-machine snapshots"};
   app.footer(kExitCodes);
   app.require_subcommand(1);
   GlobalOptions options;
   app.add_option("-f,--file", options.image, "memory image (raw, ELF core); format detected from content");
-  app.add_option("--profile", options.profiles,
-                 "ISF profile file or directory (repeatable); default: shipped profiles");
+  // One path per --profile, so that an image after it is not taken for a second profile.
+  app.add_option("--profile", options.profiles, "ISF profile file or directory (repeatable); default: shipped profiles")
+      ->allow_extra_args(false);
   app.add_option("-r,--renderer", options.renderer, "output format")->check(CLI::IsMember({"table", "json", "csv"}));
   app.add_flag("--no-cache", options.no_cache, "do not read or write the binary profile cache");
   app.add_option("--cache-dir", options.cache_dir, "profile cache directory (default ~/.cache/vmi-forensics)");
   app.add_flag("--no-recover", options.no_recover,
                "never rebuild a profile from the snapshot (kallsyms + BTF) when no profile file matches");
+
+  // Global options may follow the command and the image too: `pslist dump.raw -r json`.
+  app.fallthrough();
 
   int status = kOk;
   std::string info_image;
@@ -237,6 +254,13 @@ int run(int argc, char** argv) {
     status = run_convert(convert_input, convert_output, convert_options);
   });
 
+  if (auto unknown = unknown_command(app, argc, argv)) {
+    std::string commands;
+    for (const CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; }))
+      commands += (commands.empty() ? "" : ", ") + command->get_name();
+    std::cerr << "vmi-forensics: unknown command '" << *unknown << "'; commands: " << commands << '\n';
+    return kUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {

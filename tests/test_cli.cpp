@@ -1,10 +1,12 @@
 // The command line: plugin listing, both argument orders, renderers, exit codes and one-line
 // errors for bad input, and that the evidence file is never modified.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <algorithm>
 #include <fstream>
+#include <sstream>
 
 #include "samples.hpp"
 #include "support.hpp"
@@ -147,6 +149,121 @@ TEST_CASE("bad input ends in one clear line naming the file, and a documented ex
     CHECK(result.err.find("profile '" + (dir / "damaged.json.xz").string() + "': xz data is damaged") !=
           std::string::npos);
   }
+}
+
+// pslist's JSON or CSV, parsed by Python's own json/csv modules into "pid ppid threads uid gid euid
+// egid start_ticks name" lines, sorted by pid.
+static std::vector<std::string> parsed_rows(const std::string& output, const std::string& renderer) {
+  const auto dir = test::scratch_dir("cli-parse-" + renderer);
+  test::write_file(dir / "out", output);
+  const std::string script =
+      "import csv, json, sys\n"
+      "rows = json.load(open(sys.argv[1])) if sys.argv[2] == 'json' else list(csv.DictReader(open(sys.argv[1])))\n"
+      "for r in sorted(rows, key=lambda r: int(r['PID'])):\n"
+      "    name = r['NAME']\n"
+      "    if name.startswith('kworker/') and not name.startswith('kworker/R-'):\n"
+      "        name = name.split('+')[0].split('-')[0]\n"
+      "    print(' '.join(str(r[k]) for k in ['PID', 'PPID', 'THREADS', 'UID', 'GID', 'EUID', 'EGID']),\n"
+      "          int(r['START (ns since boot)']) // 10000000, name)\n";
+  auto parsed = test::run_command({"python3", "-c", script, (dir / "out").string(), renderer});
+  REQUIRE_MESSAGE(parsed.exit_code == 0, parsed.err);
+  std::vector<std::string> rows;
+  std::istringstream lines(parsed.out);
+  for (std::string line; std::getline(lines, line);) rows.push_back(line);
+  return rows;
+}
+
+TEST_CASE("pslist's JSON and CSV parse back to the guest's /proc, cell by cell") {
+  const auto& sample = pinned_sample();
+  const auto image = (sample.dir / "memory.raw").string();
+  std::vector<std::string> truth;
+  for (const auto& p : sample.processes) {
+    std::string name = p.comm;
+    if (name.starts_with("kworker/") && !name.starts_with("kworker/R-"))
+      name = name.substr(0, name.find_first_of("+-", 8));
+    truth.push_back(fmt::format("{} {} {} {} {} {} {} {} {}", p.pid, p.ppid, p.threads, p.uid, p.gid, p.euid, p.egid,
+                                p.start_ticks, name));
+  }
+  for (const std::string renderer : {"json", "csv"}) {
+    CAPTURE(renderer);
+    auto result = test::run_cli(with_profile({"pslist", image, "-r", renderer}));
+    REQUIRE(result.exit_code == 0);
+    CHECK(parsed_rows(result.out, renderer) == truth);
+  }
+}
+
+TEST_CASE("global options work after the command and the image as well as before them") {
+  const auto& sample = pinned_sample();
+  const auto image = (sample.dir / "memory.raw").string();
+  const auto cache = test::scratch_dir("cli-order-cache").string();
+  const auto profile = test::shipped_profile().string();
+  auto before = test::run_cli({"--profile", profile, "--cache-dir", cache, "-r", "json", "pslist", image});
+  auto after = test::run_cli({"pslist", image, "-r", "json", "--profile", profile, "--cache-dir", cache});
+  auto between = test::run_cli({"pslist", "--profile", profile, image, "--cache-dir", cache, "-r", "json"});
+  REQUIRE(before.exit_code == 0);
+  CHECK(after.exit_code == 0);
+  CHECK(between.exit_code == 0);
+  CHECK(before.out.starts_with("["));
+  CHECK(after.out == before.out);
+  CHECK(between.out == before.out);
+  auto tree = test::run_cli({"pstree", image, "-r", "csv", "--profile", profile, "--cache-dir", cache});
+  CHECK(tree.exit_code == 0);
+  CHECK(tree.out.starts_with("TreeDepth,OFFSET (V),PID"));
+}
+
+TEST_CASE("an unknown command names itself and lists the commands") {
+  auto result = test::run_cli({"modules", "dump.raw"});
+  CHECK(result.exit_code == 1);
+  CHECK(count_lines(result.err) == 1);
+  CHECK(result.err.starts_with("vmi-forensics: unknown command 'modules'; commands: info, pslist, pstree"));
+  auto after_options = test::run_cli({"-r", "json", "--profile", "x.json", "lsmod"});
+  CHECK(after_options.exit_code == 1);
+  CHECK(after_options.err.starts_with("vmi-forensics: unknown command 'lsmod'; commands: "));
+}
+
+TEST_CASE("info honours -r json and -r csv") {
+  const auto& sample = pinned_sample();
+  const auto image = (sample.dir / "memory.elf").string();
+  auto json = test::run_cli(with_profile({"info", image, "-r", "json"}));
+  REQUIRE(json.exit_code == 0);
+  const auto dir = test::scratch_dir("cli-info-json");
+  test::write_file(dir / "info.json", json.out);
+  // An independent JSON parser reads it back; the kernel's release and format are where they belong.
+  auto parsed = test::run_command({"python3", "-c",
+                                   "import json,sys; d=json.load(open(sys.argv[1])); "
+                                   "print(d['format']); print(d['kernel']['kernel release']); print(len(d['vcpus']))",
+                                   (dir / "info.json").string()});
+  REQUIRE(parsed.exit_code == 0);
+  CHECK(parsed.out.starts_with("elf-core\n" + sample.release + "\n"));
+  CHECK(parsed.out.find("\n0\n") == std::string::npos);
+
+  auto csv = test::run_cli(with_profile({"-r", "csv", "info", image}));
+  REQUIRE(csv.exit_code == 0);
+  CHECK(csv.out.starts_with("Section,Name,Value\nimage,image,"));
+  CHECK(csv.out.find("\nimage,format,elf-core\n") != std::string::npos);
+  CHECK(csv.out.find("\nkernel,kernel release," + sample.release + "\n") != std::string::npos);
+}
+
+TEST_CASE("a --profile that does not exist is an error naming it") {
+  const auto& sample = pinned_sample();
+  const auto missing = test::scratch_dir("cli-missing-profile") / "typo.json.xz";
+  auto result = test::run_cli({"--profile", missing.string(), "pslist", (sample.dir / "memory.raw").string()});
+  CHECK(result.exit_code == 1);
+  CHECK(result.out.empty());
+  CHECK(result.err == "vmi-forensics: profile '" + missing.string() + "': No such file or directory\n");
+}
+
+TEST_CASE("an image that is not a regular file is refused at once, a FIFO included") {
+  const auto dir = test::scratch_dir("cli-fifo");
+  const auto fifo = dir / "fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  // `timeout` turns the old behaviour (open blocking until a writer came) into a failure.
+  auto result = test::run_command({"timeout", "20", test::cli_path().string(), "pslist", fifo.string()});
+  CHECK(result.exit_code == 2);
+  CHECK(result.err == "vmi-forensics: '" + fifo.string() + "' is not a regular file (a FIFO)\n");
+  auto directory = test::run_cli({"pslist", dir.string()});
+  CHECK(directory.exit_code == 2);
+  CHECK(directory.err == "vmi-forensics: '" + dir.string() + "' is not a regular file (a directory)\n");
 }
 
 TEST_CASE("plugins never modify the evidence file") {
