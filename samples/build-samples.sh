@@ -28,6 +28,17 @@ PIN_DEB="${PIN_PKG}_${PIN_VER}_amd64.deb"
 PIN_REL="${PIN_PKG#linux-image-}" PIN_REL="${PIN_REL%-unsigned}" # 6.1.0-56-amd64
 SHARED_KERNELS="$(cd "$REPO/.." && pwd)/shared/kernels"
 
+# What a sample's truth holds. Bump it whenever workload.c or qemu_snapshot.py record something new:
+# a cached sample whose sample.env has another TRUTH_VERSION is rebuilt (the samples' other checks
+# look only at which files exist).
+#   2: truth/guest.env gains BOOT_WALL_NS, BOOT_WALL_NS_ERROR, PROC_STAT_BTIME (boot wall time),
+#      KCORE_TEXT_VADDR, KCORE_TEXT_PADDR, KCORE_DIRECT_MAP_BASE (/proc/kcore); sample.env gains
+#      KDUMP_UNAVAILABLE and TRUTH_VERSION
+TRUTH_VERSION=2
+# The guest.env facts a sample of this TRUTH_VERSION must have (checked after every boot).
+TRUTH_FACTS=(BOOT_WALL_NS BOOT_WALL_NS_ERROR PROC_STAT_BTIME KCORE_TEXT_VADDR KCORE_TEXT_PADDR KCORE_DIRECT_MAP_BASE
+  IOMEM_KERNEL_CODE KALLSYMS__text KALLSYMS_init_top_pgt)
+
 RAM=512M
 RAM_BYTES=$((512 * 1024 * 1024))
 SMP=2
@@ -327,7 +338,8 @@ else
 fi
 
 # ------------------------------------------------------------------ samples to (re)build
-BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt truth/kallsyms sample.env)
+BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt truth/kallsyms
+  truth/guest.env sample.env)
 sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete (and its kernel dir still exists)
   local d="$1" kdir="$2" kver="$3" pinned="$4" f kd files=("${BASIC_FILES[@]}")
   [ "$5" = all ] && files+=(memory.kdump-zlib memory.savevm)
@@ -339,7 +351,7 @@ sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete
   # built with the kernel selected now (an unavailable pin would switch kernels)
   kd="$(sed -n 's/^KERNEL_DIR=//p' "$d/sample.env")"
   [ "$kd" = "$kdir" ] && grep -qx "KERNEL_PACKAGE_VERSION=$kver" "$d/sample.env" && grep -qx "PINNED=$pinned" "$d/sample.env" \
-    && kernel_dir_ok "$kd"
+    && grep -qx "TRUTH_VERSION=$TRUTH_VERSION" "$d/sample.env" && kernel_dir_ok "$kd"
 }
 
 todo=()
@@ -498,6 +510,9 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
   awk -F'\t' '$1 == 2 && $9 == "kthreadd" {ok=1} END {exit !ok}' "$tmp/truth/processes.tsv" \
     || { err "sample $name: kthreadd (pid 2) missing from truth"; return 1; }
   grep -q $'\tvmi-wl-root$' "$tmp/truth/processes.tsv" || { err "sample $name: workload missing from truth"; return 1; }
+  for f in "${TRUTH_FACTS[@]}"; do
+    grep -q "^$f=" "$tmp/truth/guest.env" || { err "sample $name: the guest recorded no $f (truth/guest.env)"; return 1; }
+  done
   if [ "$formats" = lime ]; then
     [ "$(head -c 4 "$tmp/memory.lime")" = EMiL ] || { err "sample $name: memory.lime lacks LiME's magic"; return 1; }
     grep -q '^LIME_INSMOD_PID=' "$tmp/truth/guest.env" || { err "sample $name: no LIME_INSMOD_PID in the truth"; return 1; }
@@ -519,6 +534,8 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
     echo "SNAPSHOT_TRIES=$tries"
     echo "INITRAMFS_KEY=$ikey"
     echo "EXTRA_FORMATS='$(cd "$tmp" && ls memory.kdump-* memory.savevm 2>/dev/null | tr '\n' ' ' | sed 's/ $//')'"
+    [ "$formats" != all ] || echo "KDUMP_UNAVAILABLE='$(sed -n 's/^KDUMP_UNAVAILABLE=//p' "$tmp/snapshot.log")'"
+    echo "TRUTH_VERSION=$TRUTH_VERSION"
     [ -z "$extra" ] || printf '%s\n' "$extra"
   } >"$tmp/sample.env"
   rm -rf "$out"

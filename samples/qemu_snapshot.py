@@ -16,7 +16,8 @@ Writes into --out (which should be a fresh directory):
   truth/processes.tsv, truth/threads.tsv, truth/version.txt, truth/release.txt,
   truth/guest.env   (every K fact the guest printed, KEY=shell-quoted value)
   truth/kallsyms    (/proc/kallsyms of this boot, KASLR-slid, via isa-debugcon)
-and prints `SNAPSHOT_TRIES=<n>` on success. Exit status 0 on success.
+and prints `SNAPSHOT_TRIES=<n>` on success (with --formats all first `KDUMP_UNAVAILABLE=<codecs>`:
+the kdump codecs this QEMU said it cannot write, space separated). Exit status 0 on success.
 With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
 migration stream); the truth, kallsyms included, is collected the same way.
 
@@ -151,16 +152,23 @@ def split_collection(payload):
 # format), the same zlib dump reassembled into the seekable format by `makedumpfile -R`, and
 # the migration stream (what `savevm`/`virsh save` carry).
 KDUMP_CODECS = (("zlib", "-z"), ("lzo", "-l"), ("snappy", "-s"))
+# The codecs this QEMU said it cannot write, in the last save_extra_formats(); printed on success
+# as KDUMP_UNAVAILABLE=... (build-samples.sh puts it in sample.env, the kdump test reads it).
+KDUMP_UNAVAILABLE = []
 
 
 def save_extra_formats(mon, out):
     t0 = time.monotonic()
+    KDUMP_UNAVAILABLE.clear()
     for codec, flag in KDUMP_CODECS:
         path = os.path.join(out, f"memory.kdump-{codec}")
         o = mon.cmd(f"dump-guest-memory {flag} {hmp_quote(path)}", 600)
         if o:
             if "not available" in o.lower() or "unsupported" in o.lower() or "not supported" in o.lower():
                 log(f"note: this QEMU cannot write kdump-{codec} ({o}); skipped")
+                if codec == "zlib":
+                    raise Failure(f"dump-guest-memory {flag}: {o} (every QEMU with kdump support has zlib)")
+                KDUMP_UNAVAILABLE.append(codec)
                 continue
             raise Failure(f"dump-guest-memory {flag}: {o}")
     flat = os.path.join(out, "memory.kdump-zlib")
@@ -455,6 +463,8 @@ def main():
                 f.write(f"{k}={shlex.quote(facts[k])}\n")
         log(f"truth: {len(p1)} processes, {len(t1)} threads, release {facts['UNAME_R']}, "
             f"la57={facts.get('CPU_LA57')}, _text={facts.get('KALLSYMS__text')}")
+        if a.formats == "all":
+            print(f"KDUMP_UNAVAILABLE={' '.join(KDUMP_UNAVAILABLE)}", flush=True)
         print(f"SNAPSHOT_TRIES={attempt}", flush=True)
         return 0
     log(f"giving up after {a.tries} tries")

@@ -26,7 +26,8 @@
  *   @@VMI-BEGIN <n>
  *   P <tab> pid ppid threads uid gid euid egid start_ticks comm   (tab separated)
  *   T <tab> tid tgid comm
- *   K <tab> KEY <tab> value                                       (system facts)
+ *   K <tab> KEY <tab> value                                       (system facts: /proc/version,
+ *                                                                  cmdline, iomem, kcore, boot time, kallsyms)
  *   @@VMI-END <n> lines=<payload lines> crc32=<hex of payload bytes>
  *   @@VMI-READY          (after collection 1; host stops the VM, dumps, continues)
  * Collection 1 is printed only after the view has been stable for a few seconds.
@@ -45,6 +46,7 @@
 #define _GNU_SOURCE
 #include <ctype.h>
 #include <dirent.h>
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -62,6 +64,7 @@
 #include <sys/types.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int ready_pipe[2];
@@ -229,14 +232,23 @@ static int parse_stat(const char *buf, char *comm, size_t comm_cap, char **rest)
 
 /*
  * /proc shows a workqueue worker as "kworker/1:1-events" (or "+events" while it
- * runs a work item): procfs appends the workqueue description (wq_worker_comm),
- * which is NOT part of task_struct.comm. Strip it so the truth is the comm the
- * kernel stores in memory. Workers are kthreads with PF_WQ_WORKER set.
+ * runs a work item): procfs appends the description of the worker's latest work
+ * (wq_worker_comm), which changes from moment to moment. Strip that suffix and
+ * keep the worker's id exactly as /proc shows it: "kworker/<cpu>:<id>[H]" or
+ * "kworker/u<pool>:<id>". Rescuers ("kworker/R-<workqueue>" since 6.9, shown
+ * untruncated since 6.10) and "kworker/dying" keep their whole name.
  */
 #define PF_WQ_WORKER_FLAG 0x00000020u
 static void kernel_comm(char *comm, unsigned flags) {
     if (!(flags & PF_WQ_WORKER_FLAG) || strncmp(comm, "kworker/", 8) != 0) return;
-    comm[8 + strcspn(comm + 8, "-+")] = 0;
+    char *p = comm + 8;
+    if (*p == 'u') p++;
+    if (!isdigit((unsigned char)*p)) return;
+    while (isdigit((unsigned char)*p)) p++;
+    if (*p++ != ':' || !isdigit((unsigned char)*p)) return;
+    while (isdigit((unsigned char)*p)) p++;
+    if (*p == 'H') p++;
+    if (*p == '-' || *p == '+') *p = 0;
 }
 
 static int cmp_int(const void *a, const void *b) {
@@ -323,6 +335,89 @@ static void iomem_facts(void) {
     emit("K\tIOMEM_KERNEL_CODE\t%s\n", code);
 }
 
+/*
+ * The kernel image's and the direct map's placement as the kernel itself states them in the
+ * program headers of /proc/kcore (fs/proc/kcore.c): the KCORE_TEXT segment has p_vaddr = _text
+ * and p_paddr = __pa_symbol(_text); every KCORE_RAM segment has p_vaddr = __va(p_paddr), so
+ * p_vaddr - p_paddr is the direct map's base (page_offset_base); the other segments (vmalloc,
+ * modules, vmemmap, vsyscall) have p_paddr = -1. Read once, at start: the first open of
+ * /proc/kcore builds the kernel's list of RAM segments, which should happen before the process
+ * view is checked for stability, not between the collections. Kept as K lines for every collection.
+ */
+#define START_KERNEL_MAP 0xffffffff80000000ull /* __START_KERNEL_map: the kernel image's mapping */
+static char kcore_lines[512];
+
+static void read_kcore_facts(void) {
+    static Elf64_Phdr ph[256];
+    Elf64_Ehdr eh;
+    unsigned long long text_v = 0, text_p = 0, base = 0;
+    int texts = 0, rams = 0, mismatched = 0;
+    kcore_lines[0] = 0;
+    int fd = open("/proc/kcore", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    if (pread(fd, &eh, sizeof eh, 0) != (ssize_t)sizeof eh || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0 ||
+        eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum == 0 ||
+        (size_t)eh.e_phnum > sizeof ph / sizeof ph[0]) {
+        close(fd);
+        return;
+    }
+    size_t len = (size_t)eh.e_phnum * sizeof(Elf64_Phdr);
+    ssize_t got = pread(fd, ph, len, (off_t)eh.e_phoff);
+    close(fd);
+    if (got != (ssize_t)len) return;
+    for (int i = 0; i < eh.e_phnum; i++) {
+        if (ph[i].p_type != PT_LOAD || ph[i].p_paddr == (Elf64_Addr)-1) continue;
+        if (ph[i].p_vaddr >= START_KERNEL_MAP) { /* KCORE_TEXT */
+            text_v = ph[i].p_vaddr;
+            text_p = ph[i].p_paddr;
+            texts++;
+        } else { /* KCORE_RAM */
+            unsigned long long b = ph[i].p_vaddr - ph[i].p_paddr;
+            if (rams++ == 0) base = b;
+            else if (b != base) mismatched = 1;
+        }
+    }
+    int n = 0;
+    if (texts == 1)
+        n = snprintf(kcore_lines, sizeof kcore_lines, "K\tKCORE_TEXT_VADDR\t0x%llx\nK\tKCORE_TEXT_PADDR\t0x%llx\n",
+                     text_v, text_p);
+    if (n >= 0 && (size_t)n < sizeof kcore_lines && rams > 0 && !mismatched)
+        snprintf(kcore_lines + n, sizeof kcore_lines - (size_t)n, "K\tKCORE_DIRECT_MAP_BASE\t0x%llx\n", base);
+}
+
+static long long ts_ns(const struct timespec *t) { return (long long)t->tv_sec * 1000000000LL + t->tv_nsec; }
+
+/*
+ * When the guest booted, on its wall clock, as the kernel keeps it: timekeeper offs_real -
+ * offs_boot (what getboottime64() returns), i.e. CLOCK_REALTIME - CLOCK_BOOTTIME at any moment.
+ * CLOCK_REALTIME is read between two CLOCK_BOOTTIME reads b1 <= b2, so the exact value lies in
+ * [r - b2, r - b1]; the narrowest of 64 such intervals is printed as its middle BOOT_WALL_NS and
+ * its half-width BOOT_WALL_NS_ERROR (nanoseconds): the exact value is BOOT_WALL_NS +- ERROR.
+ * PROC_STAT_BTIME is /proc/stat's btime, the same boot time in whole seconds. A task's creation
+ * time is this boot time plus its start_boottime (start_ticks * 10 ms, truncated to the tick).
+ */
+static void boot_time_facts(void) {
+    long long best_lo = 0, best_hi = -1;
+    for (int i = 0; i < 64; i++) {
+        struct timespec b1, r, b2;
+        if (clock_gettime(CLOCK_BOOTTIME, &b1) != 0 || clock_gettime(CLOCK_REALTIME, &r) != 0 ||
+            clock_gettime(CLOCK_BOOTTIME, &b2) != 0)
+            return;
+        long long lo = ts_ns(&r) - ts_ns(&b2), hi = ts_ns(&r) - ts_ns(&b1);
+        if (best_hi < best_lo || hi - lo < best_hi - best_lo) {
+            best_lo = lo;
+            best_hi = hi;
+        }
+    }
+    long long width = best_hi - best_lo;
+    emit("K\tBOOT_WALL_NS\t%lld\n", best_lo + width / 2);
+    emit("K\tBOOT_WALL_NS_ERROR\t%lld\n", (width + 1) / 2);
+    if (read_file("/proc/stat", fbuf, sizeof fbuf) >= 0) {
+        char *p = strstr(fbuf, "\nbtime ");
+        if (p) emit("K\tPROC_STAT_BTIME\t%llu\n", strtoull(p + 7, NULL, 10));
+    }
+}
+
 /* the P and T lines of one /proc walk into out[] (replacing its content) */
 static void collect_procs(void) {
     static int pids[65536], tids[65536];
@@ -405,6 +500,8 @@ static void finish_and_print(int n) {
         emit("K\tMEMTOTAL_KB\t%ld\n", kb);
     }
     emit("K\tCOLLECTOR_PID\t%d\n", (int)getpid());
+    boot_time_facts();
+    emit("%s", kcore_lines);
     iomem_facts();
     kallsyms_facts();
 
@@ -523,6 +620,7 @@ int main(int argc, char **argv) {
     set_name("vmi-wl-root");
     cpu_set_t all;
     if (sched_getaffinity(0, sizeof all, &all) == 0 && CPU_COUNT(&all) > 0) online_cpus = CPU_COUNT(&all);
+    read_kcore_facts();
     signal(SIGCHLD, SIG_DFL);
     if (pipe2(ready_pipe, O_CLOEXEC) != 0) die("pipe");
 

@@ -5,9 +5,12 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
+#include <system_error>
 
 #include "support.hpp"
 #include "vmi/isf.hpp"
@@ -26,20 +29,41 @@ fs::path samples_dir() {
 
 namespace {
 
-std::vector<std::vector<std::string>> read_tsv(const fs::path& path) {
-  std::vector<std::vector<std::string>> rows;
+constexpr char kRebuild[] = "rebuild the samples with samples/build-samples.sh";
+
+// The rows of a truth table under its header line. REQUIREs the file, the header and `columns`
+// cells in every row; the last column (a comm, which may hold tabs) takes any extra cells.
+std::vector<std::vector<std::string>> read_tsv(const fs::path& path, const std::string& header, std::size_t columns) {
   std::ifstream in(path);
+  REQUIRE_MESSAGE(in.is_open(), "cannot read ", path.string(), ": ", kRebuild);
   std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
+  const bool has_header = static_cast<bool>(std::getline(in, line));
+  REQUIRE_MESSAGE(has_header, path.string(), " is empty: ", kRebuild);
+  REQUIRE_MESSAGE(line == header, path.string(), ": header '", line, "' is not '", header, "'");
+  std::vector<std::vector<std::string>> rows;
+  for (std::size_t number = 2; std::getline(in, line); ++number) {
     std::vector<std::string> cells;
     std::size_t start = 0;
-    for (std::size_t tab; (tab = line.find('\t', start)) != std::string::npos; start = tab + 1)
+    for (std::size_t tab = 0; cells.size() + 1 < columns && (tab = line.find('\t', start)) != std::string::npos;
+         start = tab + 1)
       cells.push_back(line.substr(start, tab - start));
     cells.push_back(line.substr(start));
+    REQUIRE_MESSAGE(cells.size() == columns, path.string(), ":", number, ": ", cells.size(), " cells, not ", columns,
+                    ": '", line, "'");
     rows.push_back(std::move(cells));
   }
+  REQUIRE_MESSAGE(!rows.empty(), path.string(), " has no rows: ", kRebuild);
   return rows;
+}
+
+// A whole number cell of a truth table; REQUIREs that it is one.
+template <class T>
+T number_cell(const std::string& cell, const fs::path& path) {
+  T value{};
+  const auto [end, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), value);
+  const bool whole = ec == std::errc() && end == cell.data() + cell.size() && !cell.empty();
+  REQUIRE_MESSAGE(whole, path.string(), ": '", cell, "' is not a number");
+  return value;
 }
 
 // A value as qemu_snapshot.py writes it with shlex.quote: '...' and "..." parts, the rest literal.
@@ -58,40 +82,57 @@ std::string shell_unquote(const std::string& value) {
   return out;
 }
 
-// Every sample named in `list_name` (one a line) under samples_dir().
+// KEY=value lines (shell-quoted values); REQUIREs the file.
+std::map<std::string, std::string> read_env(const fs::path& path) {
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.is_open(), "cannot read ", path.string(), ": ", kRebuild);
+  std::map<std::string, std::string> env;
+  for (std::string line; std::getline(in, line);) {
+    const auto eq = line.find('=');
+    if (eq != std::string::npos) env[line.substr(0, eq)] = shell_unquote(line.substr(eq + 1));
+  }
+  REQUIRE_MESSAGE(!env.empty(), path.string(), " has no KEY=value line: ", kRebuild);
+  return env;
+}
+
+// A whole small file; REQUIREs that it exists and is not empty.
+std::string read_text(const fs::path& path) {
+  REQUIRE_MESSAGE(fs::exists(path), "cannot read ", path.string(), ": ", kRebuild);
+  std::string text = read_file(path);
+  REQUIRE_MESSAGE(!text.empty(), path.string(), " is empty: ", kRebuild);
+  return text;
+}
+
+// Every sample named in `list_name` (one a line) under samples_dir(); REQUIREs at least one.
 std::vector<Sample> load_sample_list(const std::string& list_name) {
+  const fs::path list_path = samples_dir() / list_name;
   std::vector<Sample> samples;
-  std::ifstream list(samples_dir() / list_name);
+  std::ifstream list(list_path);
   std::string name;
   while (std::getline(list, name)) {
     if (name.empty()) continue;
     Sample sample;
     sample.name = name;
     sample.dir = samples_dir() / name;
-    std::ifstream env(sample.dir / "sample.env");
-    for (std::string line; std::getline(env, line);) {
-      const auto eq = line.find('=');
-      if (eq != std::string::npos) sample.env[line.substr(0, eq)] = line.substr(eq + 1);
+    sample.env = read_env(sample.dir / "sample.env");
+    sample.guest = read_env(sample.dir / "truth/guest.env");
+    const fs::path processes = sample.dir / "truth/processes.tsv";
+    for (const auto& c : read_tsv(processes, "pid\tppid\tthreads\tuid\tgid\teuid\tegid\tstart_ticks\tcomm", 9)) {
+      sample.processes.push_back({number_cell<int>(c[0], processes), number_cell<int>(c[1], processes),
+                                  number_cell<int>(c[2], processes), number_cell<unsigned>(c[3], processes),
+                                  number_cell<unsigned>(c[4], processes), number_cell<unsigned>(c[5], processes),
+                                  number_cell<unsigned>(c[6], processes), number_cell<long long>(c[7], processes),
+                                  c[8]});
     }
-    std::ifstream guest(sample.dir / "truth/guest.env");
-    for (std::string line; std::getline(guest, line);) {
-      const auto eq = line.find('=');
-      if (eq != std::string::npos) sample.guest[line.substr(0, eq)] = shell_unquote(line.substr(eq + 1));
-    }
-    for (const auto& c : read_tsv(sample.dir / "truth/processes.tsv")) {
-      if (c.size() < 9) continue;
-      sample.processes.push_back({std::stoi(c[0]), std::stoi(c[1]), std::stoi(c[2]),
-                                  static_cast<unsigned>(std::stoul(c[3])), static_cast<unsigned>(std::stoul(c[4])),
-                                  static_cast<unsigned>(std::stoul(c[5])), static_cast<unsigned>(std::stoul(c[6])),
-                                  std::stoll(c[7]), c[8]});
-    }
-    for (const auto& c : read_tsv(sample.dir / "truth/threads.tsv")) {
-      if (c.size() >= 3) sample.threads.push_back({std::stoi(c[0]), std::stoi(c[1]), c[2]});
-    }
-    std::ifstream release(sample.dir / "truth/release.txt");
-    std::getline(release, sample.release);
+    const fs::path threads = sample.dir / "truth/threads.tsv";
+    for (const auto& c : read_tsv(threads, "tid\ttgid\tcomm", 3))
+      sample.threads.push_back({number_cell<int>(c[0], threads), number_cell<int>(c[1], threads), c[2]});
+    sample.release = read_text(sample.dir / "truth/release.txt");
+    sample.release = sample.release.substr(0, sample.release.find('\n'));
+    sample.version = read_text(sample.dir / "truth/version.txt");
     samples.push_back(std::move(sample));
   }
+  REQUIRE_MESSAGE(!samples.empty(), "no sample in ", list_path.string(), ": run samples/build-samples.sh");
   return samples;
 }
 
@@ -103,22 +144,115 @@ std::vector<Sample> load_recovery_samples() { return load_sample_list("recovery-
 
 std::vector<Sample> load_lime_samples() { return load_sample_list("lime-samples.list"); }
 
-namespace {
+const std::string& guest_fact(const Sample& sample, const std::string& key) {
+  const auto it = sample.guest.find(key);
+  REQUIRE_MESSAGE(it != sample.guest.end(), "sample ", sample.name, ": truth/guest.env has no ", key,
+                  " (built before the guest recorded it?): ", kRebuild);
+  return it->second;
+}
 
-// Column positions of the shared task columns (plugins/linux_task_rows.hpp).
-enum TaskColumn { kOffset, kPid, kTid, kPpid, kComm, kName, kThreads, kUid, kGid, kEuid, kEgid, kStart, kCreation };
+std::uint64_t guest_number(const Sample& sample, const std::string& key) {
+  const std::string& text = guest_fact(sample, key);
+  const bool hexadecimal = text.starts_with("0x");
+  const char* begin = text.data() + (hexadecimal ? 2 : 0);
+  const char* end = text.data() + text.size();
+  std::uint64_t value = 0;
+  const auto [stop, ec] = std::from_chars(begin, end, value, hexadecimal ? 16 : 10);
+  const bool whole = ec == std::errc() && stop == end && begin != end;
+  REQUIRE_MESSAGE(whole, "sample ", sample.name, ": ", key, "='", text, "' in truth/guest.env is not a number");
+  return value;
+}
+
+std::uint64_t system_map_address(const Sample& sample, std::string_view symbol) {
+  const fs::path path = fs::path(sample.env.at("KERNEL_DIR")) / "System.map";
+  std::ifstream in(path);
+  REQUIRE_MESSAGE(in.is_open(), "cannot read ", path.string(), ": ", kRebuild);
+  for (std::string line; std::getline(in, line);) {
+    // "ffffffff81000000 T _text"
+    const auto first = line.find(' ');
+    const auto second = first == std::string::npos ? first : line.find(' ', first + 1);
+    if (second == std::string::npos || std::string_view(line).substr(second + 1) != symbol) continue;
+    std::uint64_t value = 0;
+    const auto [stop, ec] = std::from_chars(line.data(), line.data() + first, value, 16);
+    const bool whole = ec == std::errc() && stop == line.data() + first;
+    REQUIRE_MESSAGE(whole, path.string(), ": bad line '", line, "'");
+    return value;
+  }
+  FAIL(path.string(), " has no symbol ", std::string(symbol));
+  return 0;
+}
+
+namespace {
 
 // The truth drops a workqueue worker's "-desc"/"+desc" suffix, which changes whenever the worker
 // runs (samples/workload.c); compare NAME the same way.
+// A workqueue worker's name without the "+desc"/"-desc" of its latest work item, which changes
+// from moment to moment; the worker id before it ("kworker/<cpu>:<id>[H]", "kworker/u<pool>:<id>")
+// is kept whole, and so are rescuers ("kworker/R-<workqueue>"), as samples/workload.c records them.
 std::string without_worker_desc(const std::string& name) {
-  if (!name.starts_with("kworker/")) return name;
-  return name.substr(0, name.find_first_of("-+", 8));
+  static const std::regex worker_with_desc(R"((kworker/u?[0-9]+:[0-9]+H?)[-+].*)");
+  std::smatch match;
+  if (std::regex_match(name, match, worker_with_desc)) return match[1];
+  return name;
 }
 
 std::int64_t integer(const Row& row, int column) { return std::get<std::int64_t>(row.cells.at(column)); }
 const std::string& text(const Row& row, int column) { return std::get<std::string>(row.cells.at(column)); }
 
+template <class T>
+std::optional<T> cell_value(const Row& row, int column) {
+  if (column < 0 || static_cast<std::size_t>(column) >= row.cells.size()) return std::nullopt;
+  if (const T* value = std::get_if<T>(&row.cells[static_cast<std::size_t>(column)])) return *value;
+  return std::nullopt;
+}
+
 }  // namespace
+
+std::optional<std::int64_t> cell_integer(const Row& row, int column) { return cell_value<std::int64_t>(row, column); }
+std::optional<std::uint64_t> cell_address(const Row& row, int column) { return cell_value<std::uint64_t>(row, column); }
+std::optional<std::string> cell_text(const Row& row, int column) { return cell_value<std::string>(row, column); }
+
+std::vector<std::string> row_differences(const Row& row, const TruthProcess& truth) {
+  std::vector<std::string> differences;
+  auto compare = [&](const char* column, std::optional<std::int64_t> value, long long expected) {
+    if (!value) {
+      differences.push_back(std::string(column) + ": empty");
+    } else if (*value != expected) {
+      differences.push_back(std::string(column) + ": " + std::to_string(*value) + ", truth " +
+                            std::to_string(expected));
+    }
+  };
+  compare("PID", cell_integer(row, kPid), truth.pid);
+  compare("PPID", cell_integer(row, kPpid), truth.ppid);
+  compare("THREADS", cell_integer(row, kThreads), truth.threads);
+  compare("UID", cell_integer(row, kUid), truth.uid);
+  compare("GID", cell_integer(row, kGid), truth.gid);
+  compare("EUID", cell_integer(row, kEuid), truth.euid);
+  compare("EGID", cell_integer(row, kEgid), truth.egid);
+  // /proc's start_ticks is start_boottime truncated to USER_HZ (100) ticks: nsec_to_clock_t.
+  std::optional<std::int64_t> ticks;
+  if (const auto start = cell_integer(row, kStart)) ticks = *start / 10'000'000;
+  compare("START ticks", ticks, truth.start_ticks);
+  const auto name = cell_text(row, kName);
+  if (!name) {
+    differences.push_back("NAME: empty");
+  } else if (without_worker_desc(*name) != truth.comm) {
+    differences.push_back("NAME: '" + *name + "', truth '" + truth.comm + "'");
+  }
+  return differences;
+}
+
+std::string joined(const std::vector<std::string>& items) {
+  std::string text;
+  for (const auto& item : items) text += (text.empty() ? "" : "; ") + item;
+  return text;
+}
+
+const TruthProcess* truth_process(const Sample& sample, std::int64_t pid) {
+  const auto it = std::lower_bound(sample.processes.begin(), sample.processes.end(), pid,
+                                   [](const TruthProcess& p, std::int64_t value) { return p.pid < value; });
+  return it != sample.processes.end() && it->pid == pid ? &*it : nullptr;
+}
 
 // The profile the samples are read with: the shipped dwarf2json ISF for the pinned build;
 // for a fallback kernel (pinned package unavailable) one built from its vmlinux BTF.
@@ -157,25 +291,31 @@ Session open_sample(const std::filesystem::path& image, const std::filesystem::p
 void check_pslist_equals_proc(Session& session, const Sample& sample) {
   auto table = session.run("pslist");
   REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
-  std::vector<TruthProcess> seen;
+  std::vector<std::int64_t> pids, truth_pids;
   for (const Row& row : table->rows) {
-    const long long start_ticks = integer(row, kStart) / 10'000'000;  // USER_HZ = 100
-    seen.push_back({static_cast<int>(integer(row, kPid)), static_cast<int>(integer(row, kPpid)),
-                    static_cast<int>(integer(row, kThreads)), static_cast<unsigned>(integer(row, kUid)),
-                    static_cast<unsigned>(integer(row, kGid)), static_cast<unsigned>(integer(row, kEuid)),
-                    static_cast<unsigned>(integer(row, kEgid)), start_ticks, without_worker_desc(text(row, kName))});
-    CHECK(integer(row, kPid) == integer(row, kTid));
+    const auto pid = cell_integer(row, kPid);
+    REQUIRE(pid.has_value());
+    INFO("pid ", *pid);
+    pids.push_back(*pid);
+    CHECK(cell_integer(row, kTid) == pid);
+    const TruthProcess* truth = truth_process(sample, *pid);
+    CHECK_MESSAGE(truth != nullptr, "not a process of the guest's /proc");
+    if (truth != nullptr) {
+      const auto differences = row_differences(row, *truth);
+      CHECK_MESSAGE(differences.empty(), truth->comm, ": ", joined(differences));
+    }
     // COMM is the kernel's 16-byte field; /proc's name starts with it.
-    CHECK(text(row, kName).starts_with(text(row, kComm)));
-    CHECK(text(row, kComm).size() <= 15);
+    const auto comm = cell_text(row, kComm);
+    const auto name = cell_text(row, kName);
+    REQUIRE(comm.has_value());
+    REQUIRE(name.has_value());
+    CHECK(name->starts_with(*comm));
+    CHECK(comm->size() <= 15);
   }
-  std::sort(seen.begin(), seen.end(), [](const auto& a, const auto& b) { return a.pid < b.pid; });
-  REQUIRE(seen.size() == sample.processes.size());
-  for (std::size_t i = 0; i < seen.size(); ++i) {
-    INFO("pid ", sample.processes[i].pid, " (", sample.processes[i].comm, ")");
-    CHECK(seen[i].key() == sample.processes[i].key());
-    CHECK(seen[i].start_ticks == sample.processes[i].start_ticks);
-  }
+  for (const auto& process : sample.processes) truth_pids.push_back(process.pid);
+  std::sort(pids.begin(), pids.end());
+  CHECK(pids.size() == truth_pids.size());
+  CHECK(pids == truth_pids);
 }
 
 void check_threads_equal_proc(Session& session, const Sample& sample) {

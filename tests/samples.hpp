@@ -1,10 +1,13 @@
 // Real snapshots built by samples/build-samples.sh, and the guest's own /proc view beside them.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -28,23 +31,67 @@ struct TruthThread {
 struct Sample {
   std::string name;
   std::filesystem::path dir;
-  std::map<std::string, std::string> env;    // sample.env
+  std::map<std::string, std::string> env;    // sample.env, shell quoting removed
   std::map<std::string, std::string> guest;  // truth/guest.env, shell quoting removed
   std::vector<TruthProcess> processes;       // sorted by pid
   std::vector<TruthThread> threads;          // sorted by tid
-  std::string release;
+  std::string release;                       // truth/release.txt without its newline
+  std::string version;                       // truth/version.txt: /proc/version verbatim, newline included
 };
 
 // $VMI_SAMPLES_DIR, else $XDG_CACHE_HOME or ~/.cache + /vmi-forensics/samples.
 std::filesystem::path samples_dir();
-// Every sample listed in samples.list; empty when none were built.
+// The loaders REQUIRE what they read, so a test case that iterates samples fails by itself when
+// there are none: a list with at least one sample, and in every sample sample.env and the truth
+// (processes.tsv and threads.tsv under their headers with every row complete, guest.env,
+// version.txt, release.txt).
+//
+// Every sample listed in samples.list.
 std::vector<Sample> load_samples();
 // Every recovery sample listed in recovery-samples.list (kernels without a shipped profile,
-// sample.env has PROFILE_SHIPPED=0 and KERNEL_FLAVOUR); empty when none were built.
+// sample.env has PROFILE_SHIPPED=0 and KERNEL_FLAVOUR).
 std::vector<Sample> load_recovery_samples();
 // Every LiME sample listed in lime-samples.list (memory.lime by lime.ko in the pinned kernel and
-// memory.raw of the same boot, saved after the dump); empty when none were built.
+// memory.raw of the same boot, saved after the dump).
 std::vector<Sample> load_lime_samples();
+
+// A fact of truth/guest.env. REQUIREs it: a sample built before the fact was recorded fails,
+// naming the key and how to rebuild it.
+const std::string& guest_fact(const Sample& sample, const std::string& key);
+// The same fact as a number (decimal, or hexadecimal after "0x"); REQUIREs that it is one.
+std::uint64_t guest_number(const Sample& sample, const std::string& key);
+// A symbol's link-time address in the sample kernel's real System.map (KERNEL_DIR/System.map,
+// rebuilt by samples/systemmap.py from the guest's kallsyms); REQUIREs the file and the symbol.
+std::uint64_t system_map_address(const Sample& sample, std::string_view symbol);
+
+// Column positions of pslist's and pstree's task columns (plugins/linux_task_rows.hpp).
+enum TaskColumn : int {
+  kOffset,
+  kPid,
+  kTid,
+  kPpid,
+  kComm,
+  kName,
+  kThreads,
+  kUid,
+  kGid,
+  kEuid,
+  kEgid,
+  kStart,
+  kCreation
+};
+// A cell's value, or nothing when the cell is empty (the field was unreadable) or of another type.
+std::optional<std::int64_t> cell_integer(const Row& row, int column);
+std::optional<std::uint64_t> cell_address(const Row& row, int column);
+std::optional<std::string> cell_text(const Row& row, int column);
+// How a process row differs from the truth's row: one item per cell the truth has (PID, PPID,
+// THREADS, UID, GID, EUID, EGID, START in ticks, NAME), "UID: empty" for an empty cell and
+// "UID: 1000, truth 0" for a wrong one. Empty when the row equals the truth's.
+std::vector<std::string> row_differences(const Row& row, const TruthProcess& truth);
+// Items joined with "; ", for messages.
+std::string joined(const std::vector<std::string>& items);
+// The truth's row for a pid, or nullptr.
+const TruthProcess* truth_process(const Sample& sample, std::int64_t pid);
 
 // The profile a sample is read with: the shipped ISF for the pinned build, else one built from
 // the sample kernel's vmlinux BTF.
