@@ -1,8 +1,10 @@
-// ISF writer: exact JSON text for a small profile, escaping, producer and error cases.
+// ISF writer: exact JSON text for a small profile and for the shipped dwarf2json file, escaping,
+// producer and error cases.
 #include <doctest/doctest.h>
 
 #include "support.hpp"
 
+#include <algorithm>
 #include <sstream>
 #include <string>
 
@@ -308,4 +310,40 @@ TEST_CASE("ISF writer output reads back through parse_isf and writes back byte f
   const EnumType* state = reread->find_enum("state");
   REQUIRE(state != nullptr);
   CHECK(reread->enumerators(*state).size() == 2);
+}
+
+TEST_CASE("ISF writer reproduces dwarf2json's file of Debian 6.1.0-56 byte for byte, apart from its source hashes") {
+  auto profile = load_isf_file(test::shipped_profile());
+  REQUIRE_MESSAGE(profile.has_value(), test::error_text(profile));
+  const std::string ours = write(*profile);
+  // dwarf2json's file decompressed and re-indented by Python's json module (two spaces, key order
+  // as in the file, UTF-8 kept), without metadata.linux: the names and sha256 of the files
+  // dwarf2json read, which a profile does not keep.
+  constexpr const char* kReindent = R"(
+import json, lzma, sys
+with lzma.open(sys.argv[1], "rt", encoding="utf-8") as f:
+    isf = json.load(f)
+del isf["metadata"]["linux"]
+sys.stdout.buffer.write(json.dumps(isf, indent=2, ensure_ascii=False).encode("utf-8"))
+)";
+  const auto reindented = test::run_command({"python3", "-c", kReindent, test::shipped_profile().string()});
+  REQUIRE_MESSAGE(reindented.exit_code == 0, reindented.err);
+  const std::string& expected = reindented.out;
+  // Our metadata.linux only names the kernel; cut it out the same way.
+  const auto linux_at = ours.find("\n    \"linux\": {");
+  const auto producer_at = ours.find("\n    \"producer\": {");
+  REQUIRE(linux_at != std::string::npos);
+  REQUIRE(producer_at != std::string::npos);
+  REQUIRE(linux_at < producer_at);
+  const std::string comparable = ours.substr(0, linux_at) + ours.substr(producer_at);
+  const auto [at, expected_at] = std::mismatch(comparable.begin(), comparable.end(), expected.begin(), expected.end());
+  const auto offset = static_cast<std::size_t>(at - comparable.begin());
+  const auto context = [&](const std::string& text) {
+    const std::size_t from = offset < 300 ? 0 : offset - 300;
+    return from < text.size() ? text.substr(from, 400) : std::string();
+  };
+  const bool identical = at == comparable.end() && expected_at == expected.end();
+  CHECK_MESSAGE(identical, "first difference at byte ", offset, " of ", comparable.size(), " (expected ",
+                expected.size(), ")\n--- ours:\n", context(comparable), "\n--- dwarf2json's:\n", context(expected));
+  MESSAGE(comparable.size() << " bytes compared");
 }
