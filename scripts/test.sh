@@ -10,6 +10,7 @@ bash samples/build-samples.sh
 build_dir=${VMI_BUILD_DIR:-build}
 VMI_BUILD_DIR=$build_dir bash scripts/build.sh
 ctest --test-dir "$build_dir" --output-on-failure
+VMI_BUILD_DIR=$build_dir bash scripts/check-bench.sh
 sanitized_dir=${build_dir}-sanitize
 VMI_BUILD_DIR=$sanitized_dir bash scripts/build.sh -DVMI_SANITIZE=ON -DVMI_BUILD_BENCH=OFF
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
