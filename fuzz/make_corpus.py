@@ -7,16 +7,23 @@ Real material: the sample snapshots ($VMI_SAMPLES_DIR or ~/.cache/vmi-forensics/
 linux-6.1-la57), the shipped ISF profile, the sample kernel's System.map. Fixtures: the files
 the test suite writes under build/tests/scratch (LiME, kdump, savevm, crash dump, VMware,
 container), and hand-made BTF blobs, page tables and a tiny kernel image matching the profile
-in fuzz/targets/fuzz_support.hpp. Every seed is under 64 KiB. Re-running rewrites the files it
-owns and leaves any others (e.g. ones a fuzzer added) alone.
+in fuzz/targets/fuzz_support.hpp; ELF files holding BTF (hand-made) and DWARF (a small C file
+compiled with `gcc -g -c`, its debug relocations applied), binary profile-cache entries written
+the way lib/symbols/profile_cache.cpp writes them, and xz/zstd/gzip streams (the `zstd` command
+line tool makes the zstd frames; Python's lzma and gzip the rest). Every seed is under 64 KiB.
+Re-running rewrites the files it owns and leaves any others (e.g. ones a fuzzer added) alone.
 """
 import argparse
 import base64
+import gzip
 import json
 import lzma
 import os
+import shutil
 import struct
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,6 +276,301 @@ def btf_seeds():
     return out
 
 
+# ---- ELF files for vmlinux_elf (BTF) and dwarf (DWARF) --------------------------------------
+SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_RELA, SHT_NOBITS = 1, 2, 3, 4, 8
+SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
+
+
+def elf64(sections, extended_numbering=False):
+    """An ELF64 little-endian x86-64 executable with only section headers (what our vmlinux reader
+    reads). sections: (name, type, flags, address, data, link, info, entsize). With
+    extended_numbering, e_shnum = 0 and e_shstrndx = 0xffff, the real values in section header 0
+    (as for files of more than 0xff00 sections)."""
+    names = bytearray(b"\0")
+    name_at = []
+    for name, *_ in sections + [(".shstrtab",)]:
+        name_at.append(len(names))
+        names += name.encode() + b"\0"
+    body = bytearray(b"\0" * 64)
+    placed = []
+    for (name, stype, flags, addr, data, link, info, entsize), off in zip(sections, name_at):
+        body += b"\0" * (-len(body) % 8)
+        placed.append((off, stype, flags, addr, len(body), len(data), link, info, entsize))
+        if stype != SHT_NOBITS:
+            body += data
+    body += b"\0" * (-len(body) % 8)
+    placed.append((name_at[-1], SHT_STRTAB, 0, 0, len(body), len(names), 0, 0, 0))
+    body += names
+    body += b"\0" * (-len(body) % 8)
+    shoff = len(body)
+    count = len(placed) + 1
+    shstrndx = count - 1
+    first = struct.pack("<IIQQQQIIQQ", 0, 0, 0, 0, 0, count if extended_numbering else 0,
+                        shstrndx if extended_numbering else 0, 0, 0, 0)
+    body += first
+    for off, stype, flags, addr, offset, size, link, info, entsize in placed:
+        body += struct.pack("<IIQQQQIIQQ", off, stype, flags, addr, offset, size, link, info, 8, entsize)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + b"\0" * 8
+    header = ident + struct.pack("<HHIQQQIHHHHHH", 2, 62, 1, TEXT_VA, 0, shoff, 0, 64, 0, 0, 64,
+                                 0 if extended_numbering else count, 0xFFFF if extended_numbering else shstrndx)
+    body[:64] = header
+    return bytes(body)
+
+
+def vmlinux_seed(btf, extended_numbering=False, with_banner=True):
+    """A vmlinux-shaped ELF: .text at _text holding linux_banner, .data..percpu at 0 (where the
+    BTF seeds' DATASEC places runqueues), .BTF, and a symbol table with file, section, local
+    (repeated) and global symbols."""
+    text = bytearray(0x200)
+    text[0x100:0x100 + len(BANNER)] = BANNER
+    strtab = bytearray(b"\0")
+
+    def name(n):
+        at = len(strtab)
+        strtab.extend(n.encode() + b"\0")
+        return at
+
+    # st_name, st_info (bind << 4 | type), st_other, st_shndx, st_value, st_size
+    syms = [struct.pack("<IBBHQQ", 0, 0, 0, 0, 0, 0),
+            struct.pack("<IBBHQQ", name("vmlinux.c"), 4, 0, 0xFFF1, 0, 0),          # STT_FILE
+            struct.pack("<IBBHQQ", 0, 3, 0, 1, TEXT_VA, 0),                        # STT_SECTION
+            struct.pack("<IBBHQQ", name("helper"), 2, 0, 1, TEXT_VA + 0x20, 8),     # local func
+            struct.pack("<IBBHQQ", name("helper"), 2, 0, 1, TEXT_VA + 0x40, 8),     # same name again
+            struct.pack("<IBBHQQ", name("_text"), 0x10, 0, 1, TEXT_VA, 0),
+            struct.pack("<IBBHQQ", name("runqueues"), 0x11, 0, 2, 0, 64),
+            struct.pack("<IBBHQQ", name("init_task"), 0x11, 0, 1, TEXT_VA + 0x180, 64)]
+    if with_banner:
+        syms.append(struct.pack("<IBBHQQ", name("linux_banner"), 0x11, 0, 1, TEXT_VA + 0x100, len(BANNER)))
+    sections = [
+        (".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, TEXT_VA, bytes(text), 0, 0, 0),
+        (".data..percpu", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, 0, bytes(64), 0, 0, 0),
+        (".bss", SHT_NOBITS, SHF_ALLOC | SHF_WRITE, TEXT_VA + 0x1000, bytes(0x100), 0, 0, 0),
+        (".BTF", SHT_PROGBITS, SHF_ALLOC, TEXT_VA + 0x2000, btf, 0, 0, 0),
+        (".symtab", SHT_SYMTAB, 0, 0, b"".join(syms), 6, 5, 24),
+        (".strtab", SHT_STRTAB, 0, 0, bytes(strtab), 0, 0, 0),
+    ]
+    return elf64(sections, extended_numbering)
+
+
+DWARF_SOURCE = r"""
+typedef unsigned long long u64;
+typedef struct { int counter; } atomic_t;
+typedef struct spinlock { unsigned int raw; } spinlock_t;
+struct list_head { struct list_head *next, *prev; };
+enum task_state { TASK_RUNNING, TASK_SLEEPING = 1, TASK_DEAD = -1 };
+struct cred { unsigned int usage; unsigned int uid, gid, euid, egid; };
+struct task_struct {
+  struct list_head tasks;
+  int pid, tgid;
+  char comm[16];
+  struct task_struct *real_parent;
+  const struct cred *real_cred;
+  unsigned int flags;
+  unsigned in_execve : 1, in_iowait : 1, : 2, bits : 4;
+  u64 start_time;
+  volatile long state;
+  enum task_state task_state;
+  union { u64 a; unsigned int b[2]; };
+  struct { int x, y; } pair;
+  int grid[2][3];
+  spinlock_t lock;
+  atomic_t usage;
+  void (*fn)(struct task_struct *, int);
+  char name[];
+};
+struct task_struct init_task;
+struct list_head *head_ptr = &init_task.tasks;
+static int counter;
+const char linux_banner[] = "Linux version 6.1.0-fuzz (gcc) #1\n";
+int *use(void) { static int local; return local ? &counter : &local; }
+"""
+
+
+def apply_debug_relocations(obj):
+    """libdw reads an object file's DWARF as it is, and x86-64 relocations keep their values in
+    the addend (RELA), so the string and line offsets read 0 until applied: apply the .debug_*
+    sections' R_X86_64_64/32/32S relocations (symbol value + addend) in place."""
+    obj = bytearray(obj)
+    shoff, = struct.unpack_from("<Q", obj, 0x28)
+    shnum, shstrndx = struct.unpack_from("<HH", obj, 0x3C)
+    shdrs = [struct.unpack_from("<IIQQQQIIQQ", obj, shoff + 64 * i) for i in range(shnum)]
+    names_at = shdrs[shstrndx][4]
+
+    def name_of(sh):
+        start = names_at + sh[0]
+        return obj[start:obj.index(b"\0", start)].decode()
+
+    for sh in shdrs:
+        if sh[1] != SHT_RELA or not name_of(shdrs[sh[7]]).startswith(".debug"):
+            continue
+        target = shdrs[sh[7]][4]
+        symtab = shdrs[sh[6]]
+        for at in range(sh[4], sh[4] + sh[5], 24):
+            offset, info, addend = struct.unpack_from("<QQq", obj, at)
+            value = struct.unpack_from("<Q", obj, symtab[4] + 24 * (info >> 32) + 8)[0] + addend
+            kind = info & 0xFFFFFFFF
+            if kind == 1:
+                struct.pack_into("<Q", obj, target + offset, value & (2**64 - 1))
+            elif kind == 10:
+                struct.pack_into("<I", obj, target + offset, value & 0xFFFFFFFF)
+            elif kind == 11:
+                struct.pack_into("<i", obj, target + offset, value)
+    return bytes(obj)
+
+
+def dwarf_seeds():
+    """DWARF 2, 4 and 5 of DWARF_SOURCE (bitfields both ways, location blocks, a flexible array,
+    anonymous members, typedef'd structs), compiled by gcc; nothing when gcc is missing."""
+    if shutil.which("gcc") is None:
+        print("no gcc: dwarf seeds skipped", file=sys.stderr)
+        return {}
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "types.c").write_text(DWARF_SOURCE)
+        for version in (2, 4, 5):
+            subprocess.run(["gcc", "-g", f"-gdwarf-{version}", "-O0", "-c", "-fno-merge-debug-strings",
+                            "-fno-asynchronous-unwind-tables", f"-fdebug-prefix-map={tmp}=.", "types.c", "-o",
+                            "types.o"], cwd=tmp, check=True)
+            out[f"types-dwarf{version}.o"] = apply_debug_relocations(Path(tmp, "types.o").read_bytes())
+    return out
+
+
+# ---- binary profile-cache entries (lib/symbols/profile_cache.cpp, format 3) ----------------
+KIND = dict(base=0, pointer=1, array=2, struct=3, union=4, **{"class": 5}, enum=6, bitfield=7, function=8,
+            void=9)
+BASE_KIND = dict(int=0, char=1, bool=2, float=3, void=4)
+
+
+class ProfileBuilder:
+    """ProfileBuilder (lib/symbols/profile.cpp) and the ISF reader's use of it, in Python: the
+    same interning, shared type references, name order and banner, so an entry written here holds
+    what write_cached_profile would write for that ISF (padding bytes aside)."""
+
+    def __init__(self):
+        self.strings = bytearray()
+        self.interned = {}
+        self.types, self.type_ids = [], {}
+        self.members, self.aggregates, self.base_types = [], [], []
+        self.enums, self.enumerators, self.symbols = [], [], []
+        self.banner, self.producer, self.format_version, self.os = "", "", "", ""
+
+    def intern(self, text):
+        data = text.encode() if isinstance(text, str) else text
+        if data not in self.interned:
+            self.interned[data] = (len(self.strings), len(data))
+            self.strings += data
+        return self.interned[data]
+
+    def str(self, ref):
+        return bytes(self.strings[ref[0]:ref[0] + ref[1]])
+
+    def add_type(self, kind, name="", subtype=0xFFFFFFFF, count=0, bit_position=0, bit_length=0):
+        ref = self.intern(name) if name else (0, 0)
+        key = (kind, ref, subtype, count, bit_position, bit_length)
+        if key not in self.type_ids:
+            self.type_ids[key] = len(self.types)
+            self.types.append(key)
+        return self.type_ids[key]
+
+    def parse_type(self, t):
+        sub = self.parse_type(t.get("subtype", t.get("type"))) if ("subtype" in t or "type" in t) else 0xFFFFFFFF
+        return self.add_type(KIND[t["kind"]], t.get("name", ""), sub, t.get("count", 0), t.get("bit_position", 0),
+                             t.get("bit_length", 0))
+
+    def load_isf(self, isf):
+        meta = isf["metadata"]
+        self.format_version = meta["format"]
+        producer = meta.get("producer", {})
+        self.producer = producer.get("name", "") + (" " + producer["version"] if "version" in producer else "")
+        self.os = next((k for k in ("linux", "windows", "mac") if k in meta), "")
+        for name, b in isf.get("base_types", {}).items():
+            self.base_types.append((self.intern(name), b["size"], BASE_KIND.get(b.get("kind"), 0),
+                                    1 if b.get("signed") else 0))
+        for name, u in isf.get("user_types", {}).items():
+            first = len(self.members)
+            fields = [(f, self.parse_type(d["type"]), d.get("offset", 0), d.get("anonymous", False))
+                      for f, d in u.get("fields", {}).items()]
+            agg_name = self.intern(name)
+            for f, t, off, anon in fields:
+                self.members.append((self.intern(f), off, t, 1 if anon else 0))
+            self.aggregates.append([agg_name, u.get("size", 0), first, len(fields), KIND[u.get("kind", "struct")]])
+        for name, e in isf.get("enums", {}).items():
+            first = len(self.enumerators)
+            self.enums.append((self.intern(name), self.intern(e.get("base", "")), e.get("size", 0), first,
+                               len(e.get("constants", {}))))
+            for c, v in e.get("constants", {}).items():
+                self.enumerators.append((self.intern(c), v))
+        for name, sym in isf.get("symbols", {}).items():
+            t = self.parse_type(sym["type"]) if "type" in sym else 0xFFFFFFFF
+            data = base64.b64decode(sym["constant_data"]) if "constant_data" in sym else b""
+            self.symbols.append((self.intern(name), sym.get("address", 0) & (2**64 - 1), t,
+                                 self.intern(data) if data else (0, 0)))
+        return self
+
+    def cache_entry(self):
+        """build()'s sorting and banner, then the entry: header, banner, section and frame sizes,
+        one zstd frame (level 6, content checksum) per array and for the tail."""
+        by_name = lambda item: self.str(item[0])
+        for agg in self.aggregates:
+            first, n = agg[2], agg[3]
+            self.members[first:first + n] = sorted(self.members[first:first + n], key=by_name)
+        aggregates = sorted(self.aggregates, key=by_name)
+        base_types = sorted(self.base_types, key=by_name)
+        enums = sorted(self.enums, key=by_name)
+        symbols = sorted(self.symbols, key=by_name)
+        banner = self.banner.encode()
+        linux_banner = next((s for s in symbols if self.str(s[0]) == b"linux_banner"), None)
+        if not banner and linux_banner and linux_banner[3][1]:
+            banner = self.str(linux_banner[3])
+        banner = banner.rstrip(b"\0\n")
+        tail_refs = [self.intern(banner), self.intern(self.producer), self.intern(self.format_version),
+                     self.intern(self.os)]
+        pointer = next((b for b in base_types if self.str(b[0]) == b"pointer" and b[1]), None)
+        pointer_size = pointer[1] if pointer else 8
+
+        sections = [
+            bytes(self.strings),
+            b"".join(struct.pack("<BBBBIIII", k, bp, bl, 0, c, r[0], r[1], sub)
+                     for k, r, sub, c, bp, bl in self.types),                                 # TypeDesc, 20
+            b"".join(struct.pack("<IIIIB3x", r[0], r[1], off, t, anon)
+                     for r, off, t, anon in self.members),                                    # Member, 20
+            b"".join(struct.pack("<IIIIIB3x", r[0], r[1], size, first, n, kind)
+                     for r, size, first, n, kind in aggregates),                              # Aggregate, 24
+            b"".join(struct.pack("<IIIBB2x", r[0], r[1], size, kind, signed)
+                     for r, size, kind, signed in base_types),                                # BaseType, 16
+            b"".join(struct.pack("<IIIIIIII", r[0], r[1], b[0], b[1], size, first, n, 0)
+                     for r, b, size, first, n in enums),                                      # EnumType, 32
+            b"".join(struct.pack("<IIq", r[0], r[1], (v + 2**63) % 2**64 - 2**63)
+                     for r, v in self.enumerators),                                           # Enumerator, 16
+            b"".join(struct.pack("<IIQIII4x", r[0], r[1], addr, t, c[0], c[1])
+                     for r, addr, t, c in symbols),                                           # Symbol, 32
+            b"".join(struct.pack("<II", *ref) for ref in tail_refs) + struct.pack("<I", pointer_size),  # Tail, 36
+        ]
+        frames = [zstd(section, 6) for section in sections]
+        addrs = {self.str(s[0]): s[1] for s in symbols}
+        offset_plus_one = 0
+        if b"_text" in addrs and b"linux_banner" in addrs and addrs[b"linux_banner"] >= addrs[b"_text"]:
+            offset_plus_one = addrs[b"linux_banner"] - addrs[b"_text"] + 1
+        header = b"VMIPROF\0" + struct.pack("<IIQQ", 3, len(banner), sum(map(len, sections)), offset_plus_one)
+        return (header + banner + struct.pack("<9Q", *map(len, sections)) + struct.pack("<9Q", *map(len, frames)) +
+                b"".join(frames))
+
+
+# ---- compressed streams ---------------------------------------------------------------------
+def zstd(data, level=3):
+    """One zstd frame with content size and checksum, from the zstd command line tool."""
+    return subprocess.run(["zstd", "-q", "-c", f"-{level}", "--check", f"--stream-size={len(data)}"], input=data,
+                          stdout=subprocess.PIPE, check=True).stdout
+
+
+def xz(data, check=lzma.CHECK_CRC64):
+    return lzma.compress(data, format=lzma.FORMAT_XZ, check=check)
+
+
+def gz(data):
+    return gzip.compress(data, compresslevel=6, mtime=0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     cache = Path(os.environ.get("VMI_SAMPLES_DIR", Path.home() / ".cache/vmi-forensics/samples"))
@@ -395,6 +697,54 @@ def main():
         for percpu in (False, True):
             put("kallsyms", f"tables-{'seqs' if seqs else 'plain'}-{'percpu' if percpu else 'relative'}",
                 kallsyms_seed(seqs, percpu))
+
+    # ELF: vmlinux-shaped files with .BTF for our ELF reader, gcc's DWARF for libdw.
+    btf = btf_seeds()
+    put("vmlinux_elf", "vmlinux-types", vmlinux_seed(btf["types.btf"]))
+    put("vmlinux_elf", "vmlinux-bitfields-extended-numbering", vmlinux_seed(btf["bitfields.btf"], True))
+    put("vmlinux_elf", "vmlinux-no-banner", vmlinux_seed(btf["cycle.btf"], with_banner=False))
+    for name, data in dwarf_seeds().items():
+        put("dwarf", name, data)
+
+    have_zstd = shutil.which("zstd") is not None
+    if not have_zstd:
+        print("no zstd command: profile_cache seeds and zstd stream seeds skipped", file=sys.stderr)
+
+    # Profile cache entries: the tiny profile, and the shipped profile trimmed as for isf.
+    isf_texts = {"tiny-linux": tiny.encode()}
+    if shipped:
+        isf_texts["shipped-trimmed"] = (CORPUS / "isf/shipped-trimmed.json").read_bytes()
+    if have_zstd:
+        for name, text in isf_texts.items():
+            put("profile_cache", name + ".vmiprof", ProfileBuilder().load_isf(json.loads(text)).cache_entry())
+
+    # ISF files as load_isf_file reads them: xz (CRC64, as save_isf_file writes; CRC32; two
+    # concatenated streams) and zstd (level 19 with checksum, as save_isf_file writes; two frames).
+    for name, text in isf_texts.items():
+        put("isf_decompress", name + ".json.xz", xz(text))
+    put("isf_decompress", "tiny-linux-crc32.json.xz", xz(tiny.encode(), lzma.CHECK_CRC32))
+    half = len(tiny) // 2
+    put("isf_decompress", "tiny-linux-two-streams.json.xz", xz(tiny[:half].encode()) + xz(tiny[half:].encode()))
+    if have_zstd:
+        for name, text in isf_texts.items():
+            put("isf_decompress", name + ".json.zst", zstd(text, 19))
+        put("isf_decompress", "tiny-linux-two-frames.json.zst", zstd(tiny[:half].encode(), 19) +
+            zstd(tiny[half:].encode(), 19))
+
+    # convert's raw streams: the tiny kernel (several 4 KiB chunks), a short image (one partial
+    # chunk), two gzip members, two zstd frames, and ELF and LiME headers convert must refuse.
+    kernel = tiny_kernel()
+    put("convert_stream", "tiny-kernel.raw.gz", gz(kernel))
+    put("convert_stream", "short.raw.gz", gz(kernel[:0x180]))
+    put("convert_stream", "two-members.raw.gz", gz(kernel[:0x3000]) + gz(kernel[0x3000:]))
+    put("convert_stream", "elf-header.gz", gz(b"\x7fELF\x02\x01\x01" + bytes(0x1000)))
+    put("convert_stream", "lime-header.gz", gz(b"EMiL\x01\x00\x00\x00" + bytes(0x1000)))
+    if have_zstd:
+        put("convert_stream", "tiny-kernel.raw.zst", zstd(kernel))
+        put("convert_stream", "short.raw.zst", zstd(kernel[:0x180]))
+        put("convert_stream", "two-frames.raw.zst", zstd(kernel[:0x3000]) + zstd(kernel[0x3000:]))
+    for k, v in list(pick(".gz", ".zst").items())[:6]:
+        put("convert_stream", k, v)
 
     total = sum(p.stat().st_size for p in CORPUS.rglob("*") if p.is_file())
     print(f"corpus: {sum(1 for p in CORPUS.rglob('*') if p.is_file())} files, {total} bytes")

@@ -14,6 +14,7 @@
 
 #include "vmi/image.hpp"
 #include "vmi/layer.hpp"
+#include "vmi/profile.hpp"
 
 namespace vmi_fuzz {
 
@@ -75,6 +76,34 @@ inline void exercise_image(const vmi::PhysicalImage& image) {
     for (const auto& [name, value] : cpu.registers) (void)name.size();
   }
   (void)image.facts();
+}
+
+// Every lookup a profile offers, over every type, field, enum, symbol and base type it holds.
+inline void exercise_profile(const vmi::Profile& p) {
+  for (vmi::TypeId id = 0; id < p.types.size(); ++id) {
+    (void)p.size_of(id);
+    (void)p.aggregate_of(id);
+  }
+  for (const vmi::Aggregate& aggregate : p.aggregates) {
+    std::string name(p.str(aggregate.name));
+    (void)p.find_aggregate(name);
+    for (const vmi::Member& member : p.members(aggregate)) {
+      (void)p.find_field(aggregate, p.str(member.name));
+      (void)p.field(name, p.str(member.name));
+    }
+  }
+  for (const vmi::EnumType& e : p.enums) {
+    (void)p.find_enum(p.str(e.name));
+    (void)p.enumerators(e);
+  }
+  for (const vmi::Symbol& symbol : p.symbols) {
+    (void)p.symbol_address(p.str(symbol.name));
+    (void)p.str(symbol.constant_data);
+  }
+  for (const vmi::BaseType& base : p.base_types) (void)p.find_base_type(p.str(base.name));
+  (void)p.banner();
+  (void)p.producer();
+  (void)p.os();
 }
 
 // A tiny Linux ISF profile: the fields the task walker binds, and the anchors kernel detection

@@ -23,6 +23,7 @@ constexpr std::size_t kCommSize = 16;     // TASK_COMM_LEN
 // A kernel release as major, minor and sublevel, from "Linux version 6.12.115+bpo-amd64 ...".
 struct KernelVersion {
   int major = 0, minor = 0, sublevel = 0;
+  // NOLINTNEXTLINE(modernize-use-nullptr): clang-tidy 14 misreads a defaulted <=>
   auto operator<=>(const KernelVersion&) const = default;
 };
 
