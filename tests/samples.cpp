@@ -282,7 +282,13 @@ const Profile& debug_vmlinux_profile(const Sample& sample) {
 Session open_sample(const std::filesystem::path& image, const std::filesystem::path& profile) {
   SessionOptions options;
   options.profile_paths = {profile};
-  options.cache = CacheOptions{true, scratch_dir("samples-cache-" + image.parent_path().filename().string())};
+  // One cache per sample for the whole run, emptied the first time only: later sessions load the
+  // profile's binary form instead of parsing the ISF again.
+  static std::map<std::string, std::filesystem::path> caches;
+  const std::string name = "samples-cache-" + image.parent_path().filename().string();
+  auto cache = caches.find(name);
+  if (cache == caches.end()) cache = caches.emplace(name, scratch_dir(name)).first;
+  options.cache = CacheOptions{true, cache->second};
   auto session = Session::open(image, options);
   REQUIRE_MESSAGE(session.has_value(), test::error_text(session));
   return std::move(*session);

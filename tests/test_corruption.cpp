@@ -97,7 +97,8 @@ struct Fixture {
 SessionOptions shipped_profile_only() {
   SessionOptions options;
   options.profile_paths = {test::shipped_profile()};
-  options.cache = CacheOptions{true, test::scratch_dir("corruption-cache")};
+  static const auto cache = test::scratch_dir("corruption-cache");  // emptied once: one ISF parse per run
+  options.cache = CacheOptions{true, cache};
   return options;
 }
 
@@ -143,8 +144,7 @@ const Fixture& fixture() {
 
 // Physical address of a kernel virtual address, through the sample's own page tables.
 Addr physical_of(Addr va) {
-  const Fixture& f = fixture();
-  Session session = Session::over_layer(f.image, shipped_profile_only());
+  static Session session = Session::over_layer(fixture().image, shipped_profile_only());  // one detection
   return (*session.kernel())->kernel_layer().translate(va)->physical;
 }
 

@@ -48,6 +48,7 @@ TEST_CASE("an unreadable task field is an empty cell and a warning naming task, 
                                    [](const auto& p) { return p.ppid > 1 && p.comm.starts_with("vmi-wl"); });
   REQUIRE_MESSAGE(target != sample.processes.end(), "the workload's processes are in the truth");
 
+  static const auto cache = test::scratch_dir("unreadable-fields-cache");
   Session reference = test::open_sample(image_path, profile_path);
   const Kernel* kernel = *reference.kernel();
   Addr task_address = 0;
@@ -81,7 +82,7 @@ TEST_CASE("an unreadable task field is an empty cell and a warning naming task, 
                                                        test::MaskedLayer::Mask::hole);
       SessionOptions options;
       options.profile_paths = {profile_path};
-      options.cache.enabled = false;
+      options.cache = CacheOptions{true, cache};  // one ISF parse for all the damaged sessions
       Session session = Session::over_layer(holed, options);
 
       auto table = session.run("pslist");
