@@ -8,6 +8,7 @@
 #include <optional>
 
 #include "info.hpp"
+#include "plugin_commands.hpp"
 #include "render.hpp"
 #include "vmi/convert.hpp"
 #include "vmi/isf.hpp"
@@ -102,12 +103,12 @@ int run_info(const GlobalOptions& options, const std::string& image) {
   return kOk;
 }
 
-int run_plugin(const GlobalOptions& options, const vmi::Plugin& plugin, const std::string& image,
+int run_plugin(const GlobalOptions& options, const std::string& plugin, const std::string& image,
                const vmi::PluginArgs& args) {
   const vmi::cli::Renderer renderer = renderer_of(options);
   auto session = open_session(options, image);
   if (!session) return fail(session.error(), exit_code_for(session.error()) == kUsage ? kUsage : kBadImage);
-  auto table = session->run(plugin.name, args);
+  auto table = session->run(plugin, args);
   print_warnings(*session);
   if (!table)
     return fail(table.error(), exit_code_for(table.error()) == kBadImage ? kFailed : exit_code_for(table.error()));
@@ -168,7 +169,6 @@ std::optional<std::string> unknown_command(CLI::App& app, int argc, char** argv)
 
 int run(int argc, char** argv) {
   CLI::App app{"vmi-forensics: memory forensics for virtual-machine snapshots"};
-  app.footer(kExitCodes);
   app.require_subcommand(1);
   GlobalOptions options;
   app.add_option("-f,--file", options.image, "memory image (raw, ELF core); format detected from content");
@@ -190,36 +190,15 @@ int run(int argc, char** argv) {
   info->add_option("image", info_image, "memory image");
   info->callback([&] { status = run_info(options, info_image); });
 
-  // One subcommand per plugin in the library's table, with the plugin's own options.
-  std::vector<std::unique_ptr<std::string>> images;
-  std::vector<std::unique_ptr<std::map<std::string, std::string>>> values;
-  std::vector<std::unique_ptr<std::map<std::string, bool>>> flags;
-  for (const vmi::Plugin* plugin : vmi::plugins()) {
-    auto* command = app.add_subcommand(std::string(plugin->name),
-                                       std::string(plugin->description) + " (" + std::string(plugin->os) + ")");
-    auto& image = *images.emplace_back(std::make_unique<std::string>());
-    auto& plugin_values = *values.emplace_back(std::make_unique<std::map<std::string, std::string>>());
-    auto& plugin_flags = *flags.emplace_back(std::make_unique<std::map<std::string, bool>>());
-    command->add_option("image", image, "memory image");
-    for (const auto& option : plugin->options) {
-      const std::string name(option.name);
-      if (option.takes_value) {
-        command->add_option("--" + name, plugin_values[name], std::string(option.help));
-      } else {
-        command->add_flag("--" + name, plugin_flags[name], std::string(option.help));
-      }
-    }
-    command->callback([&, plugin, command] {
-      vmi::PluginArgs args;
-      for (const auto& [name, value] : plugin_values) {
-        if (command->count("--" + name) > 0) args.values[name] = value;
-      }
-      for (const auto& [name, set] : plugin_flags) {
-        if (set) args.values[name] = "";
-      }
-      status = run_plugin(options, *plugin, image, args);
-    });
-  }
+  // Plugin commands from the library's table: short names, qualified names and their aliases.
+  const vmi::cli::PluginCommands plugin_commands(app, [&](const vmi::cli::PluginInvocation& invocation) {
+    status = run_plugin(options, invocation.name, invocation.image, invocation.args);
+  });
+  app.footer(vmi::cli::plugin_list() + "\n" + kExitCodes);
+  std::string help_topic;
+  auto* help = app.add_subcommand("help", "Show a plugin's names, columns and options");
+  help->add_option("plugin", help_topic, "plugin name (short, OS-qualified or Volatility 3's)")->required();
+  help->callback([&] { status = vmi::cli::print_plugin_help(help_topic, std::cout, std::cerr); });
 
   std::string vmlinux;
   std::string system_map;

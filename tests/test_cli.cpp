@@ -28,8 +28,8 @@ const test::Sample& pinned_sample() {
 }
 
 std::vector<std::string> with_profile(std::vector<std::string> args) {
-  args.insert(args.begin(),
-              {"--profile", test::shipped_profile().string(), "--cache-dir", test::scratch_dir("cli-cache").string()});
+  static const auto cache = test::scratch_dir("cli-cache").string();  // emptied once per run
+  args.insert(args.begin(), {"--profile", test::shipped_profile().string(), "--cache-dir", cache});
   return args;
 }
 
@@ -215,7 +215,9 @@ TEST_CASE("an unknown command names itself and lists the commands") {
   auto result = test::run_cli({"modules", "dump.raw"});
   CHECK(result.exit_code == 1);
   CHECK(count_lines(result.err) == 1);
-  CHECK(result.err.starts_with("vmi-forensics: unknown command 'modules'; commands: info, pslist, pstree"));
+  CHECK(
+      result.err.starts_with("vmi-forensics: unknown command 'modules'; commands: info, pslist, pstree, "
+                             "linux.pslist, linux.pstree, help, profile, convert"));
   auto after_options = test::run_cli({"-r", "json", "--profile", "x.json", "lsmod"});
   CHECK(after_options.exit_code == 1);
   CHECK(after_options.err.starts_with("vmi-forensics: unknown command 'lsmod'; commands: "));
@@ -264,6 +266,45 @@ TEST_CASE("an image that is not a regular file is refused at once, a FIFO includ
   auto directory = test::run_cli({"pslist", dir.string()});
   CHECK(directory.exit_code == 2);
   CHECK(directory.err == "vmi-forensics: '" + dir.string() + "' is not a regular file (a directory)\n");
+}
+
+TEST_CASE("a plugin answers to its short name, its OS-qualified name and Volatility 3's name alike") {
+  const auto& sample = pinned_sample();
+  const auto image = (sample.dir / "memory.raw").string();
+  auto short_name = test::run_cli(with_profile({"pslist", image, "--pid", "1"}));
+  REQUIRE(short_name.exit_code == 0);
+  CHECK(count_lines(short_name.out) == 2);
+  for (const char* name : {"linux.pslist", "linux.pslist.PsList"}) {
+    CAPTURE(name);
+    auto named = test::run_cli(with_profile({name, image, "--pid", "1"}));
+    CHECK(named.exit_code == 0);
+    CHECK(named.out == short_name.out);
+  }
+  auto tree = test::run_cli(with_profile({"linux.pstree.PsTree", image}));
+  CHECK(tree.exit_code == 0);
+  CHECK(tree.out == test::run_cli(with_profile({"pstree", image})).out);
+}
+
+TEST_CASE("--help lists the plugins of each OS, one line each; help PLUGIN shows columns and options") {
+  auto listing = test::run_cli({"--help"});
+  REQUIRE(listing.exit_code == 0);
+  CHECK(listing.out.find("Plugins by OS") != std::string::npos);
+  CHECK(listing.out.find("\n  linux:\n    linux.pslist    pslist    List processes") != std::string::npos);
+  CHECK(listing.out.find("\n    linux.pstree    pstree    Show processes") != std::string::npos);
+
+  auto help = test::run_cli({"help", "linux.pslist.PsList"});
+  REQUIRE(help.exit_code == 0);
+  CHECK(help.out.starts_with("linux.pslist (linux): List processes from the kernel's task list\n"));
+  CHECK(help.out.find("  short name: pslist\n") != std::string::npos);
+  CHECK(help.out.find("    PPID                    integer\n") != std::string::npos);
+  CHECK(help.out.find("    CREATION TIME           timestamp\n") != std::string::npos);
+  CHECK(help.out.find("    --pid VALUE") != std::string::npos);
+  CHECK(help.out.find("    --threads") != std::string::npos);
+  CHECK(test::run_cli({"help", "pstree"}).out.starts_with("linux.pstree (linux): "));
+
+  auto unknown = test::run_cli({"help", "lsmod"});
+  CHECK(unknown.exit_code == 1);
+  CHECK(unknown.err == "vmi-forensics: no plugin named 'lsmod'; plugins: linux.pslist, linux.pstree\n");
 }
 
 TEST_CASE("plugins never modify the evidence file") {

@@ -257,3 +257,23 @@ TEST_CASE("pslist --pid lists exactly the named processes as /proc shows them; a
     CHECK(bad.error().message.find("pid") != std::string::npos);
   }
 }
+
+TEST_CASE("Session::run takes the short, OS-qualified and Volatility 3 names of a plugin alike") {
+  const auto samples = test::load_samples();
+  const auto& sample = samples.front();
+  Session session = test::open_sample(sample.dir / "memory.raw", test::profile_for(sample));
+  auto cells = [&](std::string_view name) {
+    auto table = session.run(name);
+    REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+    std::vector<std::vector<Cell>> rows;
+    for (const Row& row : table->rows) rows.push_back(row.cells);
+    return rows;
+  };
+  const auto by_short_name = cells("pslist");
+  CHECK(by_short_name.size() == sample.processes.size());
+  CHECK(cells("linux.pslist") == by_short_name);
+  CHECK(cells("linux.pslist.PsList") == by_short_name);
+  auto unknown = session.run("windows.pslist");
+  REQUIRE_FALSE(unknown.has_value());
+  CHECK(unknown.error().message == "no plugin named 'windows.pslist'");
+}

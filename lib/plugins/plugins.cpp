@@ -1,6 +1,7 @@
 // The plugin table: one line per plugin.
 #include "plugins/plugins.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace vmi {
@@ -16,9 +17,21 @@ std::span<const Plugin* const> plugins() { return kPlugins; }
 
 const Plugin* find_plugin(std::string_view name) {
   for (const Plugin* plugin : kPlugins) {
-    if (plugin->name == name) return plugin;
+    if (plugin->name == name || std::ranges::find(plugin->aliases, name) != plugin->aliases.end()) return plugin;
   }
   return nullptr;
+}
+
+const Plugin* find_plugin(std::string_view name, std::string_view os) {
+  if (const Plugin* plugin = find_plugin(name)) return plugin;
+  for (const Plugin* plugin : kPlugins) {
+    if (plugin->short_name == name && plugin->os == os) return plugin;
+  }
+  return nullptr;
+}
+
+bool is_short_plugin_name(std::string_view name) {
+  return std::ranges::any_of(kPlugins, [&](const Plugin* plugin) { return plugin->short_name == name; });
 }
 
 Expected<std::vector<std::int64_t>> PluginArgs::integers(std::string_view name) const {

@@ -29,6 +29,9 @@ Expected<Table> run_pslist(Session& session, const PluginArgs& args) {
 
 }  // namespace
 
-const Plugin kPslistPlugin{"pslist", "linux", "List processes from the kernel's task list", kOptions, run_pslist};
+constexpr std::string_view kPslistAliases[] = {"linux.pslist.PsList"};
+const Plugin kPslistPlugin{
+    "linux.pslist", "pslist", "linux",   kPslistAliases, "List processes from the kernel's task list",
+    kTaskColumns,   kOptions, run_pslist};
 
 }  // namespace vmi

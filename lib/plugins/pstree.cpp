@@ -92,6 +92,9 @@ Expected<Table> run_pstree(Session& session, const PluginArgs& /*args*/) {
 
 }  // namespace
 
-const Plugin kPstreePlugin{"pstree", "linux", "Show processes as a tree of parents and children", {}, run_pstree};
+constexpr std::string_view kPstreeAliases[] = {"linux.pstree.PsTree"};
+const Plugin kPstreePlugin{
+    "linux.pstree", "pstree", "linux",   kPstreeAliases, "Show processes as a tree of parents and children",
+    kTaskColumns,   {},       run_pstree};
 
 }  // namespace vmi

@@ -56,15 +56,23 @@ struct PluginArgs {
 };
 
 struct Plugin {
-  std::string_view name;
-  std::string_view os;  // the kernel it needs: "linux"
+  std::string_view name;                      // OS-qualified: "linux.pslist"
+  std::string_view short_name;                // "pslist": runs the plugin of the OS found in the image
+  std::string_view os;                        // the kernel it needs: "linux"
+  std::span<const std::string_view> aliases;  // Volatility 3's names: "linux.pslist.PsList"
   std::string_view description;
+  std::span<const Column> columns;
   std::span<const PluginOption> options;
   Expected<Table> (*run)(Session& session, const PluginArgs& args);
 };
 
 // The plugin table (plugins/plugins.cpp): one line per plugin.
 std::span<const Plugin* const> plugins();
+// The plugin with this OS-qualified name or alias ("linux.pslist", "linux.pslist.PsList").
 const Plugin* find_plugin(std::string_view name);
+// The plugin a name means for a kernel of `os`: its qualified name or alias, or its short name.
+const Plugin* find_plugin(std::string_view name, std::string_view os);
+// Whether any plugin, of any OS, answers to this short name.
+bool is_short_plugin_name(std::string_view name);
 
 }  // namespace vmi
