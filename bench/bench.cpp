@@ -1,4 +1,4 @@
-// Times info, pslist and pstree on every sample the samples cache lists (samples.list,
+// Times info, pslist, pstree, modules and handles on every sample the samples cache lists (samples.list,
 // recovery-samples.list, lime-samples.list), in every form the sample has (memory.raw; memory.elf
 // or memory.lime; the kdump files and migration stream its sample.env lists; a container
 // converted from memory.raw), cold (no profile cache) and warm (cached profile), and reports wall
@@ -27,7 +27,7 @@ constexpr std::string_view kUsage =
     "  runs     warm runs per command after the cold one (default 5)\n"
     "  --check  exit 3 when a stated target is missed (exit 1 whenever a run failed)\n";
 
-constexpr const char* kCommands[] = {"info", "pslist", "pstree"};
+constexpr const char* kCommands[] = {"info", "pslist", "pstree", "modules", "handles"};
 
 // The three lists samples/build-samples.sh writes, and what each kind is read with.
 struct SampleList {

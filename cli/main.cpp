@@ -12,6 +12,7 @@
 #include "render.hpp"
 #include "vmi/convert.hpp"
 #include "vmi/isf.hpp"
+#include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
 #include "vmi/vmlinux.hpp"
 
@@ -83,9 +84,10 @@ vmi::Expected<vmi::Session> open_session(const GlobalOptions& options, const std
 }
 
 vmi::cli::Renderer renderer_of(const GlobalOptions& options) {
-  return options.renderer == "json"  ? vmi::cli::Renderer::json
-         : options.renderer == "csv" ? vmi::cli::Renderer::csv
-                                     : vmi::cli::Renderer::table;
+  return options.renderer == "json"    ? vmi::cli::Renderer::json
+         : options.renderer == "jsonl" ? vmi::cli::Renderer::jsonl
+         : options.renderer == "csv"   ? vmi::cli::Renderer::csv
+                                       : vmi::cli::Renderer::table;
 }
 
 int run_info(const GlobalOptions& options, const std::string& image) {
@@ -108,11 +110,12 @@ int run_plugin(const GlobalOptions& options, const std::string& plugin, const st
   const vmi::cli::Renderer renderer = renderer_of(options);
   auto session = open_session(options, image);
   if (!session) return fail(session.error(), exit_code_for(session.error()) == kUsage ? kUsage : kBadImage);
-  auto table = session->run(plugin, args);
+  // Rows are rendered as the plugin produces them; warnings follow on stderr.
+  auto output = vmi::cli::make_renderer(renderer, std::cout);
+  auto ran = vmi::run_plugin(*session, plugin, args, *output);
+  output->finish();
   print_warnings(*session);
-  if (!table)
-    return fail(table.error(), exit_code_for(table.error()) == kBadImage ? kFailed : exit_code_for(table.error()));
-  vmi::cli::render(*table, renderer, std::cout);
+  if (!ran) return fail(ran.error(), exit_code_for(ran.error()) == kBadImage ? kFailed : exit_code_for(ran.error()));
   return kOk;
 }
 
@@ -175,7 +178,8 @@ int run(int argc, char** argv) {
   // One path per --profile, so that an image after it is not taken for a second profile.
   app.add_option("--profile", options.profiles, "ISF profile file or directory (repeatable); default: shipped profiles")
       ->allow_extra_args(false);
-  app.add_option("-r,--renderer", options.renderer, "output format")->check(CLI::IsMember({"table", "json", "csv"}));
+  app.add_option("-r,--renderer", options.renderer, "output format")
+      ->check(CLI::IsMember({"table", "json", "jsonl", "csv"}));
   app.add_flag("--no-cache", options.no_cache, "do not read or write the binary profile cache");
   app.add_option("--cache-dir", options.cache_dir, "profile cache directory (default ~/.cache/vmi-forensics)");
   app.add_flag("--no-recover", options.no_recover,

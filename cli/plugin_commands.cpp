@@ -11,7 +11,24 @@ namespace vmi::cli {
 
 namespace {
 
-constexpr std::string_view kColumnTypeNames[] = {"integer", "address", "text", "timestamp"};
+constexpr std::string_view kColumnTypeNames[] = {"integer", "address", "text",       "timestamp",
+                                                 "boolean", "bytes",   "disassembly"};
+constexpr std::string_view kRequirementNames[] = {"the image only", "a kernel", "vCPU registers and a kernel"};
+
+// CLI11 validation from the library's own check, so both accept exactly the same values.
+CLI::Validator option_check(const PluginOption& option) {
+  return CLI::Validator(
+      [option](std::string& value) -> std::string {
+        auto checked = check_option_value(option, value);
+        if (checked) return {};
+        // CLI11 names the option itself.
+        std::string message = checked.error().message;
+        const std::string prefix = "--" + std::string(option.name) + ": ";
+        if (message.starts_with(prefix)) message.erase(0, prefix.size());
+        return message;
+      },
+      std::string(option_type_name(option.type)));
+}
 
 // Plugins grouped by short name, in table order.
 std::vector<std::pair<std::string, std::vector<const Plugin*>>> by_short_name() {
@@ -51,10 +68,11 @@ void PluginCommands::add(CLI::App& app, const std::string& name, const std::stri
     for (const PluginOption& option : plugin->options) {
       const std::string option_name(option.name);
       if (!added.insert(option_name).second) continue;
-      if (option.takes_value) {
-        command->add_option("--" + option_name, parsed.values[option_name], std::string(option.help));
-      } else {
+      if (option.type == OptionType::flag) {
         command->add_flag("--" + option_name, parsed.flags[option_name], std::string(option.help));
+      } else {
+        command->add_option("--" + option_name, parsed.values[option_name], std::string(option.help))
+            ->check(option_check(option));
       }
     }
   }
@@ -100,6 +118,8 @@ int print_plugin_help(const std::string& name, std::ostream& out, std::ostream& 
   for (const Plugin* plugin : matches) {
     out << fmt::format("{} ({}): {}\n", plugin->name, plugin->os, plugin->description);
     out << fmt::format("  short name: {}\n", plugin->short_name);
+    out << fmt::format("  needs: {}\n", kRequirementNames[static_cast<std::size_t>(plugin->needs)]);
+    if (plugin->tree) out << "  rows form a tree (JSON: __children, CSV: TreeDepth)\n";
     for (std::string_view alias : plugin->aliases) out << fmt::format("  alias: {}\n", alias);
     out << "  columns:\n";
     for (const Column& column : plugin->columns)
@@ -107,8 +127,11 @@ int print_plugin_help(const std::string& name, std::ostream& out, std::ostream& 
     out << "  options:\n";
     if (plugin->options.empty()) out << "    (none)\n";
     for (const PluginOption& option : plugin->options) {
-      out << fmt::format("    --{:<20}{}{}\n", std::string(option.name) + (option.takes_value ? " VALUE" : ""),
-                         option.help, "");
+      const std::string_view value = option.type == OptionType::flag       ? ""
+                                     : option.type == OptionType::integers ? " N[,N...]"
+                                     : option.type == OptionType::path     ? " PATH"
+                                                                           : " TEXT";
+      out << fmt::format("    --{:<20}{}\n", std::string(option.name) + std::string(value), option.help);
     }
   }
   return 0;

@@ -1,4 +1,5 @@
-// Text, JSON and CSV renderers over typed cells. JSON and CSV use Volatility 3's column names.
+// Text, JSON, JSON-lines and CSV renderers over typed cells, shaped like Volatility 3's: column
+// names as keys, "__children" for trees in JSON, a first "TreeDepth" column in CSV.
 #include "render.hpp"
 
 #include <fmt/chrono.h>
@@ -6,6 +7,9 @@
 
 #include <algorithm>
 #include <ctime>
+#include <vector>
+
+#include "vmi/disassembly.hpp"
 
 namespace vmi::cli {
 
@@ -58,105 +62,230 @@ std::string format_timestamp(std::int64_t unix_ns) {
   return fmt::format("{:%Y-%m-%d %H:%M:%S}.{:06d} UTC", utc, static_cast<int>((unix_ns % 1'000'000'000) / 1000));
 }
 
-std::string text_of(const Cell& cell, ColumnType type) {
-  if (std::holds_alternative<std::monostate>(cell)) return "-";  // unreadable, as Volatility 3 shows it
+std::string hex_bytes(const Code& code, std::string_view separator) {
+  std::string text;
+  for (std::size_t i = 0; i < code.bytes.size(); ++i) {
+    if (i > 0) text += separator;
+    text += fmt::format("{:02x}", code.bytes[i]);
+  }
+  return text;
+}
+
+std::string instructions(const Code& code, std::string_view separator) {
+  std::string text;
+  const auto decoded = disassemble_x86_64(code.bytes, code.address);
+  std::size_t covered = 0;
+  for (const Instruction& instruction : decoded) {
+    if (!text.empty()) text += separator;
+    text += fmt::format("{:#x}: {}", instruction.address, instruction.mnemonic);
+    if (!instruction.operands.empty()) text += " " + instruction.operands;
+    covered += instruction.size;
+  }
+  // Bytes Capstone could not decode are shown, never dropped.
+  if (covered < code.bytes.size()) {
+    if (!text.empty()) text += separator;
+    text += fmt::format(
+        "{:#x}: (bad) {}", code.address + covered,
+        hex_bytes(Code{0, {code.bytes.begin() + static_cast<std::ptrdiff_t>(covered), code.bytes.end()}}, " "));
+  }
+  return text;
+}
+
+std::string number_text(const Cell& cell, ColumnType type) {
+  if (const auto* unsigned_value = std::get_if<std::uint64_t>(&cell)) {
+    return type == ColumnType::address ? fmt::format("{:#x}", *unsigned_value) : std::to_string(*unsigned_value);
+  }
+  const std::int64_t value = std::get<std::int64_t>(cell);
+  if (type == ColumnType::timestamp) return format_timestamp(value);
+  if (type == ColumnType::address) return fmt::format("{:#x}", static_cast<std::uint64_t>(value));
+  return std::to_string(value);
+}
+
+// The text of a cell in the table and CSV; `separator` joins the lines of a multi-line value.
+std::string text_of(const Cell& cell, ColumnType type, std::string_view separator) {
+  if (const auto* absence = std::get_if<Absence>(&cell)) return *absence == Absence::unreadable ? "-" : "N/A";
   if (const auto* text = std::get_if<std::string>(&cell)) return *text;
-  if (const auto* address = std::get_if<std::uint64_t>(&cell)) return fmt::format("{:#x}", *address);
-  const std::int64_t number = std::get<std::int64_t>(cell);
-  return type == ColumnType::timestamp ? format_timestamp(number) : std::to_string(number);
+  if (const auto* flag = std::get_if<bool>(&cell)) return *flag ? "True" : "False";
+  if (const auto* code = std::get_if<Code>(&cell))
+    return type == ColumnType::disassembly ? instructions(*code, separator) : hex_bytes(*code, " ");
+  return number_text(cell, type);
 }
 
 std::string json_value(const Cell& cell, ColumnType type) {
-  if (std::holds_alternative<std::monostate>(cell)) return "null";
+  if (std::holds_alternative<Absence>(cell)) return "null";
   if (const auto* text = std::get_if<std::string>(&cell)) return json_string(*text);
-  if (const auto* address = std::get_if<std::uint64_t>(&cell)) return std::to_string(*address);
-  const std::int64_t number = std::get<std::int64_t>(cell);
-  return type == ColumnType::timestamp ? json_string(format_timestamp(number)) : std::to_string(number);
+  if (const auto* flag = std::get_if<bool>(&cell)) return *flag ? "true" : "false";
+  if (const auto* code = std::get_if<Code>(&cell))
+    return json_string(type == ColumnType::disassembly ? instructions(*code, "\n") : hex_bytes(*code, ""));
+  if (type == ColumnType::timestamp) return json_string(number_text(cell, type));
+  if (const auto* unsigned_value = std::get_if<std::uint64_t>(&cell)) return std::to_string(*unsigned_value);
+  return std::to_string(std::get<std::int64_t>(cell));
 }
 
-void render_text(const Table& table, std::ostream& out) {
-  std::vector<std::vector<std::string>> cells;
-  std::vector<std::size_t> widths;
-  for (const Column& column : table.columns) widths.push_back(column.name.size());
-  for (const Row& row : table.rows) {
-    auto& line = cells.emplace_back();
-    for (std::size_t c = 0; c < table.columns.size(); ++c) {
-      std::string text = c < row.cells.size() ? text_of(row.cells[c], table.columns[c].type) : "-";
-      if (c == 0 && table.tree && row.depth > 0) text.insert(0, std::string(row.depth, '*') + " ");
-      widths[c] = std::max(widths[c], text.size());
+const Cell& cell_at(const Row& row, std::size_t column) {
+  static const Cell kMissing = Absence::unreadable;
+  return column < row.cells.size() ? row.cells[column] : kMissing;
+}
+
+class TextRenderer final : public RenderSink {
+ public:
+  explicit TextRenderer(std::ostream& out) : out_(out) {}
+  void start(std::span<const Column> columns, bool tree) override {
+    columns_ = columns;
+    tree_ = tree;
+    widths_.clear();
+    for (const Column& column : columns) widths_.push_back(column.name.size());
+  }
+  bool row(const Row& row) override {
+    auto& line = lines_.emplace_back();
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      std::string text = text_of(cell_at(row, c), columns_[c].type, " ; ");
+      if (c == 0 && tree_ && row.depth > 0) text.insert(0, std::string(row.depth, '*') + " ");
+      widths_[c] = std::max(widths_[c], text.size());
       line.push_back(std::move(text));
     }
+    return true;
   }
-  auto emit = [&](const std::vector<std::string>& line) {
+  void end() override {
+    std::vector<std::string> header;
+    for (const Column& column : columns_) header.emplace_back(column.name);
+    emit(header);
+    for (const auto& line : lines_) emit(line);
+    lines_.clear();
+  }
+
+ private:
+  void emit(const std::vector<std::string>& line) {
     std::string text;
     for (std::size_t c = 0; c < line.size(); ++c) {
       text += line[c];
-      if (c + 1 < line.size()) text += std::string(widths[c] - line[c].size() + 2, ' ');
+      if (c + 1 < line.size()) text += std::string(widths_[c] - line[c].size() + 2, ' ');
     }
-    out << text << '\n';
-  };
-  std::vector<std::string> header;
-  for (const Column& column : table.columns) header.emplace_back(column.name);
-  emit(header);
-  for (const auto& line : cells) emit(line);
-}
+    out_ << text << '\n';
+  }
 
-void render_json(const Table& table, std::ostream& out) {
-  // Trees nest children under "__children", as Volatility 3's JSON renderer does.
-  std::vector<std::uint32_t> open;  // depths of objects whose children list is open
-  out << "[";
-  bool first_at_level = true;
-  for (const Row& row : table.rows) {
-    const std::uint32_t depth = table.tree ? row.depth : 0;
-    while (!open.empty() && open.back() >= depth) {
-      out << "]}";
-      open.pop_back();
-      first_at_level = false;
-    }
-    if (!first_at_level) out << ",";
-    out << "\n{";
-    for (std::size_t c = 0; c < table.columns.size(); ++c) {
-      const Cell& cell = c < row.cells.size() ? row.cells[c] : Cell{};
-      out << json_string(table.columns[c].name) << ": " << json_value(cell, table.columns[c].type) << ", ";
-    }
-    out << "\"__children\": [";
-    open.push_back(depth);
-    first_at_level = true;
-  }
-  while (!open.empty()) {
-    out << "]}";
-    open.pop_back();
-  }
-  out << "\n]\n";
-}
+  std::ostream& out_;
+  std::span<const Column> columns_;
+  bool tree_ = false;
+  std::vector<std::size_t> widths_;
+  std::vector<std::vector<std::string>> lines_;
+};
 
-void render_csv(const Table& table, std::ostream& out) {
-  std::string line = table.tree ? "TreeDepth," : "";
-  for (std::size_t c = 0; c < table.columns.size(); ++c) {
-    line += csv_field(std::string(table.columns[c].name)) + (c + 1 < table.columns.size() ? "," : "");
+// One JSON array; a tree's rows nest under "__children", as Volatility 3's JSON renderer does.
+// A row is written when it arrives: only the depths of the objects still open are kept.
+class JsonRenderer final : public RenderSink {
+ public:
+  explicit JsonRenderer(std::ostream& out) : out_(out) {}
+  void start(std::span<const Column> columns, bool tree) override {
+    columns_ = columns;
+    tree_ = tree;
+    out_ << "[";
   }
-  out << line << '\n';
-  for (const Row& row : table.rows) {
-    line = table.tree ? std::to_string(row.depth) + "," : "";
-    for (std::size_t c = 0; c < table.columns.size(); ++c) {
-      const Cell& cell = c < row.cells.size() ? row.cells[c] : Cell{};
-      line += csv_field(text_of(cell, table.columns[c].type)) + (c + 1 < table.columns.size() ? "," : "");
+  bool row(const Row& row) override {
+    const std::uint32_t depth = tree_ ? row.depth : 0;
+    while (!open_.empty() && open_.back() >= depth) {
+      out_ << "]}";
+      open_.pop_back();
+      first_at_level_ = false;
     }
-    out << line << '\n';
+    if (!first_at_level_) out_ << ",";
+    out_ << "\n{";
+    for (std::size_t c = 0; c < columns_.size(); ++c)
+      out_ << json_string(columns_[c].name) << ": " << json_value(cell_at(row, c), columns_[c].type) << ", ";
+    out_ << "\"__children\": [";
+    open_.push_back(depth);
+    first_at_level_ = true;
+    return true;
   }
-}
+  void end() override {
+    while (!open_.empty()) {
+      out_ << "]}";
+      open_.pop_back();
+    }
+    out_ << "\n]\n";
+  }
+
+ private:
+  std::ostream& out_;
+  std::span<const Column> columns_;
+  bool tree_ = false;
+  std::vector<std::uint32_t> open_;  // depths of objects whose children list is open
+  bool first_at_level_ = true;
+};
+
+// One JSON object per line, flushed as it is written; a tree's rows carry their "TreeDepth".
+class JsonLinesRenderer final : public RenderSink {
+ public:
+  explicit JsonLinesRenderer(std::ostream& out) : out_(out) {}
+  void start(std::span<const Column> columns, bool tree) override {
+    columns_ = columns;
+    tree_ = tree;
+  }
+  bool row(const Row& row) override {
+    std::string line = "{";
+    if (tree_) line += "\"TreeDepth\": " + std::to_string(row.depth) + ", ";
+    for (std::size_t c = 0; c < columns_.size(); ++c) {
+      line += json_string(columns_[c].name) + ": " + json_value(cell_at(row, c), columns_[c].type);
+      if (c + 1 < columns_.size()) line += ", ";
+    }
+    out_ << line << "}\n" << std::flush;
+    return static_cast<bool>(out_);
+  }
+  void end() override {}
+
+ private:
+  std::ostream& out_;
+  std::span<const Column> columns_;
+  bool tree_ = false;
+};
+
+class CsvRenderer final : public RenderSink {
+ public:
+  explicit CsvRenderer(std::ostream& out) : out_(out) {}
+  void start(std::span<const Column> columns, bool tree) override {
+    columns_ = columns;
+    tree_ = tree;
+    std::string line = tree ? "TreeDepth," : "";
+    for (std::size_t c = 0; c < columns.size(); ++c)
+      line += csv_field(std::string(columns[c].name)) + (c + 1 < columns.size() ? "," : "");
+    out_ << line << '\n';
+  }
+  bool row(const Row& row) override {
+    std::string line = tree_ ? std::to_string(row.depth) + "," : "";
+    for (std::size_t c = 0; c < columns_.size(); ++c)
+      line += csv_field(text_of(cell_at(row, c), columns_[c].type, "\n")) + (c + 1 < columns_.size() ? "," : "");
+    out_ << line << '\n' << std::flush;
+    return static_cast<bool>(out_);
+  }
+  void end() override {}
+
+ private:
+  std::ostream& out_;
+  std::span<const Column> columns_;
+  bool tree_ = false;
+};
 
 }  // namespace
 
-void render(const Table& table, Renderer renderer, std::ostream& out) {
+std::unique_ptr<RenderSink> make_renderer(Renderer renderer, std::ostream& out) {
   switch (renderer) {
-    case Renderer::table:
-      return render_text(table, out);
     case Renderer::json:
-      return render_json(table, out);
+      return std::make_unique<JsonRenderer>(out);
+    case Renderer::jsonl:
+      return std::make_unique<JsonLinesRenderer>(out);
     case Renderer::csv:
-      return render_csv(table, out);
+      return std::make_unique<CsvRenderer>(out);
+    case Renderer::table:
+      break;
   }
+  return std::make_unique<TextRenderer>(out);
+}
+
+void render(const Table& table, Renderer renderer, std::ostream& out) {
+  auto sink = make_renderer(renderer, out);
+  sink->begin(table.columns, table.tree);
+  for (const Row& row : table.rows) sink->row(row);
+  sink->finish();
 }
 
 }  // namespace vmi::cli

@@ -1,6 +1,7 @@
-// Renders plugin tables as aligned text, JSON or CSV. Rendering belongs to the CLI alone.
+// Renders plugin rows as aligned text, JSON, JSON lines or CSV. Rendering belongs to the CLI alone.
 #pragma once
 
+#include <memory>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -9,8 +10,34 @@
 
 namespace vmi::cli {
 
-enum class Renderer { table, json, csv };
+enum class Renderer { table, json, jsonl, csv };
 
+// A row sink that writes as rows arrive: JSON lines and CSV print each row at once, JSON prints
+// each row as soon as its place in the tree is known; the table keeps its rows' text until
+// finish(), since column widths need every row.
+class RenderSink : public RowSink {
+ public:
+  void begin(std::span<const Column> columns, bool tree) final {
+    started_ = true;
+    start(columns, tree);
+  }
+  // Completes the output (closes JSON, prints the table) if it was begun, also after a plugin
+  // failed part-way, so what was printed stays well-formed. Call once.
+  void finish() {
+    if (started_) end();
+  }
+
+ protected:
+  virtual void start(std::span<const Column> columns, bool tree) = 0;
+  virtual void end() = 0;
+
+ private:
+  bool started_ = false;
+};
+
+std::unique_ptr<RenderSink> make_renderer(Renderer renderer, std::ostream& out);
+
+// Renders a whole table (tests, `info`).
 void render(const Table& table, Renderer renderer, std::ostream& out);
 
 // A JSON string literal for bytes that need not be UTF-8 (kernel strings are bytes).

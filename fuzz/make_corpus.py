@@ -101,6 +101,69 @@ def tiny_kernel(five_level=False, ntasks=3, threads=True):
     return bytes(img)
 
 
+def with_modules_and_files(kernel):
+    """tiny_kernel() plus one module on `modules` (two parameters) and an fd table for task 1
+    (a file in a directory, and an unlinked one), laid out for the tiny profile's module and file
+    types, in the same 2 MiB page (physical 0x8000-0x9fff)."""
+    img = bytearray(kernel) + bytearray(0xA000 - len(kernel))
+
+    def va(phys):
+        return TEXT_VA + phys
+
+    def text(phys, data):
+        img[phys:phys + len(data) + 1] = data + b"\0"
+
+    # modules (list_head at 0x6800, the tiny profile's symbol) -> module "brd" at 0x8000.
+    struct.pack_into("<QQ", img, 0x6800, va(0x8008), va(0x8008))
+    struct.pack_into("<I", img, 0x8000, 0)  # MODULE_STATE_LIVE
+    struct.pack_into("<QQ", img, 0x8008, va(0x6800), va(0x6800))
+    img[0x8018:0x8018 + 56] = b"brd".ljust(56, b"\0")
+    struct.pack_into("<QII", img, 0x8050, 0xFFFFFFFFC0000000, 0x5000, 0x1000)  # core_layout
+    struct.pack_into("<QII", img, 0x8070, 0, 0, 0)  # init_layout
+    struct.pack_into("<iIQ", img, 0x8090, 1, 0, 1 << 13)  # refcnt, taints (E)
+    struct.pack_into("<QI", img, 0x80A0, va(0x8100), 2)  # kp, num_kp
+    struct.pack_into("<QQ", img, 0x80B0, va(0x9000), va(0x9000))  # init, exit
+    struct.pack_into("<QQ", img, 0x80C0, va(0x80C0), va(0x80C0))  # source_list: empty
+    ops_int, ops_charp = 0xFFFFFFFF81006F00, 0xFFFFFFFF81006F10  # the profile's param_ops_*
+    struct.pack_into("<QQH6xQ", img, 0x8100, va(0x8180), ops_int, 0o444, va(0x8160))
+    struct.pack_into("<QQH6xQ", img, 0x8128, va(0x8188), ops_charp, 0o444, va(0x8168))
+    struct.pack_into("<i", img, 0x8160, 2)
+    struct.pack_into("<Q", img, 0x8168, va(0x8170))
+    text(0x8170, b"tcp:4444")
+    text(0x8180, b"rd_nr")
+    text(0x8188, b"path")
+
+    # Task 1's files (task_struct.files at +160, fs at +168).
+    task1 = 0x4000 + TASK_SIZE
+    struct.pack_into("<QQ", img, task1 + 160, va(0x8300), va(0x8980))
+    struct.pack_into("<QQ", img, 0x8980 + 8, va(0x8510), va(0x8680))  # fs->root
+    struct.pack_into("<Q", img, 0x8308, va(0x8340))  # files->fdt
+    struct.pack_into("<I4xQQ", img, 0x8340, 4, va(0x8380), va(0x83C0))
+    struct.pack_into("<QQQQ", img, 0x8380, va(0x8400), 0, va(0x8440), 0)
+    struct.pack_into("<Q", img, 0x83C0, 0b100)  # fd 2 close-on-exec
+    struct.pack_into("<QQQI4xq", img, 0x8400, va(0x8510), va(0x8600), va(0x8700), 0o100000, 5)
+    struct.pack_into("<QQQI4xq", img, 0x8440, va(0x8510), va(0x8640), va(0x8760), 0o2, 0)
+    struct.pack_into("<QQ", img, 0x8500, va(0x8500), va(0x8680))  # mount: its own parent
+    struct.pack_into("<QQ", img, 0x8510, va(0x8680), va(0x8800))  # vfsmount: root, sb
+
+    def dentry(phys, hashed, parent, name_phys, name, inode):
+        text(name_phys, name)
+        struct.pack_into("<QQQ", img, phys, 0, va(phys) if hashed else 0, va(parent))
+        struct.pack_into("<I", img, phys + 28, len(name))
+        struct.pack_into("<QQQ", img, phys + 32, va(name_phys), va(inode) if inode else 0, va(0x8800))
+
+    dentry(0x8600, True, 0x86C0, 0x8900, b"passwd", 0x8700)
+    dentry(0x8640, False, 0x8680, 0x8910, b"deleted.bin", 0x8760)
+    dentry(0x8680, True, 0x8680, 0x8920, b"/", 0)
+    dentry(0x86C0, True, 0x8680, 0x8928, b"etc", 0)
+    struct.pack_into("<H6xQQq", img, 0x8700, 0o100644, va(0x8800), 87, 30)
+    struct.pack_into("<H6xQQq", img, 0x8760, 0o100600, va(0x8800), 3, 10)
+    struct.pack_into("<IIQ", img, 0x8800, 2, 0, va(0x8840))  # s_dev 0:2, s_type
+    struct.pack_into("<Q", img, 0x8840, va(0x8930))
+    text(0x8930, b"rootfs")
+    return bytes(img)
+
+
 def tiny_task_list(ntasks=4):
     """Physical task_structs (base 0) for the objects target: the first 8 bytes name the head."""
     img = bytearray(0x1000 + ntasks * TASK_SIZE + 0x200)
@@ -654,6 +717,7 @@ def main():
     put("pipeline", "tiny-kernel-4level", tiny_kernel())
     put("pipeline", "tiny-kernel-5level", tiny_kernel(five_level=True))
     put("pipeline", "tiny-kernel-nothreads", tiny_kernel(ntasks=5, threads=False))
+    put("pipeline", "tiny-kernel-modules-files", with_modules_and_files(tiny_kernel()))
 
     # ISF: the tiny profile, and the shipped profile trimmed to a few types and symbols.
     support = (ROOT / "fuzz/targets/fuzz_support.hpp").read_text()

@@ -34,7 +34,10 @@ SHARED_KERNELS="$(cd "$REPO/.." && pwd)/shared/kernels"
 #   2: truth/guest.env gains BOOT_WALL_NS, BOOT_WALL_NS_ERROR, PROC_STAT_BTIME (boot wall time),
 #      KCORE_TEXT_VADDR, KCORE_TEXT_PADDR, KCORE_DIRECT_MAP_BASE (/proc/kcore); sample.env gains
 #      KDUMP_UNAVAILABLE and TRUTH_VERSION
-TRUTH_VERSION=2
+#   3: the guest loads brd and cpuid (SAMPLE_MODULES) and its workload opens files, pipes, sockets
+#      and anon inodes; truth/modules.txt, truth/module_params.tsv, truth/fds.tsv (each kernel
+#      gets its own initramfs, with its own modules)
+TRUTH_VERSION=3
 # The guest.env facts a sample of this TRUTH_VERSION must have (checked after every boot).
 TRUTH_FACTS=(BOOT_WALL_NS BOOT_WALL_NS_ERROR PROC_STAT_BTIME KCORE_TEXT_VADDR KCORE_TEXT_PADDR KCORE_DIRECT_MAP_BASE
   IOMEM_KERNEL_CODE KALLSYMS__text KALLSYMS_init_top_pgt)
@@ -69,6 +72,15 @@ RECOVERY_SAMPLES=(
 LIME_SAMPLE="lime-6.1-4level|max,la57=off|4|1"
 LIME_NET_KO=kernel/drivers/net/ethernet/intel/e1000/e1000.ko # QEMU -device e1000
 
+# Kernel modules every sample's /init loads before the workload (mkinitramfs.py --module), for the
+# modules plugin: path under lib/modules/<release>/ of the booted kernel's own package | insmod
+# arguments. Kept in its kernel dir as modules/<name>.ko (the 6.12 package has .ko.xz: decompressed
+# on the host, the guest gets a plain .ko). Neither has dependencies (depends= empty, checked).
+SAMPLE_MODULES=(
+  "kernel/drivers/block/brd.ko|rd_nr=2 rd_size=4096 max_part=1"
+  "kernel/arch/x86/kernel/cpuid.ko|"
+)
+
 T0=$SECONDS
 step() { printf '[build-samples %4ds] %s\n' "$((SECONDS - T0))" "$*"; }
 die() { printf '[build-samples] ERROR: %s\n' "$*" >&2; exit 1; }
@@ -93,9 +105,49 @@ mkdir -p "$CACHE/downloads" "$CACHE/kernels"
 step "cache: $CACHE"
 
 # ------------------------------------------------------------------ kernel
-kernel_dir_ok() { # dir -> 0 if complete
-  local d="$1"
+kernel_files_ok() { # dir -> 0 if it has what install_kernel_deb extracts, the modules aside
+  local d="$1" f
   for f in vmlinuz vmlinux System.map.package config release version; do [ -s "$d/$f" ] || return 1; done
+}
+kernel_modules_ok() { # dir -> 0 if it has the SAMPLE_MODULES (modules/<name>.ko)
+  local spec m
+  for spec in "${SAMPLE_MODULES[@]}"; do
+    m="${spec%%|*}"
+    [ -s "$1/modules/${m##*/}" ] || return 1
+  done
+}
+kernel_dir_ok() { # dir -> 0 if complete
+  kernel_files_ok "$1" && kernel_modules_ok "$1"
+}
+
+# the SAMPLE_MODULES of an extracted package tree -> out-dir/<name>.ko, checked (vermagic is the
+# release, no dependencies); messages on stderr, 1 on failure
+sample_modules_from() { # root release out-dir
+  local root="$1" rel="$2" out="$3" t spec ko m vm dep bad=""
+  t="$(mktemp -d "$CACHE/kernels/.modules.XXXXXX")" && chmod 0755 "$t" || return 1
+  for spec in "${SAMPLE_MODULES[@]}"; do
+    ko="$root/lib/modules/$rel/${spec%%|*}" m="${spec%%|*}" m="${m##*/}"
+    if [ -s "$ko" ]; then
+      cp "$ko" "$t/$m" || bad="cp $ko failed"
+    elif [ -s "$ko.xz" ]; then
+      xz -dc "$ko.xz" >"$t/$m" || bad="xz -dc $ko.xz failed"
+    else
+      bad="no lib/modules/$rel/${spec%%|*} (or .xz) in the kernel package"
+    fi
+    if [ -z "$bad" ]; then
+      vm="$(strings "$t/$m" | sed -n 's/^vermagic=//p')" dep="$(strings "$t/$m" | sed -n 's/^depends=//p')"
+      [ "${vm%% *}" = "$rel" ] || bad="$m: vermagic '$vm' is not $rel"
+      [ -z "$dep" ] || bad="$m depends on $dep (the initramfs has no other module)"
+    fi
+    [ -z "$bad" ] || break
+  done
+  if [ -n "$bad" ]; then
+    err "$bad"
+    rm -rf "$t"
+    return 1
+  fi
+  rm -rf "$out"
+  mv "$t" "$out"
 }
 
 # find the compression magic in the vmlinuz and decompress from there (like
@@ -157,6 +209,7 @@ install_kernel_deb() { # deb -> prints release dir on stdout
   echo "$ver" >"$x/k/version"
   basename "$deb" >"$x/k/package"
   extract_vmlinux "$x/k/vmlinuz" "$x/k/vmlinux" >&2 || die "could not extract an ELF vmlinux with .BTF from $deb"
+  sample_modules_from "$x/root" "$rel" "$x/k/modules" >&2 || die "no usable sample modules in $deb"
   dir="$CACHE/kernels/$rel"
   rm -rf "$dir"
   mv "$x/k" "$dir"
@@ -197,7 +250,9 @@ apt_candidate() { # package -> the version apt would install now (empty if none)
 }
 
 kernel_dir_is() { # release version -> 0 if $CACHE/kernels/<release> is complete and holds that version
-  kernel_dir_ok "$CACHE/kernels/$1" && [ "$(cat "$CACHE/kernels/$1/version")" = "$2" ]
+  local d="$CACHE/kernels/$1"
+  kernel_files_ok "$d" && [ "$(cat "$d/version")" = "$2" ] || return 1
+  kernel_modules_ok "$d" || add_kernel_modules "$d" # cached before the modules were part of it
 }
 
 fetch_deb() { # package version -> downloads ${package}_${version}_amd64.deb unless cached; 0 if present
@@ -207,6 +262,32 @@ fetch_deb() { # package version -> downloads ${package}_${version}_amd64.deb unl
   step "kernel: apt-get download $1=$2"
   apt_download "$1=$2" || { apt_refresh; apt_download "$1=$2"; } || true
   deb_is "$deb" "$1" "$2" || { rm -f "$deb"; return 1; }
+}
+
+# Adds the SAMPLE_MODULES to a kernel dir cached without them, from its package in $CACHE/downloads
+# (fetched again if absent; the pinned one may come from ../shared/kernels as below).
+add_kernel_modules() { # kernel-dir -> 0 once it has them
+  local d="$1" file pkg ver rel deb x spec pats=() rc=0
+  [ -s "$d/package" ] || return 1
+  file="$(cat "$d/package")" ver="$(cat "$d/version")" rel="$(cat "$d/release")"
+  pkg="${file%%_*}"
+  deb="$CACHE/downloads/${pkg}_${ver}_amd64.deb"
+  if ! deb_is "$deb" "$pkg" "$ver" && ! fetch_deb "$pkg" "$ver"; then
+    if [ "$file" = "$PIN_DEB" ] && [ -s "$SHARED_KERNELS/$file" ] \
+      && (cd "$SHARED_KERNELS" && grep -F " $file" SHA256SUMS | sha256sum -c --quiet -); then
+      cp "$SHARED_KERNELS/$file" "$deb.tmp" && mv "$deb.tmp" "$deb" || return 1
+    else
+      warn "$file is not available: cannot add the sample modules to $d"
+      return 1
+    fi
+  fi
+  step "kernel: adding the sample modules to $d from $(basename "$deb")"
+  for spec in "${SAMPLE_MODULES[@]}"; do pats+=("./lib/modules/$rel/${spec%%|*}*"); done # * : .ko or .ko.xz
+  x="$(mktemp -d "$CACHE/kernels/.extract.XXXXXX")" || return 1
+  { dpkg-deb --fsys-tarfile "$deb" || true; } | tar -x -C "$x" --wildcards "${pats[@]}" 2>/dev/null || true
+  sample_modules_from "$x" "$rel" "$d/modules" || rc=1
+  rm -rf "$x"
+  return "$rc"
 }
 
 # Kernel of a recovery sample: the pinned version of its package, else (loudly) the newest version
@@ -339,7 +420,7 @@ fi
 
 # ------------------------------------------------------------------ samples to (re)build
 BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt truth/kallsyms
-  truth/guest.env sample.env)
+  truth/guest.env truth/modules.txt truth/module_params.tsv truth/fds.tsv sample.env)
 sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete (and its kernel dir still exists)
   local d="$1" kdir="$2" kver="$3" pinned="$4" f kd files=("${BASIC_FILES[@]}")
   [ "$5" = all ] && files+=(memory.kdump-zlib memory.savevm)
@@ -454,8 +535,13 @@ elif ensure_lime_ko; then
 fi
 
 # ------------------------------------------------------------------ initramfs
+# One per kernel (it holds that kernel's SAMPLE_MODULES), and the LiME sample's. The key hashes
+# workload.c, mkinitramfs.py, busybox, the given files (modules, lime.ko, e1000.ko) and the
+# SAMPLE_MODULES specs (their insmod arguments).
 # make_initrd dir [mkinitramfs options]: the workload binary and initrd.img in dir, unless there
-initramfs_key() { cat "$HERE/workload.c" "$HERE/mkinitramfs.py" "$BUSYBOX" "$@" | sha256sum | cut -c1-16; }
+initramfs_key() {
+  { cat "$HERE/workload.c" "$HERE/mkinitramfs.py" "$BUSYBOX" "$@"; printf '%s\n' "${SAMPLE_MODULES[@]}"; } | sha256sum | cut -c1-16
+}
 make_initrd() {
   local dir="$1"
   shift
@@ -470,18 +556,23 @@ make_initrd() {
   python3 "$HERE/mkinitramfs.py" --busybox "$BUSYBOX" --workload "$dir/vmi-workload" --out "$dir/initrd.img" "$@" \
     | sed 's/^/  /'
 }
-if ((${#todo[@]} + ${#rtodo[@]})); then
-  key="$(initramfs_key)"
-  IDIR="$CACHE/initramfs/$key"
-  INITRD="$IDIR/initrd.img"
-  make_initrd "$IDIR"
-fi
-if ((${#ltodo[@]})); then
-  # its own initramfs: + /lime.ko, /net.ko (e1000) and the network setup in /init
-  lkey="lime-$(initramfs_key "$LIME_DIR/lime.ko" "$LIME_DIR/e1000.ko")"
-  LIME_INITRD="$CACHE/initramfs/$lkey/initrd.img"
-  make_initrd "$CACHE/initramfs/$lkey" --lime-ko "$LIME_DIR/lime.ko" --net-ko "$LIME_DIR/e1000.ko"
-fi
+INITRD=""
+kernel_initrd() { # kernel-dir [lime] -> sets INITRD: the initramfs with that kernel's modules (built unless cached)
+  local kdir="$1" spec m args files=() opts=() prefix=""
+  for spec in "${SAMPLE_MODULES[@]}"; do
+    m="${spec%%|*}" m="$kdir/modules/${m##*/}" args="${spec#*|}"
+    files+=("$m")
+    opts+=(--module "$m${args:+:$args}")
+  done
+  if [ "${2:-}" = lime ]; then
+    # the LiME sample's: + /lime.ko, /net.ko (e1000) and the network setup in /init
+    files+=("$LIME_DIR/lime.ko" "$LIME_DIR/e1000.ko")
+    opts+=(--lime-ko "$LIME_DIR/lime.ko" --net-ko "$LIME_DIR/e1000.ko")
+    prefix=lime-
+  fi
+  INITRD="$CACHE/initramfs/$prefix$(initramfs_key "${files[@]}")/initrd.img"
+  make_initrd "$(dirname "$INITRD")" "${opts[@]}"
+}
 
 # ------------------------------------------------------------------ snapshots
 QEMU_VERSION="$(qemu-system-x86_64 --version | head -n1 | sed 's/^QEMU emulator version //')"
@@ -491,7 +582,7 @@ QEMU_VERSION="$(qemu-system-x86_64 --version | head -n1 | sed 's/^QEMU emulator 
 # stdin. Returns 1 (after an ERROR line) on failure; the half-built sample stays in $CACHE/.<name>.tmp.
 build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcpus]]
   local name="$1" cpu="$2" levels="$3" kdir="$4" pinned="$5" formats="$6" initrd="${7:-$INITRD}" smp="${8:-$SMP}" ikey
-  local out="$CACHE/$name" tmp="$CACHE/.$name.tmp" krel kver tries la57 got t=$SECONDS extra
+  local out="$CACHE/$name" tmp="$CACHE/.$name.tmp" krel kver tries la57 got t=$SECONDS extra spec m
   extra="$(cat)"
   krel="$(cat "$kdir/release")" kver="$(cat "$kdir/version")"
   rm -rf "$tmp"
@@ -513,6 +604,12 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
   for f in "${TRUTH_FACTS[@]}"; do
     grep -q "^$f=" "$tmp/truth/guest.env" || { err "sample $name: the guest recorded no $f (truth/guest.env)"; return 1; }
   done
+  for spec in "${SAMPLE_MODULES[@]}"; do
+    m="${spec%%|*}" m="${m##*/}" m="${m%.ko}"
+    grep -q "^$m " "$tmp/truth/modules.txt" \
+      || { err "sample $name: module $m is not loaded in the guest (truth/modules.txt; see @@VMI-INSMOD-FAILED in console.log)"; return 1; }
+  done
+  grep -q ' (deleted)' "$tmp/truth/fds.tsv" || { err "sample $name: no open deleted file in truth/fds.tsv"; return 1; }
   if [ "$formats" = lime ]; then
     [ "$(head -c 4 "$tmp/memory.lime")" = EMiL ] || { err "sample $name: memory.lime lacks LiME's magic"; return 1; }
     grep -q '^LIME_INSMOD_PID=' "$tmp/truth/guest.env" || { err "sample $name: no LIME_INSMOD_PID in the truth"; return 1; }
@@ -543,14 +640,16 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
   step "sample $name: done in $((SECONDS - t))s ($(($(wc -l <"$out/truth/processes.tsv") - 1)) processes, $(($(wc -l <"$out/truth/threads.tsv") - 1)) threads, la57=$la57)"
 }
 
+if ((${#todo[@]})); then kernel_initrd "$KERNEL_DIR"; fi
 for spec in ${todo[@]+"${todo[@]}"}; do
   IFS='|' read -r name cpu levels <<<"$spec"
-  build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" all </dev/null || die "sample $name failed"
+  build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" all "$INITRD" </dev/null || die "sample $name failed"
 done
 
 for spec in ${rtodo[@]+"${rtodo[@]}"}; do
   IFS='|' read -r name flavour cpu levels kdir pinned <<<"$spec"
-  if build_sample "$name" "$cpu" "$levels" "$kdir" "$pinned" basic <<<"KERNEL_FLAVOUR=$flavour
+  kernel_initrd "$kdir"
+  if build_sample "$name" "$cpu" "$levels" "$kdir" "$pinned" basic "$INITRD" <<<"KERNEL_FLAVOUR=$flavour
 PROFILE_SHIPPED=0"; then
     rdone+=("$name")
   else
@@ -560,6 +659,8 @@ done
 
 for spec in ${ltodo[@]+"${ltodo[@]}"}; do
   IFS='|' read -r name cpu levels smp <<<"$spec"
+  kernel_initrd "$KERNEL_DIR" lime
+  LIME_INITRD="$INITRD"
   if build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" lime "$LIME_INITRD" "$smp" <<<"LIME_MODULE='$(cat "$LIME_DIR/lime.version")'
 LIME_ARGS='path=tcp:4444 format=lime timeout=0'
 QEMU_NIC=e1000"; then

@@ -7,29 +7,39 @@ reproducibly (mtime 0, uid/gid 0, sorted entries, gzip mtime 0).
 Contents:
   /bin/busybox + one symlink per applet (from `busybox --list-full`)
   /bin/vmi-workload     the static workload binary
-  /init                 busybox sh script: mounts /proc,/sys,/dev, runs the workload
+  /init                 busybox sh script: mounts /proc,/sys,/dev, loads the --module files,
+                        brings lo up, runs the workload
+  /modules/<name>.ko    each --module file (kernel modules of the booted kernel)
   /dev/console, /dev/null, /dev/ttyS0 device nodes, empty /proc /sys /tmp /root
+
+--module PATH[:ARGS] (repeatable; PATH ends in .ko, ARGS is everything after the first ':' that
+follows it) puts PATH in as /modules/<basename>; /init runs
+`/bin/busybox insmod /modules/<basename> ARGS || echo "@@VMI-INSMOD-FAILED <basename>"` for
+each, in the order given, after the mounts and before the workload.
 
 With --lime-ko and --net-ko (the LiME sample) it also holds /lime.ko and the NIC driver
 /net.ko; /init loads net.ko and brings eth0 up as 10.0.2.15/24 (QEMU user networking) *before*
 the workload starts, and passes /lime.ko to the workload (argv[3], see workload.c).
 
 usage: mkinitramfs.py --busybox PATH --workload PATH --out initrd.img [--settle N]
-                      [--lime-ko lime.ko --net-ko e1000.ko]
+                      [--module PATH[:ARGS]]... [--lime-ko lime.ko --net-ko e1000.ko]
 """
 import argparse
 import gzip
 import os
+import re
+import shlex
 import subprocess
 import sys
 
 INIT_SCRIPT = r"""#!/bin/busybox sh
 # vmi-forensics sample guest init (pid 1). Only builtins and short-lived
-# mounts run before the workload; nothing else runs while it is up.
+# commands (mounts, insmod, ip) run before the workload; nothing else runs while it is up.
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t sysfs sysfs /sys
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "@@VMI-INIT $(/bin/busybox cat /proc/sys/kernel/osrelease)"
+@MODULES@/bin/busybox ip link set lo up || echo "@@VMI-NET-FAILED lo"
 @NET@/bin/vmi-workload @SETTLE@@LIME@
 echo "@@VMI-WORKLOAD-EXITED $?"
 /bin/busybox poweroff -f
@@ -42,6 +52,24 @@ NET_SETUP = r"""/bin/busybox insmod /net.ko || echo "@@VMI-NET-FAILED insmod"
 """
 
 S_IFDIR, S_IFREG, S_IFLNK, S_IFCHR = 0o040000, 0o100000, 0o120000, 0o020000
+
+
+def parse_module(spec):
+    """PATH[:ARGS] -> (path, basename, args as a list); PATH ends in .ko (it may contain ':')."""
+    m = re.fullmatch(r"(.+?\.ko)(?::(.*))?", spec, re.S)
+    if not m:
+        raise argparse.ArgumentTypeError(f"--module {spec!r}: expected PATH[:ARGS] with PATH ending in .ko")
+    path, args = m.group(1), shlex.split(m.group(2) or "")
+    return path, os.path.basename(path), args
+
+
+def insmod_lines(modules):
+    """/init's lines loading the parse_module() results, in order."""
+    lines = []
+    for _, name, args in modules:
+        cmd = " ".join(shlex.quote(w) for w in ["/bin/busybox", "insmod", "/modules/" + name] + args)
+        lines.append(f'{cmd} || echo "@@VMI-INSMOD-FAILED {name}"\n')
+    return "".join(lines)
 
 
 class Cpio:
@@ -75,9 +103,15 @@ def main():
     ap.add_argument("--settle", type=int, default=3, help="seconds the workload waits before collecting")
     ap.add_argument("--lime-ko", help="lime.ko to put in as /lime.ko (needs --net-ko)")
     ap.add_argument("--net-ko", help="NIC driver module (e1000.ko) to put in as /net.ko")
+    ap.add_argument("--module", action="append", default=[], type=parse_module, metavar="PATH[:ARGS]",
+                    help="kernel module to put in as /modules/<basename> and load (insmod with ARGS) "
+                         "before the workload; repeatable, loaded in this order")
     a = ap.parse_args()
     if bool(a.lime_ko) != bool(a.net_ko):
         ap.error("--lime-ko and --net-ko go together")
+    names = [name for _, name, _ in a.module]
+    if len(set(names)) != len(names):
+        ap.error(f"--module: two modules with the same file name ({' '.join(names)})")
 
     listing = subprocess.run([a.busybox, "--list-full"], check=True, capture_output=True, text=True).stdout
     applets = sorted({line.strip() for line in listing.splitlines() if line.strip()})
@@ -90,9 +124,14 @@ def main():
         entries["bin/busybox"] = (S_IFREG | 0o755, f.read(), (0, 0))
     with open(a.workload, "rb") as f:
         entries["bin/vmi-workload"] = (S_IFREG | 0o755, f.read(), (0, 0))
-    init = INIT_SCRIPT.replace("@SETTLE@", str(a.settle))
+    init = INIT_SCRIPT.replace("@SETTLE@", str(a.settle)).replace("@MODULES@", insmod_lines(a.module))
     init = init.replace("@NET@", NET_SETUP if a.lime_ko else "").replace("@LIME@", " 4 /lime.ko" if a.lime_ko else "")
     entries["init"] = (S_IFREG | 0o755, init.encode(), (0, 0))
+    if a.module:
+        entries["modules"] = (S_IFDIR | 0o755, b"", (0, 0))
+    for path, name, _ in a.module:
+        with open(path, "rb") as f:
+            entries["modules/" + name] = (S_IFREG | 0o644, f.read(), (0, 0))
     for name, path in (("lime.ko", a.lime_ko), ("net.ko", a.net_ko)):
         if path:
             with open(path, "rb") as f:

@@ -7,7 +7,9 @@ Protocol (see workload.c): the guest prints collection 1 between
 through the HMP monitor, saves `pmemsave 0 <ram>` (memory.raw) and
 `dump-guest-memory` (memory.elf, ELF core), continues the VM and writes "GO" on
 the console; the guest then prints collection 2 and @@VMI-DONE. If the two
-collections differ (or a section is damaged) the whole boot is retried.
+collections differ (or a section is damaged) the whole boot is retried: in their processes,
+threads, modules, module parameters or open files (for those, every field but the atime/mtime
+of character devices: console I/O sets the console's, see comparable_files).
 
 Writes into --out (which should be a fresh directory):
   memory.raw, memory.elf, console.log,
@@ -16,6 +18,9 @@ Writes into --out (which should be a fresh directory):
   truth/processes.tsv, truth/threads.tsv, truth/version.txt, truth/release.txt,
   truth/guest.env   (every K fact the guest printed, KEY=shell-quoted value)
   truth/kallsyms    (/proc/kallsyms of this boot, KASLR-slid, via isa-debugcon)
+  truth/modules.txt (/proc/modules verbatim, from the M lines)
+  truth/module_params.tsv (module, param, value: the MP lines)
+  truth/fds.tsv     (every process's open files: the F lines, sorted by pid and fd)
 and prints `SNAPSHOT_TRIES=<n>` on success (with --formats all first `KDUMP_UNAVAILABLE=<codecs>`:
 the kdump codecs this QEMU said it cannot write, space separated). Exit status 0 on success.
 With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
@@ -130,8 +135,14 @@ def parse_sections(text):
     return sections
 
 
+FD_COLUMNS = ["pid", "fd", "link", "flags", "pos", "mnt_id", "ino", "dev", "mode", "size", "atime_ns", "mtime_ns",
+              "ctime_ns"]
+
+
 def split_collection(payload):
-    procs, threads, facts = [], [], {}
+    """-> procs, threads, facts, files; files = (modules, params, fds): the /proc/modules lines,
+    the [module, param, value] and the FD_COLUMNS rows (sorted by pid and fd)."""
+    procs, threads, facts, modules, params, fds = [], [], {}, [], [], []
     for line in payload:
         f = line.split("\t")
         if f[0] == "P" and len(f) >= 10:
@@ -140,11 +151,34 @@ def split_collection(payload):
             threads.append(f[1:3] + ["\t".join(f[3:])])
         elif f[0] == "K" and len(f) >= 3:
             facts[f[1]] = "\t".join(f[2:])
+        elif f[0] == "M" and len(f) >= 2:
+            modules.append("\t".join(f[1:]))
+        elif f[0] == "MP" and len(f) >= 4:
+            params.append(f[1:3] + ["\t".join(f[3:])])
+        elif f[0] == "F" and len(f) >= 1 + len(FD_COLUMNS):
+            fds.append(f[1:3] + ["\t".join(f[3:-10])] + f[-10:])  # the link may hold a tab
         else:
             raise Failure(f"unexpected truth line {line!r}")
     procs.sort(key=lambda r: int(r[0]))
     threads.sort(key=lambda r: int(r[0]))
-    return procs, threads, facts
+    fds.sort(key=lambda r: (int(r[0]), int(r[1])))
+    return procs, threads, facts, (modules, params, fds)
+
+
+S_IFMT, S_IFCHR = 0o170000, 0o020000
+
+
+def comparable_files(files):
+    """files without what legitimately changes between collections 1 and 2: the atime/mtime of
+    character devices. Console I/O (printing collection 1, reading GO) sets the console's
+    (tty_update_time(), whole seconds, at most every 8 s), so in the truth they may also differ
+    from the memory."""
+    modules, params, fds = files
+    def mask(r):
+        if r[8] != "?" and int(r[8], 8) & S_IFMT == S_IFCHR:
+            return r[:10] + ["-", "-"] + r[12:]
+        return r
+    return modules, params, [mask(r) for r in fds]
 
 
 # Extra snapshot formats written while the VM is still stopped (same moment as memory.raw):
@@ -318,6 +352,8 @@ def run_once(a, out, attempt):
                 text += line + "\n"
                 if line.startswith("@@VMI-INIT"):
                     log(f"guest init up after {time.monotonic() - t0:.1f}s: {line}")
+                elif line.startswith(("@@VMI-INSMOD-FAILED", "@@VMI-NET-FAILED", "vmi-workload: ")):
+                    log(f"guest: {line}")  # build-samples.sh fails the sample if a module is missing
                 elif "Kernel panic" in line:
                     raise Failure(f"guest kernel panic: {line}")
                 elif line == "@@VMI-WORKLOAD-EXITED" or line.startswith("@@VMI-WORKLOAD-EXITED"):
@@ -428,13 +464,17 @@ def main():
                 kallsyms = f.read()
             if len(kallsyms) != int(m.group(1)) or zlib.crc32(kallsyms) != int(m.group(2), 16):
                 raise Failure("kallsyms dump damaged (size/crc32 mismatch)")
-            p1, t1, facts = split_collection(secs[1][0])
-            p2, t2, _ = split_collection(secs[2][0])
+            p1, t1, facts, files1 = split_collection(secs[1][0])
+            p2, t2, _, files2 = split_collection(secs[2][0])
             if p1 != p2 or t1 != t2:
                 d = sorted(set(map(tuple, p1)) ^ set(map(tuple, p2))) + sorted(set(map(tuple, t1)) ^ set(map(tuple, t2)))
                 raise Failure(f"process/thread set changed across the snapshot: {d[:10]}")
+            c1, c2 = comparable_files(files1), comparable_files(files2)
+            if c1 != c2:
+                d = [sorted(set(map(str, x)) ^ set(map(str, y))) for x, y in zip(c1, c2)]
+                raise Failure(f"modules/parameters/open files changed across the snapshot: {[r for rows in d for r in rows][:10]}")
             if a.formats == "lime":
-                p3, t3, facts3 = split_collection(secs[3][0])
+                p3, t3, facts3, _ = split_collection(secs[3][0])
                 if p1 != p3 or t1 != t3:
                     d = sorted(set(map(tuple, p1)) ^ set(map(tuple, p3))) + sorted(set(map(tuple, t1)) ^ set(map(tuple, t3)))
                     raise Failure(f"process/thread set changed across the LiME dump: {d[:10]}")
@@ -453,6 +493,11 @@ def main():
         write_tsv(os.path.join(truth, "processes.tsv"),
                   ["pid", "ppid", "threads", "uid", "gid", "euid", "egid", "start_ticks", "comm"], p1)
         write_tsv(os.path.join(truth, "threads.tsv"), ["tid", "tgid", "comm"], t1)
+        modules, params, fds = files1
+        with open(os.path.join(truth, "modules.txt"), "w") as f:
+            f.write("".join(m + "\n" for m in modules))
+        write_tsv(os.path.join(truth, "module_params.tsv"), ["module", "param", "value"], params)
+        write_tsv(os.path.join(truth, "fds.tsv"), FD_COLUMNS, fds)
         with open(os.path.join(truth, "version.txt"), "w") as f:
             f.write(facts["PROC_VERSION"] + "\n")
         with open(os.path.join(truth, "release.txt"), "w") as f:
@@ -461,8 +506,8 @@ def main():
         with open(os.path.join(truth, "guest.env"), "w") as f:
             for k in sorted(facts):
                 f.write(f"{k}={shlex.quote(facts[k])}\n")
-        log(f"truth: {len(p1)} processes, {len(t1)} threads, release {facts['UNAME_R']}, "
-            f"la57={facts.get('CPU_LA57')}, _text={facts.get('KALLSYMS__text')}")
+        log(f"truth: {len(p1)} processes, {len(t1)} threads, {len(modules)} modules, {len(fds)} open files, "
+            f"release {facts['UNAME_R']}, la57={facts.get('CPU_LA57')}, _text={facts.get('KALLSYMS__text')}")
         if a.formats == "all":
             print(f"KDUMP_UNAVAILABLE={' '.join(KDUMP_UNAVAILABLE)}", flush=True)
         print(f"SNAPSHOT_TRIES={attempt}", flush=True)

@@ -208,7 +208,13 @@ std::optional<T> cell_value(const Row& row, int column) {
 
 }  // namespace
 
-std::optional<std::int64_t> cell_integer(const Row& row, int column) { return cell_value<std::int64_t>(row, column); }
+std::optional<std::int64_t> cell_integer(const Row& row, int column) {
+  if (auto value = cell_value<std::int64_t>(row, column)) return value;
+  // Unsigned 64-bit fields (a start time) keep their type in the cell.
+  if (auto value = cell_value<std::uint64_t>(row, column); value && *value <= INT64_MAX)
+    return static_cast<std::int64_t>(*value);
+  return std::nullopt;
+}
 std::optional<std::uint64_t> cell_address(const Row& row, int column) { return cell_value<std::uint64_t>(row, column); }
 std::optional<std::string> cell_text(const Row& row, int column) { return cell_value<std::string>(row, column); }
 
@@ -295,7 +301,7 @@ Session open_sample(const std::filesystem::path& image, const std::filesystem::p
 }
 
 void check_pslist_equals_proc(Session& session, const Sample& sample) {
-  auto table = session.run("pslist");
+  auto table = vmi::run_plugin(session, "pslist");
   REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
   std::vector<std::int64_t> pids, truth_pids;
   for (const Row& row : table->rows) {
@@ -327,7 +333,7 @@ void check_pslist_equals_proc(Session& session, const Sample& sample) {
 void check_threads_equal_proc(Session& session, const Sample& sample) {
   PluginArgs args;
   args.values["threads"] = "";
-  auto table = session.run("pslist", args);
+  auto table = vmi::run_plugin(session, "pslist", args);
   REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
   std::vector<std::tuple<int, int, std::string>> seen, truth;
   for (const Row& row : table->rows)
@@ -338,7 +344,7 @@ void check_threads_equal_proc(Session& session, const Sample& sample) {
 }
 
 void check_pstree_matches_parents(Session& session, const Sample& sample) {
-  auto table = session.run("pstree");
+  auto table = vmi::run_plugin(session, "pstree");
   REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
   REQUIRE(table->tree);
   REQUIRE(table->rows.size() == sample.processes.size());

@@ -11,6 +11,7 @@
 #include <tuple>
 #include <vector>
 
+#include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
 
 namespace vmi::test {

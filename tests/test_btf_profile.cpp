@@ -6,6 +6,7 @@
 #include "samples.hpp"
 #include "support.hpp"
 #include "vmi/isf.hpp"
+#include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
 #include "vmi/vmlinux.hpp"
 
@@ -95,7 +96,7 @@ TEST_CASE("BTF-built and dwarf2json profiles give the same pslist and pstree on 
       options.cache.enabled = false;
       auto session = Session::open(sample.dir / "memory.raw", options);
       REQUIRE(session.has_value());
-      auto table = session->run(plugin);
+      auto table = vmi::run_plugin(*session, plugin);
       REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
       // Every column, CREATION TIME included (tk_core is untyped in BTF; its layout is known).
       std::vector<std::string> rows;
@@ -109,8 +110,10 @@ TEST_CASE("BTF-built and dwarf2json profiles give the same pslist and pstree on 
                 using V = std::decay_t<decltype(v)>;
                 if constexpr (std::is_same_v<V, std::string>)
                   line += v;
-                else if constexpr (!std::is_same_v<V, std::monostate>)
+                else if constexpr (std::is_same_v<V, std::int64_t> || std::is_same_v<V, std::uint64_t>)
                   line += std::to_string(v);
+                else if constexpr (std::is_same_v<V, Absence>)
+                  line += v == Absence::unreadable ? "-" : "N/A";
               },
               row.cells[c]);
         }

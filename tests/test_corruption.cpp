@@ -111,7 +111,7 @@ const Fixture& fixture() {
     REQUIRE(image.has_value());
     f.image = std::shared_ptr<const Layer>(std::move(*image));
     Session session = Session::over_layer(f.image, shipped_profile_only());
-    auto table = session.run("pslist");
+    auto table = vmi::run_plugin(session, "pslist");
     REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
     for (const Row& row : table->rows)
       f.tasks.emplace_back(std::get<std::int64_t>(row.cells[test::kPid]),
@@ -120,7 +120,7 @@ const Fixture& fixture() {
     REQUIRE(f.tasks.size() == f.sample.processes.size());
     PluginArgs threads;
     threads.values["threads"] = "";
-    auto all = session.run("pslist", threads);
+    auto all = vmi::run_plugin(session, "pslist", threads);
     REQUIRE_MESSAGE(all.has_value(), test::error_text(all));
     for (const Row& row : all->rows) f.every_task.push_back(std::get<std::uint64_t>(row.cells[test::kOffset]));
     REQUIRE(f.every_task.size() == f.sample.threads.size());
@@ -224,11 +224,11 @@ TEST_CASE("a task list link pointing back at its own node stops as a cycle and k
   Session session = Session::over_layer(damaged, shipped_profile_only());
   for (const char* plugin : {"pslist", "pstree"}) {
     CAPTURE(plugin);
-    auto table = session.run(plugin);
+    auto table = vmi::run_plugin(session, plugin);
     REQUIRE(table.has_value());
     CHECK(table->rows.size() == victim + 1);
   }
-  auto table = session.run("pslist");
+  auto table = vmi::run_plugin(session, "pslist");
   REQUIRE(table.has_value());
   std::vector<std::int64_t> expected;
   for (std::size_t i = 0; i <= victim; ++i) expected.push_back(f.tasks[i].first);
@@ -245,7 +245,7 @@ TEST_CASE("a task list link into unmapped memory ends the walk with a warning na
   auto damaged = std::make_shared<DamagedLayer>(f.image, ~Addr{0});
   damaged->write_u64(physical_of(link), nowhere);
   Session session = Session::over_layer(damaged, shipped_profile_only());
-  auto table = session.run("pslist");
+  auto table = vmi::run_plugin(session, "pslist");
   REQUIRE(table.has_value());
   CHECK(table->rows.size() == victim + 1);
   std::vector<std::int64_t> expected;
@@ -263,7 +263,7 @@ TEST_CASE("a task whose credentials point into unmapped memory is listed with N/
   const std::uint32_t real_cred = (*probe.kernel())->profile().field("task_struct", "real_cred")->offset;
   damaged->write_u64(physical_of(task + real_cred), 0xffffffffff000000ull);
   Session session = Session::over_layer(damaged, shipped_profile_only());
-  auto table = session.run("pslist");
+  auto table = vmi::run_plugin(session, "pslist");
   REQUIRE(table.has_value());
   REQUIRE(table->rows.size() == f.tasks.size());
   for (const Row& row : table->rows) {
@@ -324,7 +324,7 @@ TEST_CASE(
   }
   auto damaged = std::make_shared<test::MaskedLayer>(f.image, holes, test::MaskedLayer::Mask::hole);
   Session session = Session::over_layer(damaged, shipped_profile_only());
-  auto table = session.run("pslist");
+  auto table = vmi::run_plugin(session, "pslist");
   REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
   std::map<std::int64_t, const Row*> rows;
   for (const Row& row : table->rows) {
@@ -377,7 +377,7 @@ TEST_CASE(
     for (const char* plugin : {"pslist", "pstree"}) {
       CAPTURE(plugin);
       session.diagnostics().clear();
-      auto table = session.run(plugin);
+      auto table = vmi::run_plugin(session, plugin);
       if (table) {
         check_unreadable_damage_reported(session, *table);
       } else {
@@ -405,7 +405,7 @@ TEST_CASE("pslist and pstree on images with 1% of pages zeroed or randomised: a 
     for (const char* plugin : {"pslist", "pstree"}) {
       CAPTURE(plugin);
       session.diagnostics().clear();
-      auto table = session.run(plugin);
+      auto table = vmi::run_plugin(session, plugin);
       // Either the kernel's own pages were hit (a clean error) or rows came back.
       if (!table) {
         CHECK(!table.error().message.empty());
@@ -434,7 +434,7 @@ TEST_CASE("pslist on images truncated at random points returns an error or what 
     CAPTURE(limit);
     auto damaged = std::make_shared<DamagedLayer>(f.image, limit);
     Session session = Session::over_layer(damaged, shipped_profile_only());
-    auto table = session.run("pslist");
+    auto table = vmi::run_plugin(session, "pslist");
     if (table) {
       CHECK(table->rows.size() <= f.tasks.size());
       check_unreadable_damage_reported(session, *table);
@@ -533,7 +533,7 @@ TEST_CASE(
     if (run.threads) args.values["threads"] = "";
     Expected<Table> table = make_error(Errc::not_found, "not run");
     const auto started = std::chrono::steady_clock::now();
-    const double peak_mib = test::peak_rss_growth_mib([&] { table = session.run(run.plugin, args); });
+    const double peak_mib = test::peak_rss_growth_mib([&] { table = vmi::run_plugin(session, run.plugin, args); });
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
     REQUIRE(table.has_value());
     const std::string what = std::string(run.plugin) + (run.threads ? " --threads" : "");

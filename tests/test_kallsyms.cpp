@@ -89,7 +89,9 @@ TEST_CASE("kallsyms recovered from memory equals the guest's /proc/kallsyms on e
     CAPTURE(sample.name);
     std::size_t module_lines = 0;
     const auto truth = read_truth(sample, module_lines);
-    CHECK(module_lines == 0);  // the sample guest loads no modules
+    // The guest loads brd and cpuid: their symbols are in /proc/kallsyms but not in the kernel's
+    // own table, which is what is recovered; they are left out of the comparison.
+    CHECK(module_lines > 0);
     if (main_sample) CHECK(truth.size() == 94266);
     // The recovery samples' kernels have no profile file: their session recovers one, whose
     // page tables and _text the table search then starts from.

@@ -6,6 +6,7 @@
 #include "support.hpp"
 #include "vmi/isf.hpp"
 #include "vmi/object.hpp"
+#include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
 
 using namespace vmi;
@@ -135,8 +136,8 @@ TEST_CASE("a session over an in-memory layer with no kernel says so and names th
   REQUIRE_FALSE(kernel.has_value());
   CHECK(kernel.error().code == Errc::not_found);
   CHECK(kernel.error().message == "test buffer: no Linux kernel found (no 'Linux version' banner in physical memory)");
-  auto table = session.run("pslist");
+  auto table = vmi::run_plugin(session, "pslist");
   REQUIRE_FALSE(table.has_value());
   CHECK(table.error().message == kernel.error().message);
-  CHECK(session.run("no-such-plugin").error().message == "no plugin named 'no-such-plugin'");
+  CHECK(vmi::run_plugin(session, "no-such-plugin").error().message == "no plugin named 'no-such-plugin'");
 }

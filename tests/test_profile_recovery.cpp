@@ -125,13 +125,13 @@ TEST_CASE("with no profile file, pslist and pstree equal /proc on every sample k
       test::check_pstree_matches_parents(session, sample);
       CHECK(session.diagnostics().warnings().empty());
       // CREATION TIME (the wall clock from tk_core, which BTF leaves untyped) for every row.
-      auto table = session.run("pslist");
+      auto table = vmi::run_plugin(session, "pslist");
       REQUIRE(table.has_value());
       constexpr std::size_t kCreation = 12;
       for (const Row& row : table->rows) CHECK(std::holds_alternative<std::int64_t>(row.cells.at(kCreation)));
       if (sample.env.count("PROFILE_SHIPPED") == 0) {  // the same instants as with dwarf2json's profile
         Session reference = test::open_sample(sample.dir / image, test::profile_for(sample));
-        auto expected = reference.run("pslist");
+        auto expected = vmi::run_plugin(reference, "pslist");
         REQUIRE(expected.has_value());
         REQUIRE(expected->rows.size() == table->rows.size());
         for (std::size_t i = 0; i < table->rows.size(); ++i) CHECK(table->rows[i].cells == expected->rows[i].cells);

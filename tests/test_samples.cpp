@@ -165,7 +165,7 @@ TEST_CASE("CREATION TIME is the guest's boot wall time plus the task's start tic
     CHECK(btime <= (boot + error) / kSecondNs);
 
     Session session = test::open_sample(sample.dir / "memory.raw", test::profile_for(sample));
-    auto table = session.run("pslist");
+    auto table = vmi::run_plugin(session, "pslist");
     REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
     REQUIRE(table->rows.size() == sample.processes.size());
     for (const Row& row : table->rows) {
@@ -201,7 +201,7 @@ TEST_CASE("pslist --pid lists exactly the named processes as /proc shows them; a
 
     PluginArgs args;
     args.values["pid"] = "1," + std::to_string(a1.pid) + ",2," + std::to_string(c1.pid);
-    auto table = session.run("pslist", args);
+    auto table = vmi::run_plugin(session, "pslist", args);
     REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
     std::vector<std::int64_t> pids;
     for (const Row& row : table->rows) {
@@ -222,7 +222,7 @@ TEST_CASE("pslist --pid lists exactly the named processes as /proc shows them; a
     // With --threads, the named process's threads: as /proc/<pid>/task lists them.
     args.values["pid"] = std::to_string(a1.pid);
     args.values["threads"] = "";
-    table = session.run("pslist", args);
+    table = vmi::run_plugin(session, "pslist", args);
     REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
     std::vector<std::pair<std::int64_t, std::string>> threads, truth_threads;
     for (const Row& row : table->rows) {
@@ -243,13 +243,13 @@ TEST_CASE("pslist --pid lists exactly the named processes as /proc shows them; a
     // A pid no process has: no rows, and no error.
     args.values.erase("threads");
     args.values["pid"] = "999999";
-    table = session.run("pslist", args);
+    table = vmi::run_plugin(session, "pslist", args);
     REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
     CHECK(table->rows.empty());
 
     // A list with an item that is not a number: an error quoting that item, not a partial table.
     args.values["pid"] = "1,x";
-    auto bad = session.run("pslist", args);
+    auto bad = vmi::run_plugin(session, "pslist", args);
     REQUIRE_FALSE(bad.has_value());
     CHECK(bad.error().code == Errc::invalid_argument);
     CHECK(bad.error().message.find("'x'") != std::string::npos);
@@ -263,7 +263,7 @@ TEST_CASE("Session::run takes the short, OS-qualified and Volatility 3 names of 
   const auto& sample = samples.front();
   Session session = test::open_sample(sample.dir / "memory.raw", test::profile_for(sample));
   auto cells = [&](std::string_view name) {
-    auto table = session.run(name);
+    auto table = vmi::run_plugin(session, name);
     REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
     std::vector<std::vector<Cell>> rows;
     for (const Row& row : table->rows) rows.push_back(row.cells);
@@ -273,7 +273,7 @@ TEST_CASE("Session::run takes the short, OS-qualified and Volatility 3 names of 
   CHECK(by_short_name.size() == sample.processes.size());
   CHECK(cells("linux.pslist") == by_short_name);
   CHECK(cells("linux.pslist.PsList") == by_short_name);
-  auto unknown = session.run("windows.pslist");
+  auto unknown = vmi::run_plugin(session, "windows.pslist");
   REQUIRE_FALSE(unknown.has_value());
   CHECK(unknown.error().message == "no plugin named 'windows.pslist'");
 }

@@ -25,8 +25,8 @@ const Row* row_of(const Table& table, std::int64_t pid) {
   return nullptr;
 }
 
-bool empty(const Row& row, int column) { return std::holds_alternative<std::monostate>(row.cells.at(column)); }
-std::int64_t integer(const Row& row, int column) { return std::get<std::int64_t>(row.cells.at(column)); }
+bool empty(const Row& row, int column) { return row.cells.at(column) == Cell{Absence::unreadable}; }
+std::int64_t integer(const Row& row, int column) { return test::cell_integer(row, column).value(); }
 
 bool warned(Session& session, const std::string& text) {
   const auto& warnings = session.diagnostics().warnings();
@@ -85,7 +85,7 @@ TEST_CASE("an unreadable task field is an empty cell and a warning naming task, 
       options.cache = CacheOptions{true, cache};  // one ISF parse for all the damaged sessions
       Session session = Session::over_layer(holed, options);
 
-      auto table = session.run("pslist");
+      auto table = vmi::run_plugin(session, "pslist");
       REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
       const Row* row = row_of(*table, target->pid);
       REQUIRE(row != nullptr);
@@ -108,7 +108,7 @@ TEST_CASE("an unreadable task field is an empty cell and a warning naming task, 
 
       if (damage.field == std::string("real_parent")) {
         // pstree keeps the task, at the top level, with its parent shown as unknown rather than 0.
-        auto tree = session.run("pstree");
+        auto tree = vmi::run_plugin(session, "pstree");
         REQUIRE(tree.has_value());
         const Row* node = row_of(*tree, target->pid);
         REQUIRE(node != nullptr);

@@ -117,6 +117,8 @@ inline constexpr char kTinyLinuxIsf[] = R"json({
   "int": {"size": 4, "signed": true, "kind": "int", "endian": "little"},
   "unsigned int": {"size": 4, "signed": false, "kind": "int", "endian": "little"},
   "long long unsigned int": {"size": 8, "signed": false, "kind": "int", "endian": "little"},
+  "long long int": {"size": 8, "signed": true, "kind": "int", "endian": "little"},
+  "short unsigned int": {"size": 2, "signed": false, "kind": "int", "endian": "little"},
   "char": {"size": 1, "signed": true, "kind": "char", "endian": "little"},
   "_Bool": {"size": 1, "signed": false, "kind": "bool", "endian": "little"},
   "pointer": {"size": 8, "signed": false, "kind": "int", "endian": "little"},
@@ -143,7 +145,96 @@ inline constexpr char kTinyLinuxIsf[] = R"json({
     "worker_private": {"offset": 104, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}},
     "name_ptr": {"offset": 112, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "char"}}},
     "state": {"offset": 120, "type": {"kind": "enum", "name": "task_state"}},
-    "u": {"offset": 128, "type": {"kind": "union", "name": "unnamed_1"}}}},
+    "u": {"offset": 128, "type": {"kind": "union", "name": "unnamed_1"}},
+    "files": {"offset": 160, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "files_struct"}}},
+    "fs": {"offset": 168, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "fs_struct"}}}}},
+  "fs_struct": {"kind": "struct", "size": 32, "fields": {
+    "root": {"offset": 8, "type": {"kind": "struct", "name": "path"}}}},
+  "path": {"kind": "struct", "size": 16, "fields": {
+    "mnt": {"offset": 0, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "vfsmount"}}},
+    "dentry": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "dentry"}}}}},
+  "files_struct": {"kind": "struct", "size": 64, "fields": {
+    "fdt": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "fdtable"}}}}},
+  "fdtable": {"kind": "struct", "size": 32, "fields": {
+    "max_fds": {"offset": 0, "type": {"kind": "base", "name": "unsigned int"}},
+    "fd": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "pointer", "subtype": {"kind": "struct", "name": "file"}}}},
+    "close_on_exec": {"offset": 16, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "long long unsigned int"}}}}},
+  "file": {"kind": "struct", "size": 64, "fields": {
+    "f_path": {"offset": 0, "type": {"kind": "struct", "name": "path"}},
+    "f_inode": {"offset": 16, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "inode"}}},
+    "f_flags": {"offset": 24, "type": {"kind": "base", "name": "unsigned int"}},
+    "f_pos": {"offset": 32, "type": {"kind": "base", "name": "long long int"}}}},
+  "hlist_bl_node": {"kind": "struct", "size": 16, "fields": {
+    "next": {"offset": 0, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "hlist_bl_node"}}},
+    "pprev": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}}}},
+  "qstr": {"kind": "struct", "size": 16, "fields": {
+    "len": {"offset": 4, "type": {"kind": "base", "name": "unsigned int"}},
+    "name": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "char"}}}}},
+  "dentry": {"kind": "struct", "size": 64, "fields": {
+    "d_hash": {"offset": 0, "type": {"kind": "struct", "name": "hlist_bl_node"}},
+    "d_parent": {"offset": 16, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "dentry"}}},
+    "d_name": {"offset": 24, "type": {"kind": "struct", "name": "qstr"}},
+    "d_inode": {"offset": 40, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "inode"}}},
+    "d_sb": {"offset": 48, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "super_block"}}}}},
+  "vfsmount": {"kind": "struct", "size": 16, "fields": {
+    "mnt_root": {"offset": 0, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "dentry"}}},
+    "mnt_sb": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "super_block"}}}}},
+  "mount": {"kind": "struct", "size": 64, "fields": {
+    "mnt_parent": {"offset": 0, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "mount"}}},
+    "mnt_mountpoint": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "dentry"}}},
+    "mnt": {"offset": 16, "type": {"kind": "struct", "name": "vfsmount"}}}},
+  "timespec64": {"kind": "struct", "size": 16, "fields": {
+    "tv_sec": {"offset": 0, "type": {"kind": "base", "name": "long long int"}},
+    "tv_nsec": {"offset": 8, "type": {"kind": "base", "name": "long long int"}}}},
+  "inode": {"kind": "struct", "size": 96, "fields": {
+    "i_mode": {"offset": 0, "type": {"kind": "base", "name": "short unsigned int"}},
+    "i_sb": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "super_block"}}},
+    "i_ino": {"offset": 16, "type": {"kind": "base", "name": "long long unsigned int"}},
+    "i_size": {"offset": 24, "type": {"kind": "base", "name": "long long int"}},
+    "i_atime": {"offset": 32, "type": {"kind": "struct", "name": "timespec64"}},
+    "i_mtime": {"offset": 48, "type": {"kind": "struct", "name": "timespec64"}},
+    "i_ctime": {"offset": 64, "type": {"kind": "struct", "name": "timespec64"}}}},
+  "super_block": {"kind": "struct", "size": 32, "fields": {
+    "s_dev": {"offset": 0, "type": {"kind": "base", "name": "unsigned int"}},
+    "s_type": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "file_system_type"}}}}},
+  "file_system_type": {"kind": "struct", "size": 16, "fields": {
+    "name": {"offset": 0, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "char"}}}}},
+  "module": {"kind": "struct", "size": 256, "fields": {
+    "state": {"offset": 0, "type": {"kind": "base", "name": "unsigned int"}},
+    "list": {"offset": 8, "type": {"kind": "struct", "name": "list_head"}},
+    "name": {"offset": 24, "type": {"kind": "array", "count": 56, "subtype": {"kind": "base", "name": "char"}}},
+    "core_layout": {"offset": 80, "type": {"kind": "struct", "name": "module_layout"}},
+    "init_layout": {"offset": 112, "type": {"kind": "struct", "name": "module_layout"}},
+    "refcnt": {"offset": 144, "type": {"kind": "base", "name": "int"}},
+    "taints": {"offset": 152, "type": {"kind": "base", "name": "long long unsigned int"}},
+    "kp": {"offset": 160, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "kernel_param"}}},
+    "num_kp": {"offset": 168, "type": {"kind": "base", "name": "unsigned int"}},
+    "init": {"offset": 176, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}},
+    "exit": {"offset": 184, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}},
+    "source_list": {"offset": 192, "type": {"kind": "struct", "name": "list_head"}}}},
+  "module_layout": {"kind": "struct", "size": 32, "fields": {
+    "base": {"offset": 0, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}},
+    "size": {"offset": 8, "type": {"kind": "base", "name": "unsigned int"}},
+    "text_size": {"offset": 12, "type": {"kind": "base", "name": "unsigned int"}}}},
+  "module_use": {"kind": "struct", "size": 48, "fields": {
+    "source_list": {"offset": 0, "type": {"kind": "struct", "name": "list_head"}},
+    "target_list": {"offset": 16, "type": {"kind": "struct", "name": "list_head"}},
+    "source": {"offset": 32, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "module"}}},
+    "target": {"offset": 40, "type": {"kind": "pointer", "subtype": {"kind": "struct", "name": "module"}}}}},
+  "kernel_param": {"kind": "struct", "size": 40, "fields": {
+    "name": {"offset": 0, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "char"}}},
+    "ops": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}},
+    "perm": {"offset": 16, "type": {"kind": "base", "name": "short unsigned int"}},
+    "arg": {"offset": 24, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}}}},
+  "kparam_string": {"kind": "struct", "size": 16, "fields": {
+    "maxlen": {"offset": 0, "type": {"kind": "base", "name": "unsigned int"}},
+    "string": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "char"}}}}},
+  "kparam_array": {"kind": "struct", "size": 32, "fields": {
+    "max": {"offset": 0, "type": {"kind": "base", "name": "unsigned int"}},
+    "elemsize": {"offset": 4, "type": {"kind": "base", "name": "unsigned int"}},
+    "num": {"offset": 8, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "unsigned int"}}},
+    "ops": {"offset": 16, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}},
+    "elem": {"offset": 24, "type": {"kind": "pointer", "subtype": {"kind": "base", "name": "void"}}}}},
   "unnamed_1": {"kind": "union", "size": 16, "fields": {
     "a": {"offset": 0, "type": {"kind": "base", "name": "long long unsigned int"}},
     "b": {"offset": 0, "type": {"kind": "array", "count": 2, "subtype": {"kind": "base", "name": "unsigned int"}}}}},
@@ -170,7 +261,12 @@ inline constexpr char kTinyLinuxIsf[] = R"json({
   "linux_banner": {"address": 18446744071578845440,
                    "constant_data": "TGludXggdmVyc2lvbiA2LjEuMC1mdXp6IChnY2MpICMxCgA="},
   "init_top_pgt": {"address": 18446744071578849280},
-  "init_task": {"address": 18446744071578861568, "type": {"kind": "struct", "name": "task_struct"}}
+  "init_task": {"address": 18446744071578861568, "type": {"kind": "struct", "name": "task_struct"}},
+  "modules": {"address": 18446744071578871808, "type": {"kind": "struct", "name": "list_head"}},
+  "param_ops_int": {"address": 18446744071578873600},
+  "param_ops_charp": {"address": 18446744071578873616},
+  "param_ops_string": {"address": 18446744071578873632},
+  "param_array_ops": {"address": 18446744071578873648}
  }
 })json";
 

@@ -1,10 +1,11 @@
 // The whole pipeline on the input as physical memory: kernel detection with the tiny profile
-// (written once to a temporary file), then pslist, pslist --threads and pstree.
+// (written once to a temporary file), then pslist, pslist --threads, pstree, modules and handles.
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include "fuzz_support.hpp"
+#include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
 
 namespace {
@@ -28,10 +29,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto kernel = session.kernel();
   if (!kernel) return 0;
   (void)(*kernel)->facts();
-  (void)session.run("pslist");
+  (void)vmi::run_plugin(session, "pslist");
   vmi::PluginArgs threads;
   threads.values["threads"] = "";
-  (void)session.run("pslist", threads);
-  (void)session.run("pstree");
+  (void)vmi::run_plugin(session, "pslist", threads);
+  (void)vmi::run_plugin(session, "pstree");
+  (void)vmi::run_plugin(session, "modules");
+  (void)vmi::run_plugin(session, "handles");
   return 0;
 }

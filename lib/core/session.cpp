@@ -95,23 +95,4 @@ Expected<const Kernel*> Session::kernel() {
   return *impl_->detection_error;
 }
 
-Expected<Table> Session::run(std::string_view name, const PluginArgs& args) {
-  const Plugin* plugin = find_plugin(name);
-  if (plugin == nullptr && !is_short_plugin_name(name))
-    return make_error(Errc::invalid_argument, "no plugin named '" + std::string(name) + "'");
-  const Kernel* detected = VMI_TRY(kernel());
-  // A short name means the plugin of the OS found in the image.
-  if (plugin == nullptr) plugin = find_plugin(name, detected->os());
-  if (plugin == nullptr) {
-    return make_error(Errc::unsupported, "no " + std::string(detected->os()) + " plugin named '" + std::string(name) +
-                                             "' (the image holds a " + std::string(detected->os()) + " kernel)");
-  }
-  if (detected->os() != plugin->os) {
-    return make_error(Errc::unsupported, "plugin '" + std::string(plugin->name) + "' needs a " +
-                                             std::string(plugin->os) + " kernel, the image holds " +
-                                             std::string(detected->os()));
-  }
-  return plugin->run(*this, args);
-}
-
 }  // namespace vmi

@@ -1,8 +1,12 @@
-// The plugin table: one line per plugin.
+// The plugin table (one line per plugin), name lookup, option checks and running a plugin.
 #include "plugins/plugins.hpp"
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
+
+#include "vmi/kernel.hpp"
+#include "vmi/session.hpp"
 
 namespace vmi {
 
@@ -10,7 +14,31 @@ namespace {
 constexpr const Plugin* kPlugins[] = {
     &kPslistPlugin,
     &kPstreePlugin,
+    &kLsmodPlugin,
+    &kLsofPlugin,
 };
+
+constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};
+
+Expected<std::vector<std::int64_t>> parse_integers(std::string_view name, std::string_view list) {
+  std::vector<std::int64_t> numbers;
+  std::string_view rest = list;
+  while (true) {
+    const auto comma = rest.find(',');
+    const std::string_view item = rest.substr(0, comma);
+    std::int64_t number = 0;
+    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
+    if (item.empty() || ec != std::errc() || end != item.data() + item.size()) {
+      return make_error(Errc::invalid_argument, "--" + std::string(name) + ": '" + std::string(item) +
+                                                    "' is not an integer (expected a comma-separated list)");
+    }
+    numbers.push_back(number);
+    if (comma == std::string_view::npos) break;
+    rest.remove_prefix(comma + 1);
+  }
+  return numbers;
+}
+
 }  // namespace
 
 std::span<const Plugin* const> plugins() { return kPlugins; }
@@ -34,25 +62,88 @@ bool is_short_plugin_name(std::string_view name) {
   return std::ranges::any_of(kPlugins, [&](const Plugin* plugin) { return plugin->short_name == name; });
 }
 
-Expected<std::vector<std::int64_t>> PluginArgs::integers(std::string_view name) const {
-  std::vector<std::int64_t> numbers;
-  auto it = values.find(name);
-  if (it == values.end()) return numbers;
-  std::string_view rest = it->second;
-  while (!rest.empty()) {
-    const auto comma = rest.find(',');
-    const std::string_view item = rest.substr(0, comma);
-    std::int64_t number = 0;
-    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
-    if (ec != std::errc() || end != item.data() + item.size()) {
-      return make_error(Errc::invalid_argument,
-                        "--" + std::string(name) + ": '" + std::string(item) + "' is not an integer");
+std::string_view option_type_name(OptionType type) { return kOptionTypeNames[static_cast<std::size_t>(type)]; }
+
+Expected<void> check_option_value(const PluginOption& option, std::string_view value) {
+  switch (option.type) {
+    case OptionType::flag:
+      if (!value.empty())
+        return make_error(Errc::invalid_argument, "--" + std::string(option.name) + " is a flag and takes no value");
+      return {};
+    case OptionType::integers:
+      VMI_TRY_VOID(parse_integers(option.name, value));
+      return {};
+    case OptionType::text:
+      return {};
+    case OptionType::path: {
+      std::error_code error;
+      if (!std::filesystem::exists(std::filesystem::path(value), error)) {
+        return make_error(Errc::not_found,
+                          "--" + std::string(option.name) + ": '" + std::string(value) + "' does not exist");
+      }
+      return {};
     }
-    numbers.push_back(number);
-    if (comma == std::string_view::npos) break;
-    rest.remove_prefix(comma + 1);
   }
-  return numbers;
+  return {};
+}
+
+Expected<std::vector<std::int64_t>> PluginArgs::integers(std::string_view name) const {
+  auto it = values.find(name);
+  if (it == values.end()) return std::vector<std::int64_t>{};
+  return parse_integers(name, it->second);
+}
+
+std::string_view PluginArgs::text(std::string_view name) const {
+  auto it = values.find(name);
+  return it == values.end() ? std::string_view{} : std::string_view(it->second);
+}
+
+Expected<void> check_args(const Plugin& plugin, const PluginArgs& args) {
+  for (const auto& [name, value] : args.values) {
+    auto option = std::ranges::find(plugin.options, name, &PluginOption::name);
+    if (option == plugin.options.end()) {
+      return make_error(Errc::invalid_argument,
+                        "plugin '" + std::string(plugin.name) + "' has no option --" + std::string(name));
+    }
+    VMI_TRY_VOID(check_option_value(*option, value));
+  }
+  return {};
+}
+
+Expected<void> run_plugin(Session& session, std::string_view name, const PluginArgs& args, RowSink& out) {
+  const Plugin* plugin = find_plugin(name);
+  if (plugin == nullptr && !is_short_plugin_name(name))
+    return make_error(Errc::invalid_argument, "no plugin named '" + std::string(name) + "'");
+  const Kernel* kernel = nullptr;
+  if (plugin == nullptr || plugin->needs != Requirement::image) {
+    kernel = VMI_TRY(session.kernel());
+    // A short name means the plugin of the OS found in the image.
+    if (plugin == nullptr) plugin = find_plugin(name, kernel->os());
+    if (plugin == nullptr) {
+      return make_error(Errc::unsupported, "no " + std::string(kernel->os()) + " plugin named '" + std::string(name) +
+                                               "' (the image holds a " + std::string(kernel->os()) + " kernel)");
+    }
+    if (kernel->os() != plugin->os) {
+      return make_error(Errc::unsupported, "plugin '" + std::string(plugin->name) + "' needs a " +
+                                               std::string(plugin->os) + " kernel, the image holds " +
+                                               std::string(kernel->os()));
+    }
+  }
+  if (plugin->needs == Requirement::vcpus && session.image().cpu_states().empty()) {
+    return make_error(Errc::unsupported, "plugin '" + std::string(plugin->name) + "' needs vCPU registers, and " +
+                                             std::string(session.image().name()) + " holds none");
+  }
+  VMI_TRY_VOID(check_args(*plugin, args));
+  out.begin(plugin->columns, plugin->tree);
+  PluginContext context{session, plugin->needs == Requirement::image ? nullptr : kernel, args, session.diagnostics(),
+                        out};
+  return plugin->run(context);
+}
+
+Expected<Table> run_plugin(Session& session, std::string_view name, const PluginArgs& args) {
+  TableSink sink;
+  VMI_TRY_VOID(run_plugin(session, name, args, sink));
+  return sink.take();
 }
 
 }  // namespace vmi

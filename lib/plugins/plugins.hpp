@@ -7,5 +7,7 @@ namespace vmi {
 
 extern const Plugin kPslistPlugin;
 extern const Plugin kPstreePlugin;
+extern const Plugin kLsmodPlugin;
+extern const Plugin kLsofPlugin;
 
 }  // namespace vmi

@@ -3,35 +3,39 @@
 
 #include "plugins/linux_task_rows.hpp"
 #include "plugins/plugins.hpp"
-#include "vmi/session.hpp"
 
 namespace vmi {
 
 namespace {
 
 constexpr PluginOption kOptions[] = {
-    {"threads", "list every thread, not only thread-group leaders", false},
-    {"pid", "only these process IDs (comma-separated)", true},
+    {"threads", OptionType::flag, "list every thread, not only thread-group leaders"},
+    {"pid", OptionType::integers, "only these process IDs (comma-separated)"},
 };
 
-Expected<Table> run_pslist(Session& session, const PluginArgs& args) {
-  const Kernel* kernel = VMI_TRY(session.kernel());
-  const auto pids = VMI_TRY(args.integers("pid"));
-  Table table{kTaskColumns, {}, false};
-  // Rows straight from the walk: no list of every task is kept beside them.
-  VMI_TRY_VOID(linux_objects::for_each_task(*kernel, args.has("threads"), session.diagnostics(), [&](auto&& task) {
-    if (pids.empty() || std::find(pids.begin(), pids.end(), task.tgid) != pids.end())
-      table.rows.push_back(task_row(task));
-    return true;
-  }));
-  return table;
+Expected<void> run_pslist(PluginContext& context) {
+  const auto pids = VMI_TRY(context.args.integers("pid"));
+  RowWriter rows(context.out, kTaskRow);
+  // Rows go out as the walk reads them: nothing keeps every task.
+  return linux_objects::for_each_task(
+      *context.kernel, context.args.flag("threads"), context.diagnostics, [&](auto&& task) {
+        if (!pids.empty() && std::find(pids.begin(), pids.end(), task.tgid) == pids.end()) return true;
+        return rows.write(task);
+      });
 }
 
 }  // namespace
 
 constexpr std::string_view kPslistAliases[] = {"linux.pslist.PsList"};
-const Plugin kPslistPlugin{
-    "linux.pslist", "pslist", "linux",   kPslistAliases, "List processes from the kernel's task list",
-    kTaskColumns,   kOptions, run_pslist};
+const Plugin kPslistPlugin{.name = "linux.pslist",
+                           .short_name = "pslist",
+                           .os = "linux",
+                           .aliases = kPslistAliases,
+                           .description = "List processes from the kernel's task list",
+                           .needs = Requirement::kernel,
+                           .columns = kTaskRow.columns,
+                           .tree = false,
+                           .options = kOptions,
+                           .run = run_pslist};
 
 }  // namespace vmi

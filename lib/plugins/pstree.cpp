@@ -6,7 +6,6 @@
 
 #include "plugins/linux_task_rows.hpp"
 #include "plugins/plugins.hpp"
-#include "vmi/session.hpp"
 
 namespace vmi {
 
@@ -22,13 +21,13 @@ struct Process {
   std::size_t row = 0;
 };
 
-Expected<Table> run_pstree(Session& session, const PluginArgs& /*args*/) {
-  const Kernel* kernel = VMI_TRY(session.kernel());
+// The tree is known only when every process has been read, so its rows are kept until then.
+Expected<void> run_pstree(PluginContext& context) {
   std::vector<Row> rows;
   std::vector<Process> processes;
-  VMI_TRY_VOID(linux_objects::for_each_task(*kernel, false, session.diagnostics(), [&](auto&& task) {
+  VMI_TRY_VOID(linux_objects::for_each_task(*context.kernel, false, context.diagnostics, [&](auto&& task) {
     processes.push_back({task.tgid, task.ppid, rows.size()});
-    rows.push_back(task_row(task));
+    rows.push_back(make_row(kTaskRow, task));
     return true;
   }));
   std::stable_sort(processes.begin(), processes.end(),
@@ -53,12 +52,12 @@ Expected<Table> run_pstree(Session& session, const PluginArgs& /*args*/) {
   }
   std::sort(children.begin(), children.end());
 
-  Table table{kTaskColumns, {}, true};
-  table.rows.reserve(rows.size());
+  bool wanted = true;  // until the sink has had enough
   auto emit = [&](const Process& process, std::uint32_t depth) {
     Row& row = rows[process.row];
     row.depth = depth;
-    table.rows.push_back(std::move(row));
+    if (wanted) wanted = context.out.row(row);
+    std::vector<Cell>().swap(row.cells);  // a sink that keeps rows copies them: free ours as we go
   };
   std::vector<bool> emitted(processes.size(), false);
   // Iterative depth-first walk: an explicit stack keeps hostile depth off the call stack.
@@ -83,18 +82,25 @@ Expected<Table> run_pstree(Session& session, const PluginArgs& /*args*/) {
   // Processes caught in a parent cycle are reachable from no root; show them at the top level.
   for (std::size_t i = 0; i < processes.size(); ++i) {
     if (!emitted[i]) {
-      session.diagnostics().warn("task " + std::to_string(processes[i].pid) + " is in a parent cycle");
+      context.diagnostics.warn("task " + std::to_string(processes[i].pid) + " is in a parent cycle");
       emit(processes[i], 0);
     }
   }
-  return table;
+  return {};
 }
 
 }  // namespace
 
 constexpr std::string_view kPstreeAliases[] = {"linux.pstree.PsTree"};
-const Plugin kPstreePlugin{
-    "linux.pstree", "pstree", "linux",   kPstreeAliases, "Show processes as a tree of parents and children",
-    kTaskColumns,   {},       run_pstree};
+const Plugin kPstreePlugin{.name = "linux.pstree",
+                           .short_name = "pstree",
+                           .os = "linux",
+                           .aliases = kPstreeAliases,
+                           .description = "Show processes as a tree of parents and children",
+                           .needs = Requirement::kernel,
+                           .columns = kTaskRow.columns,
+                           .tree = true,
+                           .options = {},
+                           .run = run_pstree};
 
 }  // namespace vmi

@@ -1,10 +1,14 @@
 // The seam between OS-neutral code and one operating system: a detected kernel.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
+#include <typeindex>
 #include <utility>
 #include <vector>
 
@@ -29,6 +33,32 @@ class Kernel {
   virtual std::optional<Addr> symbol(std::string_view name) const = 0;
   // Name/value lines for `info`: release, shifts, page-table root, profile source, ...
   virtual std::vector<std::pair<std::string, std::string>> facts() const = 0;
+
+  // A structure layout (field offsets) bound from this kernel's profile by Layout::bind(profile)
+  // on first use and kept for the kernel's lifetime, so walks and plugins never look a field up
+  // by name twice. The error, if binding failed, is kept too.
+  template <class Layout>
+  const Expected<Layout>& layout() const {
+    return *static_cast<const Expected<Layout>*>(layouts_.get(typeid(Layout), [this] {
+      return std::static_pointer_cast<const void>(std::make_shared<const Expected<Layout>>(Layout::bind(profile())));
+    }));
+  }
+
+ private:
+  class LayoutCache {
+   public:
+    const void* get(std::type_index type, const std::function<std::shared_ptr<const void>()>& bind) {
+      std::lock_guard lock(mutex_);
+      auto& entry = layouts_[type];
+      if (!entry) entry = bind();
+      return entry.get();
+    }
+
+   private:
+    std::mutex mutex_;
+    std::map<std::type_index, std::shared_ptr<const void>> layouts_;
+  };
+  mutable LayoutCache layouts_;
 };
 
 // One supported OS: how to find its kernel in an image. The table lives in os/kernels.cpp.

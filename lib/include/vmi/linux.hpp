@@ -8,6 +8,7 @@
 
 #include "vmi/diagnostics.hpp"
 #include "vmi/kernel.hpp"
+#include "vmi/value.hpp"
 
 namespace vmi::linux_objects {
 
@@ -43,5 +44,73 @@ Expected<void> for_each_task(const Kernel& kernel, bool include_threads, Diagnos
 
 // for_each_task's tasks, collected.
 Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics);
+
+// One loaded kernel module, as /proc/modules and /sys/module show it. The name is always read (a
+// module without one is reported and skipped); every other field is empty when it could not be
+// read, with a warning naming the module's address and the field.
+struct Module {
+  Addr address = 0;  // struct module, kernel virtual
+  std::string name;
+  std::optional<std::string> state;        // "Live", "Loading", "Unloading" or "Unformed"
+  std::optional<std::uint64_t> size;       // every section of the module, as /proc/modules counts it
+  std::optional<Addr> base;                // the core text's load address (/proc/modules' address)
+  std::optional<std::uint64_t> code_size;  // the core text's size
+  std::optional<std::int64_t> refcount;    // module_refcount(): refcnt less its base reference
+  // The modules using this one, each followed by ',' ("[permanent]," for a module with an init
+  // but no exit), or "-" for none: /proc/modules' fourth column.
+  std::optional<std::string> used_by;
+  std::optional<std::string> taints;  // the module's taint letters, "OE" ("" for none)
+  // Parameters as "name=value" joined by ", ", values formatted as sysfs shows them.
+  std::optional<std::string> arguments;
+};
+
+// At most this many modules are visited (a real kernel loads a few hundred).
+inline constexpr std::size_t kMaxModules = 1u << 16;
+
+// Visits every module on the kernel's `modules` list, in list order (newest first, as
+// /proc/modules). Unlike /proc, a module still being laid out (state "Unformed") is shown too.
+// Bounded (kMaxModules) and cycle-safe; fails only when the list head is unknown or unreadable.
+Expected<void> for_each_module(const Kernel& kernel, Diagnostics& diagnostics,
+                               const std::function<bool(Module&&)>& visit);
+
+// One open file descriptor of a task, as /proc/PID/fd and /proc/PID/fdinfo show it. The inode's
+// fields are not applicable when the file has none; any field that cannot be read is unreadable,
+// with a warning naming the task, the descriptor, the field and its address.
+struct FileDescriptor {
+  std::int32_t pid = 0;  // the task's thread-group id
+  std::int32_t tid = 0;  // the task's own id
+  std::string process;   // the task's comm
+  std::int32_t fd = 0;
+  Addr file = 0;  // struct file, kernel virtual
+  // What readlink(/proc/PID/fd/N) shows: the path through dentries and mount points (with
+  // " (deleted)" after an unlinked file), "pipe:[INO]", "socket:[INO]", "anon_inode:[eventfd]".
+  std::optional<std::string> path;
+  Maybe<std::string> device;  // "major:minor" of the inode's file system (stat's st_dev)
+  Maybe<std::uint64_t> inode;
+  Maybe<std::string> type;  // REG, DIR, LNK, FIFO, SOCK, CHR, BLK; N/A for an anonymous inode
+  Maybe<std::string> mode;  // as `ls -l` shows it: "-rw-r--r--"
+  Maybe<std::int64_t> changed_ns, modified_ns, accessed_ns;  // inode times, ns since the epoch
+  Maybe<std::int64_t> size;
+  std::optional<std::string> flags;      // fdinfo's "flags": f_flags and O_CLOEXEC, octal ("0100002")
+  std::optional<std::int64_t> position;  // fdinfo's "pos"
+};
+
+// At most this many descriptor slots are read from one table (Volatility 3 takes more than
+// 500000 as corrupt), and a budget caps the slots of every table one walk reads together.
+inline constexpr std::uint32_t kMaxDescriptors = 1u << 20;
+struct DescriptorBudget {
+  std::size_t slots_left = std::size_t{1} << 23;
+  bool warned = false;
+};
+
+// The files_struct a task uses (task->files): threads of a process share one. Empty, with a
+// warning, when it cannot be read; zero for a task without one (an exiting task).
+std::optional<Addr> file_table_of(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
+
+// Visits every open descriptor in `table` (a file_table_of result) in descriptor order, reporting
+// them as `task`'s. Paths are resolved relative to the task's root (task->fs->root), as /proc
+// resolves them for a reader in the same mount namespace.
+Expected<void> for_each_file_descriptor(const Kernel& kernel, const Task& task, Addr table, DescriptorBudget& budget,
+                                        Diagnostics& diagnostics, const std::function<bool(FileDescriptor&&)>& visit);
 
 }  // namespace vmi::linux_objects

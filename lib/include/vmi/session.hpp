@@ -8,7 +8,6 @@
 #include "vmi/diagnostics.hpp"
 #include "vmi/image.hpp"
 #include "vmi/kernel.hpp"
-#include "vmi/plugin.hpp"
 #include "vmi/profile_store.hpp"
 
 namespace vmi {
@@ -38,9 +37,6 @@ class Session {
   Expected<const Kernel*> kernel();
   Diagnostics& diagnostics();
   ProfileCatalog& profiles();
-
-  // Runs a plugin by name; the error names an unknown plugin or what the plugin lacked.
-  Expected<Table> run(std::string_view name, const PluginArgs& args = {});
 
  private:
   struct Impl;

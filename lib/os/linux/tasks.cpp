@@ -402,7 +402,9 @@ class TaskReader {
 Expected<void> for_each_task(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics,
                              const std::function<bool(Task&&)>& visit) {
   if (kernel.os() != "linux") return make_error(Errc::invalid_argument, "not a Linux kernel");
-  const TaskLayout layout = VMI_TRY(TaskLayout::bind(kernel.profile()));
+  const auto& bound = kernel.layout<TaskLayout>();  // bound once per kernel
+  if (!bound) return bound.error();
+  const TaskLayout& layout = *bound;
   const auto init_task = kernel.symbol("init_task");
   if (!init_task) return make_error(Errc::not_found, "profile has no symbol 'init_task'");
 

@@ -1,0 +1,23 @@
+// x86-64 disassembly of bytes read from an image (Capstone), for disassembly cells and checks.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace vmi {
+
+struct Instruction {
+  std::uint64_t address = 0;
+  std::uint16_t size = 0;
+  std::string mnemonic;  // "jmp"
+  std::string operands;  // "0xffffffffc0a01000"
+};
+
+// Decodes up to max_instructions instructions of `code` as if loaded at `address`, stopping at
+// the first byte sequence that is not an instruction (the rest is not decoded).
+std::vector<Instruction> disassemble_x86_64(std::span<const std::uint8_t> code, std::uint64_t address,
+                                            std::size_t max_instructions = 256);
+
+}  // namespace vmi
