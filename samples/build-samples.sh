@@ -37,7 +37,9 @@ SHARED_KERNELS="$(cd "$REPO/.." && pwd)/shared/kernels"
 #   3: the guest loads brd and cpuid (SAMPLE_MODULES) and its workload opens files, pipes, sockets
 #      and anon inodes; truth/modules.txt, truth/module_params.tsv, truth/fds.tsv (each kernel
 #      gets its own initramfs, with its own modules)
-TRUTH_VERSION=3
+#   4: truth/args.tsv (each process's argument, environment, code and stack addresses from
+#      /proc/PID/stat and its /proc/PID/cmdline, to read through its own page tables)
+TRUTH_VERSION=4
 # The guest.env facts a sample of this TRUTH_VERSION must have (checked after every boot).
 TRUTH_FACTS=(BOOT_WALL_NS BOOT_WALL_NS_ERROR PROC_STAT_BTIME KCORE_TEXT_VADDR KCORE_TEXT_PADDR KCORE_DIRECT_MAP_BASE
   IOMEM_KERNEL_CODE KALLSYMS__text KALLSYMS_init_top_pgt)
@@ -420,7 +422,7 @@ fi
 
 # ------------------------------------------------------------------ samples to (re)build
 BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt truth/kallsyms
-  truth/guest.env truth/modules.txt truth/module_params.tsv truth/fds.tsv sample.env)
+  truth/guest.env truth/modules.txt truth/module_params.tsv truth/fds.tsv truth/args.tsv sample.env)
 sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete (and its kernel dir still exists)
   local d="$1" kdir="$2" kver="$3" pinned="$4" f kd files=("${BASIC_FILES[@]}")
   [ "$5" = all ] && files+=(memory.kdump-zlib memory.savevm)
@@ -610,6 +612,7 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
       || { err "sample $name: module $m is not loaded in the guest (truth/modules.txt; see @@VMI-INSMOD-FAILED in console.log)"; return 1; }
   done
   grep -q ' (deleted)' "$tmp/truth/fds.tsv" || { err "sample $name: no open deleted file in truth/fds.tsv"; return 1; }
+  [ "$(wc -l < "$tmp/truth/args.tsv")" -gt 1 ] || { err "sample $name: no process arguments in truth/args.tsv"; return 1; }
   if [ "$formats" = lime ]; then
     [ "$(head -c 4 "$tmp/memory.lime")" = EMiL ] || { err "sample $name: memory.lime lacks LiME's magic"; return 1; }
     grep -q '^LIME_INSMOD_PID=' "$tmp/truth/guest.env" || { err "sample $name: no LIME_INSMOD_PID in the truth"; return 1; }

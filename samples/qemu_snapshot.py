@@ -21,6 +21,8 @@ Writes into --out (which should be a fresh directory):
   truth/modules.txt (/proc/modules verbatim, from the M lines)
   truth/module_params.tsv (module, param, value: the MP lines)
   truth/fds.tsv     (every process's open files: the F lines, sorted by pid and fd)
+  truth/args.tsv    (every process with arguments: /proc/PID/stat's arg, env, code and stack
+                     addresses and /proc/PID/cmdline in hex: the A lines, sorted by pid)
 and prints `SNAPSHOT_TRIES=<n>` on success (with --formats all first `KDUMP_UNAVAILABLE=<codecs>`:
 the kdump codecs this QEMU said it cannot write, space separated). Exit status 0 on success.
 With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
@@ -135,14 +137,17 @@ def parse_sections(text):
     return sections
 
 
+ARG_COLUMNS = ["pid", "arg_start", "arg_end", "env_start", "env_end", "start_code", "end_code", "start_stack",
+               "cmdline_hex"]
 FD_COLUMNS = ["pid", "fd", "link", "flags", "pos", "mnt_id", "ino", "dev", "mode", "size", "atime_ns", "mtime_ns",
               "ctime_ns"]
 
 
 def split_collection(payload):
-    """-> procs, threads, facts, files; files = (modules, params, fds): the /proc/modules lines,
-    the [module, param, value] and the FD_COLUMNS rows (sorted by pid and fd)."""
-    procs, threads, facts, modules, params, fds = [], [], {}, [], [], []
+    """-> procs, threads, facts, files; files = (modules, params, fds, args): the /proc/modules
+    lines, the [module, param, value], the FD_COLUMNS rows (sorted by pid and fd) and the
+    ARG_COLUMNS rows (sorted by pid)."""
+    procs, threads, facts, modules, params, fds, args = [], [], {}, [], [], [], []
     for line in payload:
         f = line.split("\t")
         if f[0] == "P" and len(f) >= 10:
@@ -155,6 +160,8 @@ def split_collection(payload):
             modules.append("\t".join(f[1:]))
         elif f[0] == "MP" and len(f) >= 4:
             params.append(f[1:3] + ["\t".join(f[3:])])
+        elif f[0] == "A" and len(f) == 1 + len(ARG_COLUMNS):
+            args.append(f[1:])
         elif f[0] == "F" and len(f) >= 1 + len(FD_COLUMNS):
             fds.append(f[1:3] + ["\t".join(f[3:-10])] + f[-10:])  # the link may hold a tab
         else:
@@ -162,7 +169,8 @@ def split_collection(payload):
     procs.sort(key=lambda r: int(r[0]))
     threads.sort(key=lambda r: int(r[0]))
     fds.sort(key=lambda r: (int(r[0]), int(r[1])))
-    return procs, threads, facts, (modules, params, fds)
+    args.sort(key=lambda r: int(r[0]))
+    return procs, threads, facts, (modules, params, fds, args)
 
 
 S_IFMT, S_IFCHR = 0o170000, 0o020000
@@ -173,12 +181,12 @@ def comparable_files(files):
     character devices. Console I/O (printing collection 1, reading GO) sets the console's
     (tty_update_time(), whole seconds, at most every 8 s), so in the truth they may also differ
     from the memory."""
-    modules, params, fds = files
+    modules, params, fds, args = files
     def mask(r):
         if r[8] != "?" and int(r[8], 8) & S_IFMT == S_IFCHR:
             return r[:10] + ["-", "-"] + r[12:]
         return r
-    return modules, params, [mask(r) for r in fds]
+    return modules, params, [mask(r) for r in fds], args
 
 
 # Extra snapshot formats written while the VM is still stopped (same moment as memory.raw):
@@ -493,11 +501,12 @@ def main():
         write_tsv(os.path.join(truth, "processes.tsv"),
                   ["pid", "ppid", "threads", "uid", "gid", "euid", "egid", "start_ticks", "comm"], p1)
         write_tsv(os.path.join(truth, "threads.tsv"), ["tid", "tgid", "comm"], t1)
-        modules, params, fds = files1
+        modules, params, fds, args = files1
         with open(os.path.join(truth, "modules.txt"), "w") as f:
             f.write("".join(m + "\n" for m in modules))
         write_tsv(os.path.join(truth, "module_params.tsv"), ["module", "param", "value"], params)
         write_tsv(os.path.join(truth, "fds.tsv"), FD_COLUMNS, fds)
+        write_tsv(os.path.join(truth, "args.tsv"), ARG_COLUMNS, args)
         with open(os.path.join(truth, "version.txt"), "w") as f:
             f.write(facts["PROC_VERSION"] + "\n")
         with open(os.path.join(truth, "release.txt"), "w") as f:

@@ -707,6 +707,34 @@ static void read_module_params(void) {
  * One /proc walk into out[] (replacing its content): per process its P line, its threads' T lines
  * and its fds' F lines, then the M lines of /proc/modules and the MP lines read at start.
  */
+/* A line: the user address-space layout /proc/PID/stat shows the (root) collector and
+ * /proc/PID/cmdline in hex, for processes with arguments (kernel threads have none). The
+ * arguments are the process's own memory: reading them from the snapshot through the process's
+ * page tables must give these bytes. `rest` is the stat line after the comm. */
+static void collect_args(int pid, const char *rest) {
+    unsigned long long field[64] = {0}; /* field[k]: stat field k (1-based; 3 is the state) */
+    int k = 3;
+    for (const char *p = rest; *p && k < 64;) {
+        while (*p == ' ') p++;
+        if (!*p) break;
+        char *end;
+        field[k] = k == 3 ? 0 : strtoull(p, &end, 10); /* negative fields wrap; none is used */
+        if (k == 3) end = (char *)p + 1;
+        if (end == p) break;
+        p = end;
+        k++;
+    }
+    if (k <= 51 || field[49] <= field[48]) return;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+    ssize_t n = read_file(path, kbuf, 4097);
+    if (n <= 0) return;
+    static char hexed[2 * 4096 + 1];
+    for (ssize_t i = 0; i < n; i++) snprintf(hexed + 2 * i, 3, "%02x", (unsigned char)kbuf[i]);
+    emit("A\t%d\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%s\n", pid, field[48], field[49], field[50], field[51],
+         field[26], field[27], field[28], hexed);
+}
+
 static void collect_procs(void) {
     static int pids[65536], tids[65536];
     out_len = 0;
@@ -737,6 +765,7 @@ static void collect_procs(void) {
         status_ids(kbuf, "\nGid:", &gid, &egid);
         emit("P\t%d\t%ld\t%ld\t%ld\t%ld\t%ld\t%ld\t%llu\t%s\n", pid, ppid, nthreads, uid, gid, euid, egid,
              start, comm);
+        collect_args(pid, rest);
 
         snprintf(path, sizeof path, "/proc/%d/task", pid);
         int nt = numeric_entries(path, tids, 65536, 0);

@@ -37,6 +37,13 @@ class Kernel {
   // A structure layout (field offsets) bound from this kernel's profile by Layout::bind(profile)
   // on first use and kept for the kernel's lifetime, so walks and plugins never look a field up
   // by name twice. The error, if binding failed, is kept too.
+  // The address space a page-table root (physical) makes under the kernel's paging mode over the
+  // same physical memory: a process's user space from its mm's pgd. Made once per root and kept
+  // (at most kMaxAddressSpaces; past that each call makes a new one), so plugins that visit a
+  // process twice walk its tables through one translation cache.
+  std::shared_ptr<const PagedLayer> address_space(Addr page_table_root) const;
+  static constexpr std::size_t kMaxAddressSpaces = 256;
+
   template <class Layout>
   const Expected<Layout>& layout() const {
     return *static_cast<const Expected<Layout>*>(layouts_.get(typeid(Layout), [this] {
@@ -59,6 +66,8 @@ class Kernel {
     std::map<std::type_index, std::shared_ptr<const void>> layouts_;
   };
   mutable LayoutCache layouts_;
+  mutable std::mutex address_spaces_mutex_;
+  mutable std::map<Addr, std::shared_ptr<const PagedLayer>> address_spaces_;
 };
 
 // One supported OS: how to find its kernel in an image. The table lives in os/kernels.cpp.

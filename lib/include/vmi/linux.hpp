@@ -73,6 +73,25 @@ inline constexpr std::size_t kMaxModules = 1u << 16;
 Expected<void> for_each_module(const Kernel& kernel, Diagnostics& diagnostics,
                                const std::function<bool(Module&&)>& visit);
 
+// A process's memory as its mm_struct describes it, and where its page tables are.
+struct MemoryLayout {
+  Addr mm = 0;               // mm_struct, kernel virtual
+  Addr page_table_root = 0;  // mm->pgd, physical
+  Addr start_code = 0, end_code = 0, start_stack = 0;
+  Addr arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;  // argv and environment strings
+};
+
+// The task's memory layout: not applicable for a task without an mm (a kernel thread),
+// unreadable with a warning naming the task, the field and its address when a field cannot be
+// read. Fails only when the profile lacks mm_struct's fields.
+Expected<Maybe<MemoryLayout>> memory_layout(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
+
+// The task's user address space: its page tables under the kernel's paging mode (kernels with
+// page-table isolation included: the kernel's copy of the top table maps user space too), kept
+// on the kernel per page-table root. Reads of unmapped or swapped-out pages fail naming the
+// address.
+std::shared_ptr<const PagedLayer> address_space(const Kernel& kernel, const MemoryLayout& layout);
+
 // One open file descriptor of a task, as /proc/PID/fd and /proc/PID/fdinfo show it. The inode's
 // fields are not applicable when the file has none; any field that cannot be read is unreadable,
 // with a warning naming the task, the descriptor, the field and its address.

@@ -41,6 +41,7 @@ class PagedLayer final : public Layer {
   Addr page_table_root() const { return root_; }
   const PagingMode& mode() const { return mode_; }
   const Layer& physical() const { return *physical_; }
+  const std::shared_ptr<const Layer>& shared_physical() const { return physical_; }
 
  private:
   Expected<Translation> walk(Addr va) const;
