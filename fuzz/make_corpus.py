@@ -586,8 +586,9 @@ class ProfileBuilder:
         if not banner and linux_banner and linux_banner[3][1]:
             banner = self.str(linux_banner[3])
         banner = banner.rstrip(b"\0\n")
+        # banner, producer, format, os, then the identity's build id, PDB name and PDB GUID (none here)
         tail_refs = [self.intern(banner), self.intern(self.producer), self.intern(self.format_version),
-                     self.intern(self.os)]
+                     self.intern(self.os), self.intern(b""), self.intern(b""), self.intern(b"")]
         pointer = next((b for b in base_types if self.str(b[0]) == b"pointer" and b[1]), None)
         pointer_size = pointer[1] if pointer else 8
 
@@ -607,16 +608,23 @@ class ProfileBuilder:
                      for r, v in self.enumerators),                                           # Enumerator, 16
             b"".join(struct.pack("<IIQIII4x", r[0], r[1], addr, t, c[0], c[1])
                      for r, addr, t, c in symbols),                                           # Symbol, 32
-            b"".join(struct.pack("<II", *ref) for ref in tail_refs) + struct.pack("<I", pointer_size),  # Tail, 36
+            b"".join(struct.pack("<II", *ref) for ref in tail_refs) + struct.pack("<II", 0, pointer_size),  # Tail, 64
         ]
         frames = [zstd(section, 6) for section in sections]
         addrs = {self.str(s[0]): s[1] for s in symbols}
         offset_plus_one = 0
         if b"_text" in addrs and b"linux_banner" in addrs and addrs[b"linux_banner"] >= addrs[b"_text"]:
             offset_plus_one = addrs[b"linux_banner"] - addrs[b"_text"] + 1
-        header = b"VMIPROF\0" + struct.pack("<IIQQ", 3, len(banner), sum(map(len, sections)), offset_plus_one)
-        return (header + banner + struct.pack("<9Q", *map(len, sections)) + struct.pack("<9Q", *map(len, frames)) +
-                b"".join(frames))
+        # ProfileIdentity::key() of a Linux profile without a build id: "linux/banner-<FNV-1a>".
+        fnv = 0xcbf29ce484222325
+        for c in banner:
+            fnv = ((fnv ^ c) * 0x100000001b3) % 2**64
+        identity = (self.os or "unknown").encode() + \
+            b"/banner-%016x" % fnv
+        header = b"VMIPROF\0" + struct.pack("<IIQQII", 4, len(banner), sum(map(len, sections)), offset_plus_one,
+                                            len(identity), 0)
+        return (header + banner + identity + struct.pack("<9Q", *map(len, sections)) +
+                struct.pack("<9Q", *map(len, frames)) + b"".join(frames))
 
 
 # ---- compressed streams ---------------------------------------------------------------------

@@ -102,7 +102,25 @@ class IsfParser {
         builder_.set_producer(producer);
       } else if (key == "linux" || key == "windows" || key == "mac") {
         builder_.set_os(key);
+        if (key == "windows") parse_windows_metadata(field.value());
       }
+    }
+  }
+
+  // metadata.windows.pdb: {"GUID": "...", "age": N, "database": "ntkrnlmp.pdb", ...}
+  void parse_windows_metadata(od::value value) {
+    for (auto field : value.get_object()) {
+      if (field.unescaped_key().value() != "pdb") continue;
+      std::string guid, database;
+      std::uint64_t age = 0;
+      for (auto p : field.value().get_object()) {
+        std::string_view pkey = p.unescaped_key();
+        if (pkey == "GUID") guid = std::string(p.value().get_string().value());
+        if (pkey == "database") database = std::string(p.value().get_string().value());
+        if (pkey == "age") age = p.value().get_uint64().value();
+      }
+      if (age > UINT32_MAX) throw IsfError{"metadata.windows.pdb.age is out of range"};
+      builder_.set_pdb(database, guid, static_cast<std::uint32_t>(age));
     }
   }
 

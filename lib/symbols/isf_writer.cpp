@@ -229,6 +229,17 @@ void write_metadata(JsonWriter& json, const Profile& profile) {
     json.close();
     json.close();
     json.close();
+  } else if (const ProfileIdentity identity = profile.identity();
+             profile.os() == "windows" && !identity.pdb_name.empty()) {
+    // Volatility 3's Windows ISF names its kernel by the PDB, as the symbol server does.
+    json.open("windows");
+    json.open("pdb");
+    json.string("GUID", identity.pdb_guid);
+    json.number("age", identity.pdb_age);
+    json.string("database", identity.pdb_name);
+    json.number("machine_type", 34404);  // IMAGE_FILE_MACHINE_AMD64
+    json.close();
+    json.close();
   }
   // Producer strings read back from ISF are "<name> <version>"; split the version off again.
   std::string_view producer = profile.producer();

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,12 @@ struct LinuxProfileParts {
   std::vector<MapSymbol> symbols;  // link-time addresses, one entry per name
   std::string banner;              // linux_banner's bytes; empty when unknown
   std::string producer;            // metadata "producer" name
+  std::string build_id;            // the GNU build id in hex; empty when unknown
 };
+
+// The GNU build id (NT_GNU_BUILD_ID) in an ELF note area, in lower-case hex; empty when the
+// notes hold none or are cut short.
+std::string gnu_build_id(std::span<const std::byte> notes);
 
 // Adds the types, then every symbol: typed when the debug information places a variable of that
 // name at that symbol's address (static names repeat, so the name alone is not enough), void

@@ -2,6 +2,8 @@
 #include "vmi/profile.hpp"
 
 #include <algorithm>
+#include <cctype>
+#include <cstdio>
 #include <unordered_map>
 
 namespace vmi {
@@ -166,7 +168,8 @@ struct ProfileBuilder::Impl {
   };
   std::unordered_map<TypeKey, TypeId, TypeKeyHash> type_ids;
   enum class Open { none, aggregate, enumeration } open = Open::none;
-  std::string banner, producer, format_version, os;
+  std::string banner, producer, format_version, os, build_id, pdb_name, pdb_guid;
+  std::uint32_t pdb_age = 0;
 
   StrRef intern(std::string_view text) {
     auto [it, inserted] = interned.try_emplace(std::string(text));
@@ -258,6 +261,12 @@ void ProfileBuilder::set_banner(std::string_view banner) { impl_->banner = banne
 void ProfileBuilder::set_producer(std::string_view producer) { impl_->producer = producer; }
 void ProfileBuilder::set_format_version(std::string_view version) { impl_->format_version = version; }
 void ProfileBuilder::set_os(std::string_view os) { impl_->os = os; }
+void ProfileBuilder::set_build_id(std::string_view build_id) { impl_->build_id = build_id; }
+void ProfileBuilder::set_pdb(std::string_view name, std::string_view guid, std::uint32_t age) {
+  impl_->pdb_name = name;
+  impl_->pdb_guid = guid;
+  impl_->pdb_age = age;
+}
 
 namespace {
 
@@ -326,10 +335,63 @@ Expected<Profile> ProfileBuilder::build() && {
   profile.producer_ = impl.intern(impl.producer);
   profile.format_version_ = impl.intern(impl.format_version);
   profile.os_ = impl.intern(impl.os);
+  profile.build_id_ = impl.intern(impl.build_id);
+  profile.pdb_name_ = impl.intern(impl.pdb_name);
+  // GUIDs are compared and printed in upper case, as the symbol server names them.
+  std::transform(impl.pdb_guid.begin(), impl.pdb_guid.end(), impl.pdb_guid.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::toupper(c)); });
+  profile.pdb_guid_ = impl.intern(impl.pdb_guid);
+  profile.pdb_age_ = impl.pdb_age;
   if (const BaseType* pointer = profile.find_base_type("pointer"); pointer != nullptr && pointer->size != 0) {
     profile.pointer_size_ = pointer->size;
   }
   return std::move(profile);
+}
+
+ProfileIdentity Profile::identity() const {
+  ProfileIdentity identity;
+  identity.os = os();
+  identity.banner = banner();
+  identity.build_id = build_id();
+  identity.pdb_name = str(pdb_name_);
+  identity.pdb_guid = str(pdb_guid_);
+  identity.pdb_age = pdb_age_;
+  if (identity.os.empty() && identity.banner.starts_with("Linux version ")) identity.os = "linux";
+  return identity;
+}
+
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+}  // namespace
+
+std::string ProfileIdentity::key() const {
+  if (os == "windows") {
+    char age[9];
+    std::snprintf(age, sizeof age, "%X", pdb_age);
+    return "windows/" + pdb_name + "/" + pdb_guid + age;
+  }
+  if (!build_id.empty()) return (os.empty() ? "unknown" : os) + "/" + build_id;
+  std::uint64_t hash = 0xcbf29ce484222325ull;  // FNV-1a
+  for (char c : banner) hash = (hash ^ static_cast<unsigned char>(c)) * 0x100000001b3ull;
+  char text[32];
+  std::snprintf(text, sizeof text, "banner-%016llx", static_cast<unsigned long long>(hash));
+  return (os.empty() ? "unknown" : os) + "/" + text;
+}
+
+bool ProfileIdentity::matches(const ProfileIdentity& found) const {
+  if (os != found.os) return false;
+  if (os == "windows")
+    return lower(pdb_name) == lower(found.pdb_name) && lower(pdb_guid) == lower(found.pdb_guid) &&
+           pdb_age == found.pdb_age;
+  if (banner != found.banner) return false;
+  return build_id.empty() || found.build_id.empty() || lower(build_id) == lower(found.build_id);
 }
 
 }  // namespace vmi

@@ -20,7 +20,7 @@ namespace {
 
 constexpr char kMagic[8] = {'V', 'M', 'I', 'P', 'R', 'O', 'F', '\0'};
 // Bumped whenever the Profile arrays change shape; old entries are then rebuilt.
-constexpr std::uint32_t kCacheFormat = 3;
+constexpr std::uint32_t kCacheFormat = 4;  // 4: identity (build id, PDB) in the tail and header
 constexpr std::uint64_t kMaxPayload = std::uint64_t{1} << 30;
 constexpr int kCompressionLevel = 6;
 
@@ -32,8 +32,10 @@ struct CacheHeader {
   // linux_banner - _text + 1, or 0: lets OS detection probe an image for this kernel without
   // decompressing anything.
   std::uint64_t banner_offset_plus_one;
+  std::uint32_t identity_size;  // the identity key follows the banner: "linux/<build id>", ...
+  std::uint32_t reserved;
 };
-static_assert(sizeof(CacheHeader) == 32);
+static_assert(sizeof(CacheHeader) == 40);
 
 static_assert(std::is_trivially_copyable_v<TypeDesc> && std::is_trivially_copyable_v<Member> &&
               std::is_trivially_copyable_v<Aggregate> && std::is_trivially_copyable_v<Symbol>);
@@ -42,7 +44,8 @@ static_assert(std::is_trivially_copyable_v<TypeDesc> && std::is_trivially_copyab
 // header, so the reader sizes every array first and decompresses each frame straight into its
 // array: no second 10 MB copy, and frames split across two threads.
 struct Tail {  // fixed-size profile fields after the arrays
-  StrRef banner, producer, format_version, os;
+  StrRef banner, producer, format_version, os, build_id, pdb_name, pdb_guid;
+  std::uint32_t pdb_age;
   std::uint32_t pointer_size;
 };
 
@@ -115,7 +118,8 @@ bool indices_valid(const Profile& p) {
   for (const Symbol& s : p.symbols) {
     if (!ref_ok(s.name) || !ref_ok(s.constant_data) || !type_ok(s.type)) return false;
   }
-  return ref_ok(p.banner_) && ref_ok(p.producer_) && ref_ok(p.format_version_) && ref_ok(p.os_);
+  return ref_ok(p.banner_) && ref_ok(p.producer_) && ref_ok(p.format_version_) && ref_ok(p.os_) &&
+         ref_ok(p.build_id_) && ref_ok(p.pdb_name_) && ref_ok(p.pdb_guid_);
 }
 
 Expected<CacheHeader> read_header(std::span<const std::byte> bytes, const std::string& origin) {
@@ -128,7 +132,8 @@ Expected<CacheHeader> read_header(std::span<const std::byte> bytes, const std::s
     return make_error(Errc::unsupported, origin + ": cache format " + std::to_string(header.format) + ", expected " +
                                              std::to_string(kCacheFormat));
   }
-  if (header.banner_size > bytes.size() - sizeof header || header.payload_size > kMaxPayload) {
+  if (header.banner_size > bytes.size() - sizeof header ||
+      header.identity_size > bytes.size() - sizeof header - header.banner_size || header.payload_size > kMaxPayload) {
     return make_error(Errc::bad_format, origin + ": header sizes are out of range");
   }
   return header;
@@ -139,7 +144,8 @@ Expected<CacheHeader> read_header(std::span<const std::byte> bytes, const std::s
 Expected<void> write_cached_profile(const std::filesystem::path& path, const Profile& profile) {
   // for_each_section serves reading and writing; storage(-1) only looks at the arrays.
   auto& p = const_cast<Profile&>(profile);
-  Tail tail{profile.banner_, profile.producer_, profile.format_version_, profile.os_, profile.pointer_size_};
+  Tail tail{profile.banner_,   profile.producer_, profile.format_version_, profile.os_,          profile.build_id_,
+            profile.pdb_name_, profile.pdb_guid_, profile.pdb_age_,        profile.pointer_size_};
   std::uint64_t sizes[kSectionCount] = {};
   std::uint64_t frame_sizes[kSectionCount] = {};
   std::string compressed;
@@ -169,6 +175,8 @@ Expected<void> write_cached_profile(const std::filesystem::path& path, const Pro
   header.format = kCacheFormat;
   const std::string_view banner = profile.banner();
   header.banner_size = static_cast<std::uint32_t>(banner.size());
+  const std::string identity = profile.identity().key();
+  header.identity_size = static_cast<std::uint32_t>(identity.size());
   header.payload_size = payload_size;
   const auto text = profile.symbol_address("_text");
   const auto linux_banner = profile.symbol_address("linux_banner");
@@ -182,6 +190,7 @@ Expected<void> write_cached_profile(const std::filesystem::path& path, const Pro
     std::ofstream out(temporary, std::ios::binary | std::ios::trunc);
     out.write(reinterpret_cast<const char*>(&header), sizeof header);
     out.write(banner.data(), static_cast<std::streamsize>(banner.size()));
+    out.write(identity.data(), static_cast<std::streamsize>(identity.size()));
     out.write(reinterpret_cast<const char*>(sizes), sizeof sizes);
     out.write(reinterpret_cast<const char*>(frame_sizes), sizeof frame_sizes);
     out.write(compressed.data(), static_cast<std::streamsize>(compressed.size()));
@@ -197,7 +206,9 @@ Expected<CachedProfileInfo> read_cached_info(const std::filesystem::path& path) 
   const std::string origin = "profile cache '" + path.string() + "'";
   const CacheHeader header = VMI_TRY(read_header(file->bytes(), origin));
   CachedProfileInfo info;
-  info.banner.assign(reinterpret_cast<const char*>(file->bytes().data()) + sizeof header, header.banner_size);
+  const char* text = reinterpret_cast<const char*>(file->bytes().data()) + sizeof header;
+  info.banner.assign(text, header.banner_size);
+  info.identity_key.assign(text + header.banner_size, header.identity_size);
   if (header.banner_offset_plus_one != 0) info.banner_offset = header.banner_offset_plus_one - 1;
   return info;
 }
@@ -207,7 +218,7 @@ Expected<Profile> read_cached_profile(const std::filesystem::path& path) {
   const std::string origin = "profile cache '" + path.string() + "'";
   const auto bytes = file->bytes();
   const CacheHeader header = VMI_TRY(read_header(bytes, origin));
-  const std::size_t sizes_at = sizeof header + header.banner_size;
+  const std::size_t sizes_at = sizeof header + header.banner_size + header.identity_size;
   std::uint64_t sizes[kSectionCount] = {};
   std::uint64_t frame_sizes[kSectionCount] = {};
   if (bytes.size() - sizes_at < sizeof sizes + sizeof frame_sizes) {
@@ -285,6 +296,10 @@ Expected<Profile> read_cached_profile(const std::filesystem::path& path) {
   profile.producer_ = tail.producer;
   profile.format_version_ = tail.format_version;
   profile.os_ = tail.os;
+  profile.build_id_ = tail.build_id;
+  profile.pdb_name_ = tail.pdb_name;
+  profile.pdb_guid_ = tail.pdb_guid;
+  profile.pdb_age_ = tail.pdb_age;
   profile.pointer_size_ = tail.pointer_size;
   if (!indices_valid(profile)) return make_error(Errc::bad_format, origin + ": payload has out-of-range indices");
   return profile;

@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <functional>
 #include <utility>
@@ -162,6 +163,40 @@ Expected<std::string> ProfileCatalog::banner(const fs::path& file) {
   }
   const auto profile = VMI_TRY(load(file));
   return std::string(profile->banner());
+}
+
+Expected<std::string> ProfileCatalog::identity_key(const fs::path& file) {
+  if (const auto cached = cache_path(file)) {
+    std::error_code ec;
+    if (fs::exists(*cached, ec)) {
+      if (auto info = read_cached_info(*cached)) return std::move(info->identity_key);
+    }
+  }
+  const auto profile = VMI_TRY(load(file));
+  return profile->identity().key();
+}
+
+std::optional<fs::path> ProfileCatalog::find(const ProfileIdentity& found) {
+  auto lower = [](std::string text) {
+    std::transform(text.begin(), text.end(), text.begin(),
+                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    return text;
+  };
+  const std::string found_key = lower(found.key());
+  for (const fs::path& file : files_) {
+    // The cache header rules most files out without loading them: a Windows profile by its key,
+    // a Linux one by its banner (its key holds the build id only when the profile knew it).
+    if (found.os == "windows") {
+      auto key = identity_key(file);
+      if (!key || lower(*key) != found_key) continue;
+    } else {
+      auto banner = this->banner(file);
+      if (!banner || *banner != found.banner) continue;
+    }
+    auto profile = load(file);
+    if (profile && (*profile)->identity().matches(found)) return file;
+  }
+  return std::nullopt;
 }
 
 std::vector<std::string> ProfileCatalog::take_notes() { return std::exchange(notes_, {}); }

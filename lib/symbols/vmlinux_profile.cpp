@@ -30,6 +30,7 @@ constexpr std::uint32_t kMaxElfSections = 1u << 16;
 constexpr std::uint64_t kMaxSectionNames = std::uint64_t{1} << 20;
 constexpr std::uint64_t kMaxElfSymbols = std::uint64_t{1} << 22;
 constexpr std::uint64_t kMaxSymbolNames = std::uint64_t{256} << 20;
+constexpr std::uint64_t kMaxNotesBytes = 64u << 10;  // a vmlinux notes section is under 1 KiB
 
 struct Section {
   std::string name;
@@ -285,6 +286,13 @@ Expected<Profile> build_profile_from_vmlinux(const std::filesystem::path& vmlinu
   }
   parts.symbols = std::move(symbols);
   parts.banner = std::move(banner);
+  // The build id names this exact build (the kernel carries the same note in memory).
+  for (const char* name : {".notes", ".note.gnu.build-id"}) {
+    const Section* notes = elf.find(name);
+    if (notes == nullptr) continue;
+    if (const auto bytes = elf.contents(*notes, kMaxNotesBytes)) parts.build_id = gnu_build_id(*bytes);
+    if (!parts.build_id.empty()) break;
+  }
   return assemble_linux_profile(parts, out);
 }
 

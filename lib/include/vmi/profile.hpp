@@ -93,6 +93,26 @@ struct FieldInfo {
   TypeId type = kNoType;
 };
 
+// What kernel build a profile describes, per OS: a Linux kernel by its banner and GNU build id,
+// a Windows kernel by its PDB's name, GUID and age (the names Volatility 3's Windows ISF files
+// and Microsoft's symbol server go by). Catalogs and caches key profiles by it.
+struct ProfileIdentity {
+  std::string os;        // "linux", "windows"; empty when the profile does not say
+  std::string banner;    // Linux: "Linux version ..." without its newline
+  std::string build_id;  // Linux: the GNU build id in lower-case hex; empty when unknown
+  std::string pdb_name;  // Windows: "ntkrnlmp.pdb"
+  std::string pdb_guid;  // Windows: 32 upper-case hex digits
+  std::uint32_t pdb_age = 0;
+
+  // A stable name: "linux/<build id>", else "linux/banner-<FNV-1a of the banner>";
+  // "windows/<pdb name>/<GUID><age in hex>" (the symbol server's path); "unknown/..." otherwise.
+  std::string key() const;
+  // Whether this profile's identity fits a kernel identified as `found`: the same OS; for Linux
+  // the same banner and, when both build ids are known, the same build id; for Windows the same
+  // PDB name (case-insensitive), GUID (case-insensitive) and age.
+  bool matches(const ProfileIdentity& found) const;
+};
+
 class Profile {
  public:
   // Lookups: binary searches over sorted arrays; all return nothing rather than fail.
@@ -126,6 +146,9 @@ class Profile {
   std::string_view producer() const { return str(producer_); }
   std::string_view format_version() const { return str(format_version_); }
   std::string_view os() const { return str(os_); }  // "linux" or "windows"
+  std::string_view build_id() const { return str(build_id_); }
+  // The kernel build this profile is for (banner and build id, or the PDB).
+  ProfileIdentity identity() const;
   std::uint32_t pointer_size() const { return pointer_size_; }
 
   // Raw arrays, for serialisation and whole-profile iteration. Sorted by name.
@@ -138,6 +161,8 @@ class Profile {
   std::vector<Enumerator> enumerators_;
   std::vector<Symbol> symbols;
   StrRef banner_, producer_, format_version_, os_;
+  StrRef build_id_, pdb_name_, pdb_guid_;
+  std::uint32_t pdb_age_ = 0;
   std::uint32_t pointer_size_ = 8;
 };
 
@@ -166,6 +191,10 @@ class ProfileBuilder {
   void set_producer(std::string_view producer);
   void set_format_version(std::string_view version);
   void set_os(std::string_view os);
+  // A Linux kernel's GNU build id (hex), when the source records it (vmlinux notes, memory).
+  void set_build_id(std::string_view build_id);
+  // A Windows kernel's PDB: name ("ntkrnlmp.pdb"), GUID (hex) and age.
+  void set_pdb(std::string_view name, std::string_view guid, std::uint32_t age);
 
   // Sorts and validates (type ids in range, no duplicate names); the error names the culprit.
   Expected<Profile> build() &&;

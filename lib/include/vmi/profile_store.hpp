@@ -29,6 +29,7 @@ Expected<Profile> read_cached_profile(const std::filesystem::path& path);
 // profiles, linux_banner's distance from _text (enough to probe an image for that kernel).
 struct CachedProfileInfo {
   std::string banner;
+  std::string identity_key;  // ProfileIdentity::key() of the profile inside
   std::optional<std::uint64_t> banner_offset;
 };
 Expected<CachedProfileInfo> read_cached_info(const std::filesystem::path& path);
@@ -45,6 +46,12 @@ class ProfileCatalog {
   Expected<std::shared_ptr<const Profile>> load(const std::filesystem::path& file);
   // The banner of a file's profile, from the cache header when possible.
   Expected<std::string> banner(const std::filesystem::path& file);
+  // The key of a file's profile identity (ProfileIdentity::key()), from the cache header when
+  // possible: "linux/<build id>", "windows/ntkrnlmp.pdb/<GUID><age>".
+  Expected<std::string> identity_key(const std::filesystem::path& file);
+  // The first profile file whose identity fits `found` (ProfileIdentity::matches), loading
+  // only those whose cached key or banner could fit; nothing when none does.
+  std::optional<std::filesystem::path> find(const ProfileIdentity& found);
   // What went wrong on the way that did not stop it (a search path that cannot be read, a
   // damaged cache entry rebuilt, a cache entry that cannot be written), for the session's
   // diagnostics. take_notes() hands them over once.

@@ -136,15 +136,20 @@ constexpr std::uint64_t kMaxBtfHashBytes = 64ull << 20;  // vmlinux BTF is a few
 // What names a recovered profile's kernel build in the cache: the GNU build id from the kernel's
 // notes, or, for kernels built without one, "btf-" and an FNV-1a hash of the BTF blob the types
 // came from (read-only and identical for identical builds). Empty when neither can be read.
-std::string kernel_identity(const std::shared_ptr<const PhysicalImage>& image, const Profile& profile,
+// The GNU build id in the kernel's notes in memory; empty when it cannot be read.
+std::string memory_build_id(const std::shared_ptr<const PhysicalImage>& image, const Profile& profile,
                             const KernelPlacement& placement) {
-  PagedLayer layer(image, placement.page_table_root, *placement.paging);
   const auto start = profile.symbol_address("__start_notes");
   const auto stop = profile.symbol_address("__stop_notes");
-  if (start && stop) {
-    std::string build_id = read_build_id(layer, *start + placement.virtual_shift, *stop + placement.virtual_shift);
-    if (!build_id.empty()) return build_id;
-  }
+  if (!start || !stop) return {};
+  PagedLayer layer(image, placement.page_table_root, *placement.paging);
+  return read_build_id(layer, *start + placement.virtual_shift, *stop + placement.virtual_shift);
+}
+
+std::string kernel_identity(const std::shared_ptr<const PhysicalImage>& image, const Profile& profile,
+                            const KernelPlacement& placement) {
+  if (std::string build_id = memory_build_id(image, profile, placement); !build_id.empty()) return build_id;
+  PagedLayer layer(image, placement.page_table_root, *placement.paging);
   const auto btf_start = profile.symbol_address("__start_BTF");
   const auto btf_stop = profile.symbol_address("__stop_BTF");
   if (!btf_start || !btf_stop || *btf_stop <= *btf_start || *btf_stop - *btf_start > kMaxBtfHashBytes) return {};
@@ -312,6 +317,15 @@ Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalIm
       continue;
     }
     auto match = place_kernel(image, *profile, "profile '" + file.string() + "'");
+    // Same banner, other build: a profile that knows its build id must carry the one in memory.
+    if (match && !(*profile)->build_id().empty()) {
+      const std::string in_memory = memory_build_id(image, **profile, match->placement);
+      if (!in_memory.empty() && in_memory != (*profile)->build_id()) {
+        match = make_error(Errc::profile_mismatch, "profile '" + file.string() + "' is for build " +
+                                                       std::string((*profile)->build_id()) +
+                                                       ", the kernel in memory is build " + in_memory);
+      }
+    }
     if (match) {
       return std::unique_ptr<Kernel>(
           std::make_unique<LinuxKernel>(image, std::move(match->profile), std::move(match->source), match->placement));

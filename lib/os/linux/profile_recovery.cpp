@@ -128,16 +128,6 @@ std::vector<KernelMap> find_kernel_maps(const std::shared_ptr<const PhysicalImag
   return found;
 }
 
-std::string hex_bytes(std::span<const std::byte> bytes) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out;
-  for (std::byte b : bytes) {
-    out += kDigits[std::to_integer<unsigned>(b) >> 4];
-    out += kDigits[std::to_integer<unsigned>(b) & 15];
-  }
-  return out;
-}
-
 std::string read_banner(const Layer& space, Addr address) {
   auto text = read_c_string(space, address, kMaxBannerBytes);
   if (!text) return {};
@@ -174,25 +164,7 @@ std::string read_build_id(const Layer& space, Addr begin, Addr end) {
   if (end <= begin || end - begin > kMaxNotesBytes) return {};
   std::vector<std::byte> notes(static_cast<std::size_t>(end - begin));
   if (!read_exact(space, begin, notes)) return {};
-  constexpr std::uint32_t kNtGnuBuildId = 3;
-  std::size_t at = 0;
-  while (at + 12 <= notes.size()) {
-    std::uint32_t namesz = 0;
-    std::uint32_t descsz = 0;
-    std::uint32_t type = 0;
-    std::memcpy(&namesz, notes.data() + at, 4);
-    std::memcpy(&descsz, notes.data() + at + 4, 4);
-    std::memcpy(&type, notes.data() + at + 8, 4);
-    const std::uint64_t name_at = at + 12;
-    const std::uint64_t desc_at = name_at + ((std::uint64_t{namesz} + 3) & ~3ull);
-    const std::uint64_t next = desc_at + ((std::uint64_t{descsz} + 3) & ~3ull);
-    if (next > notes.size()) break;
-    if (type == kNtGnuBuildId && namesz == 4 && std::memcmp(notes.data() + name_at, "GNU", 4) == 0) {
-      return hex_bytes(std::span(notes).subspan(desc_at, descsz));
-    }
-    at = next;
-  }
-  return {};
+  return gnu_build_id(notes);
 }
 
 Expected<RecoveredProfile> recover_linux_profile(const std::shared_ptr<const PhysicalImage>& image) {
@@ -288,6 +260,7 @@ Expected<RecoveredProfile> recover_profile_at(const std::shared_ptr<const Physic
       return variables;
     };
     parts.symbols = std::move(symbols.symbols);
+    parts.build_id = out.build_id;
     VmlinuxProfileNotes notes;
     auto profile = assemble_linux_profile(parts, notes);
     if (!profile) return make_error(profile.error().code, context + profile.error().message);
