@@ -74,8 +74,9 @@ std::string hex_bytes(const Code& code, std::string_view separator) {
 std::string instructions(const Code& code, std::string_view separator) {
   std::string text;
   const auto decoded = disassemble_x86_64(code.bytes, code.address);
+  if (!decoded) return "(not disassembled: " + decoded.error().message + ") " + hex_bytes(code, " ");
   std::size_t covered = 0;
-  for (const Instruction& instruction : decoded) {
+  for (const Instruction& instruction : *decoded) {
     if (!text.empty()) text += separator;
     text += fmt::format("{:#x}: {}", instruction.address, instruction.mnemonic);
     if (!instruction.operands.empty()) text += " " + instruction.operands;

@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include "vmi/expected.hpp"
+
 namespace vmi {
 
 struct Instruction {
@@ -16,8 +18,9 @@ struct Instruction {
 };
 
 // Decodes up to max_instructions instructions of `code` as if loaded at `address`, stopping at
-// the first byte sequence that is not an instruction (the rest is not decoded).
-std::vector<Instruction> disassemble_x86_64(std::span<const std::uint8_t> code, std::uint64_t address,
-                                            std::size_t max_instructions = 256);
+// the first byte sequence that is not an instruction (the rest is not decoded). Fails only when
+// Capstone cannot be loaded.
+Expected<std::vector<Instruction>> disassemble_x86_64(std::span<const std::uint8_t> code, std::uint64_t address,
+                                                      std::size_t max_instructions = 256);
 
 }  // namespace vmi
