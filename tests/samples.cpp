@@ -300,6 +300,37 @@ Session open_sample(const std::filesystem::path& image, const std::filesystem::p
   return std::move(*session);
 }
 
+void for_each_sample_image(const std::function<void(Session&, const Sample&)>& check) {
+  for (const auto& sample : load_samples()) {
+    const auto profile = profile_for(sample);
+    for (const char* format : {"memory.raw", "memory.elf"}) {
+      CAPTURE(sample.name);
+      CAPTURE(format);
+      Session session = open_sample(sample.dir / format, profile);
+      check(session, sample);
+      CHECK_MESSAGE(session.diagnostics().warnings().empty(), joined(session.diagnostics().warnings()));
+    }
+  }
+}
+
+void for_each_recovery_image(const std::function<void(Session&, const Sample&)>& check) {
+  static const std::filesystem::path no_profiles = scratch_dir("recovery-images-no-profiles");
+  for (const auto& sample : load_recovery_samples()) {
+    const auto cache = scratch_dir("recovery-images-" + sample.name);
+    for (const char* format : {"memory.raw", "memory.elf"}) {
+      CAPTURE(sample.name);
+      CAPTURE(format);
+      SessionOptions options;
+      options.profile_paths = {no_profiles};
+      options.cache = CacheOptions{true, cache};
+      auto session = Session::open(sample.dir / format, options);
+      REQUIRE_MESSAGE(session.has_value(), test::error_text(session));
+      check(*session, sample);
+      CHECK_MESSAGE(session->diagnostics().warnings().empty(), joined(session->diagnostics().warnings()));
+    }
+  }
+}
+
 void check_pslist_equals_proc(Session& session, const Sample& sample) {
   auto table = vmi::run_plugin(session, "pslist");
   REQUIRE_MESSAGE(table.has_value(), test::error_text(table));

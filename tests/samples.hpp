@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <optional>
 #include <set>
@@ -102,6 +103,12 @@ std::filesystem::path profile_for(const Sample& sample);
 const Profile& debug_vmlinux_profile(const Sample& sample);
 // A session over `image` with that profile and a per-sample profile cache; REQUIREs success.
 Session open_sample(const std::filesystem::path& image, const std::filesystem::path& profile);
+// Runs `check` on a session over each sample's raw and ELF image (read with profile_for(sample)),
+// then CHECKs that the session was left without warnings.
+void for_each_sample_image(const std::function<void(Session&, const Sample&)>& check);
+// The same over each recovery sample's raw and ELF image, with no profile file: the profile is
+// recovered from the snapshot (and cached per sample for the run).
+void for_each_recovery_image(const std::function<void(Session&, const Sample&)>& check);
 // pslist (processes, then --threads) and pstree equal the guest's own /proc view (doctest CHECKs).
 void check_pslist_equals_proc(Session& session, const Sample& sample);
 void check_threads_equal_proc(Session& session, const Sample& sample);

@@ -90,28 +90,9 @@ void check_arguments_equal_proc(Session& session, const test::Sample& sample) {
 }  // namespace
 
 TEST_CASE("each process's arguments, read through its own page tables, equal /proc/PID/cmdline on every sample") {
-  for (const auto& sample : test::load_samples()) {
-    const auto profile = test::profile_for(sample);
-    for (const char* format : {"memory.raw", "memory.elf"}) {
-      CAPTURE(sample.name);
-      CAPTURE(format);
-      Session session = test::open_sample(sample.dir / format, profile);
-      check_arguments_equal_proc(session, sample);
-      CHECK(session.diagnostics().warnings().empty());
-    }
-  }
+  test::for_each_sample_image(check_arguments_equal_proc);
 }
 
 TEST_CASE("process address spaces on every recovery kernel equal /proc/PID/cmdline") {
-  for (const auto& sample : test::load_recovery_samples()) {
-    CAPTURE(sample.name);
-    SessionOptions options;
-    static const fs::path no_profiles = test::scratch_dir("spaces-no-profiles");
-    options.profile_paths = {no_profiles};
-    options.cache = CacheOptions{true, test::scratch_dir("spaces-recovered-" + sample.name)};
-    auto session = Session::open(sample.dir / "memory.raw", options);
-    REQUIRE_MESSAGE(session.has_value(), test::error_text(session));
-    check_arguments_equal_proc(*session, sample);
-    CHECK(session->diagnostics().warnings().empty());
-  }
+  test::for_each_recovery_image(check_arguments_equal_proc);
 }

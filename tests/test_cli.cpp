@@ -408,3 +408,78 @@ TEST_CASE("profile build reads DWARF from the debug vmlinux by default and says 
       {"profile", "build", "--vmlinux", (kernel / "vmlinux").string(), "--types", "stabs", "-o", out.string()});
   CHECK(bad_types.exit_code == 1);
 }
+
+// Every row of a plugin's JSON, JSON lines or CSV output as one canonical line, by Python's
+// json/csv modules: tree depth, then each column's value (addresses as integers whatever their
+// rendering, "-" and "N/A" as null), in output order.
+static std::vector<std::string> canonical_rows(const std::string& output, const std::string& renderer) {
+  const auto dir = test::scratch_dir("cli-canonical-" + renderer);
+  test::write_file(dir / "out", output);
+  const std::string script =
+      "import csv, json, sys\n"
+      "path, renderer = sys.argv[1], sys.argv[2]\n"
+      "def flat(rows, depth):\n"
+      "    for r in rows:\n"
+      "        yield depth, {k: v for k, v in r.items() if k != '__children'}\n"
+      "        yield from flat(r['__children'], depth + 1)\n"
+      "def value(v):\n"
+      "    if v is None or v in ('-', 'N/A'): return None\n"
+      "    if isinstance(v, str) and v.startswith('0x'): return int(v, 16)\n"
+      "    if isinstance(v, str) and v.lstrip('-').isdigit(): return int(v)\n"
+      "    return v\n"
+      "if renderer == 'json':\n"
+      "    rows = list(flat(json.load(open(path)), 0))\n"
+      "elif renderer == 'jsonl':\n"
+      "    rows = [(r.pop('TreeDepth', 0), r) for r in map(json.loads, open(path))]\n"
+      "else:\n"
+      "    rows = [(int(r.pop('TreeDepth', 0)), r) for r in csv.DictReader(open(path, newline=''))]\n"
+      "for depth, r in rows:\n"
+      "    print(json.dumps([depth] + [[k, value(v)] for k, v in r.items()]))\n";
+  auto parsed = test::run_command({"python3", "-c", script, (dir / "out").string(), renderer});
+  REQUIRE_MESSAGE(parsed.exit_code == 0, parsed.err);
+  std::vector<std::string> rows;
+  std::istringstream lines(parsed.out);
+  for (std::string line; std::getline(lines, line);) rows.push_back(line);
+  return rows;
+}
+
+TEST_CASE("every plugin's JSON, JSON lines and CSV parse back to the same cells, one row per library row") {
+  const auto& sample = pinned_sample();
+  const auto image = (sample.dir / "memory.raw").string();
+  auto session = test::open_sample(sample.dir / "memory.raw", test::shipped_profile());
+  for (const Plugin* plugin : plugins()) {
+    const std::string name(plugin->name);
+    CAPTURE(name);
+    auto table = run_plugin(session, name);
+    REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+    REQUIRE(!table->rows.empty());
+    std::vector<std::string> first;
+    for (const std::string renderer : {"json", "jsonl", "csv"}) {
+      CAPTURE(renderer);
+      auto result = test::run_cli(with_profile({name, image, "-r", renderer}));
+      REQUIRE(result.exit_code == 0);
+      const auto rows = canonical_rows(result.out, renderer);
+      CHECK(rows.size() == table->rows.size());
+      if (first.empty()) first = rows;
+      CHECK(rows == first);
+    }
+    // The cells are the library's: every integer and text cell of the first row appears as is.
+    const Row& row = table->rows.front();
+    for (std::size_t c = 0; c < table->columns.size(); ++c) {
+      const Cell& cell = row.cells[c];
+      std::string expected;
+      if (const auto* text = std::get_if<std::string>(&cell)) {
+        // Text that reads as a number (fdinfo's octal flags) is compared as the parser reads it.
+        const bool digits = !text->empty() && text->find_first_not_of("0123456789") == std::string::npos;
+        expected = digits ? std::to_string(std::stoll(*text)) : "\"" + *text + "\"";
+      }
+      if (const auto* number = std::get_if<std::int64_t>(&cell)) expected = std::to_string(*number);
+      if (const auto* number = std::get_if<std::uint64_t>(&cell)) expected = std::to_string(*number);
+      if (std::holds_alternative<Absence>(cell)) expected = "null";
+      if (expected.empty() || table->columns[c].type == ColumnType::timestamp) continue;
+      CAPTURE(table->columns[c].name);
+      CHECK(first.front().find("[\"" + std::string(table->columns[c].name) + "\", " + expected + "]") !=
+            std::string::npos);
+    }
+  }
+}

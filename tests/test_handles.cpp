@@ -154,34 +154,11 @@ void check_handles_equal_proc(Session& session, const test::Sample& sample) {
 }  // namespace
 
 TEST_CASE("handles on every sample, raw and ELF, equals every readlink of /proc/PID/fd/N the guest made") {
-  for (const auto& sample : test::load_samples()) {
-    const auto profile = test::profile_for(sample);
-    for (const char* format : {"memory.raw", "memory.elf"}) {
-      CAPTURE(sample.name);
-      CAPTURE(format);
-      Session session = test::open_sample(sample.dir / format, profile);
-      check_handles_equal_proc(session, sample);
-      CHECK(session.diagnostics().warnings().empty());
-    }
-  }
+  test::for_each_sample_image(check_handles_equal_proc);
 }
 
 TEST_CASE("handles on every recovery kernel, with the profile recovered from the snapshot, equals /proc/PID/fd") {
-  for (const auto& sample : test::load_recovery_samples()) {
-    const fs::path cache = test::scratch_dir("handles-recovered-" + sample.name);
-    static const fs::path no_profiles = test::scratch_dir("handles-no-profiles");
-    for (const char* format : {"memory.raw", "memory.elf"}) {
-      CAPTURE(sample.name);
-      CAPTURE(format);
-      SessionOptions options;
-      options.profile_paths = {no_profiles};
-      options.cache = CacheOptions{true, cache};
-      auto session = Session::open(sample.dir / format, options);
-      REQUIRE_MESSAGE(session.has_value(), test::error_text(session));
-      check_handles_equal_proc(*session, sample);
-      CHECK(session->diagnostics().warnings().empty());
-    }
-  }
+  test::for_each_recovery_image(check_handles_equal_proc);
 }
 
 TEST_CASE("handles --pid lists one process; --threads repeats a shared table for each thread") {

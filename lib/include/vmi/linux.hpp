@@ -56,8 +56,8 @@ struct Module {
   std::optional<Addr> base;                // the core text's load address (/proc/modules' address)
   std::optional<std::uint64_t> code_size;  // the core text's size
   std::optional<std::int64_t> refcount;    // module_refcount(): refcnt less its base reference
-  // The modules using this one, each followed by ',' ("[permanent]," for a module with an init
-  // but no exit), or "-" for none: /proc/modules' fourth column.
+  // The modules using this one and "[permanent]" for a module with an init but no exit, joined
+  // by ",": /proc/modules' fourth column without its trailing comma, empty (not "-") for none.
   std::optional<std::string> used_by;
   std::optional<std::string> taints;  // the module's taint letters, "OE" ("" for none)
   // Parameters as "name=value" joined by ", ", values formatted as sysfs shows them.

@@ -250,7 +250,9 @@ class ModuleReader {
     module.base = read_at<std::uint64_t>(module, "core_layout.base", module.address + s.core + s.layout_base);
   }
 
-  // print_unload_info(): the users' names, then "[permanent]," when the module cannot be unloaded.
+  // print_unload_info()'s list: the users' names, then "[permanent]" when the module cannot be
+  // unloaded, joined by ","; empty for none (where /proc/modules prints "-", which a table would
+  // show as if unreadable).
   std::optional<std::string> users(const Module& module) {
     if (!layout_.source_list || !layout_.use_source_list || !layout_.use_source || !layout_.init || !layout_.exit)
       return std::nullopt;
@@ -266,7 +268,7 @@ class ModuleReader {
         complete = false;
         return false;
       }
-      text += *name + ",";
+      text += (text.empty() ? "" : ",") + *name;
       return true;
     });
     if (walk.end != ListEnd::complete) {
@@ -276,8 +278,8 @@ class ModuleReader {
     const auto init = field<std::uint64_t>(module, "init", *layout_.init);
     const auto exit = field<std::uint64_t>(module, "exit", *layout_.exit);
     if (!complete || !init || !exit) return std::nullopt;
-    if (*init != 0 && *exit == 0) text += "[permanent],";
-    return text.empty() ? "-" : text;
+    if (*init != 0 && *exit == 0) text += text.empty() ? "[permanent]" : ",[permanent]";
+    return text;
   }
 
   static std::string taint_letters(std::uint64_t taints) {
