@@ -193,8 +193,18 @@ class TaskReader {
     read_credentials(task);
     task.start_boottime_ns =
         field<std::uint64_t>(task, "start_boottime", layout_.start_boottime.value_or(layout_.start_time));
-    if (boot_time_ && task.start_boottime_ns)
-      task.creation_unix_ns = *boot_time_ + static_cast<std::int64_t>(*task.start_boottime_ns);
+    if (boot_time_ && task.start_boottime_ns) {
+      // A damaged start time can put the sum past any date int64 nanoseconds hold: no creation
+      // time then, rather than a wrapped one.
+      std::int64_t created = 0;
+      if (*task.start_boottime_ns <= static_cast<std::uint64_t>(INT64_MAX) &&
+          !__builtin_add_overflow(*boot_time_, static_cast<std::int64_t>(*task.start_boottime_ns), &created)) {
+        task.creation_unix_ns = created;
+      } else {
+        unreadable(task, "start_boottime", address + layout_.start_boottime.value_or(layout_.start_time),
+                   "holds " + std::to_string(*task.start_boottime_ns) + " ns, past any creation time");
+      }
+    }
     return task;
   }
 
