@@ -200,9 +200,12 @@ class TaskReader {
       if (*task.start_boottime_ns <= static_cast<std::uint64_t>(INT64_MAX) &&
           !__builtin_add_overflow(*boot_time_, static_cast<std::int64_t>(*task.start_boottime_ns), &created)) {
         task.creation_unix_ns = created;
-      } else {
+      } else if (!start_overflow_warned_) {
+        // Once per walk: a damaged list can repeat it for every task and crowd out the caps' warnings.
+        start_overflow_warned_ = true;
         unreadable(task, "start_boottime", address + layout_.start_boottime.value_or(layout_.start_time),
-                   "holds " + std::to_string(*task.start_boottime_ns) + " ns, past any creation time");
+                   "holds " + std::to_string(*task.start_boottime_ns) +
+                       " ns, past any creation time (later such tasks are not reported)");
       }
     }
     return task;
@@ -401,6 +404,7 @@ class TaskReader {
 
   const Layer& layer_;
   const TaskLayout& layout_;
+  bool start_overflow_warned_ = false;
   Diagnostics& diagnostics_;
   std::size_t thread_entries_left_ = kMaxThreadEntries;
   bool budget_warned_ = false;
