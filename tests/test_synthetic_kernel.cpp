@@ -135,3 +135,18 @@ TEST_CASE("a module or descriptor field that cannot be read is '-' with a warnin
   CHECK(has_warning(session, "fd 2: field 'inode.i_ino' at 0xffffffff9f000010 is unreadable"));
   CHECK(text(*handles, handles->rows[1], 4) == "/deleted.bin (deleted)");  // from the dentry, still read
 }
+
+TEST_CASE("a NULL pointer on a descriptor's path is '-' with a warning that says NULL, not a path") {
+  std::string bytes = synthetic_image();
+  put64(bytes, 0x8440 + 8, 0);  // fd 2's f_path.dentry
+  put64(bytes, 0x8800 + 8, 0);  // the super_block's s_type: fd 0's file system is unknown
+  Session session = open_synthetic(bytes);
+  auto handles = run_plugin(session, "handles");
+  REQUIRE(handles.has_value());
+  REQUIRE(handles->rows.size() == 2);
+  CHECK(handles->rows[0].cells[4] == Cell{Absence::unreadable});
+  CHECK(handles->rows[1].cells[4] == Cell{Absence::unreadable});
+  CHECK(text(*handles, handles->rows[1], 6) == "3");  // the inode is still read
+  CHECK(has_warning(session, "fd 0: field 'super_block.s_type' at 0xffffffff81008808 is NULL"));
+  CHECK(has_warning(session, "fd 2: field 'f_path.dentry' at 0xffffffff81008448 is NULL"));
+}

@@ -133,12 +133,20 @@ Maybe<std::string> file_type_name(std::uint32_t mode) {
 
 class FileReader {
  public:
-  FileReader(const Kernel& kernel, const FileLayout& layout, const Task& task, Diagnostics& diagnostics)
+  // `fdt` is the task's fdtable; its close-on-exec bitmap is found once for all its descriptors.
+  FileReader(const Kernel& kernel, const FileLayout& layout, const Task& task, Addr fdt, Diagnostics& diagnostics)
       : layer_(kernel.kernel_layer()), layout_(layout), task_(task), diagnostics_(diagnostics) {
     read_root();
+    const Addr at = fdt + layout_.fdt_close_on_exec;
+    if (auto bitmap = read_value<std::uint64_t>(layer_, at)) {
+      close_on_exec_bitmap_ = *bitmap;
+    } else {
+      diagnostics_.warn(owner() + ": field 'fdtable.close_on_exec' at " + hex(at) +
+                        " is unreadable; no descriptor's flags can be told");
+    }
   }
 
-  FileDescriptor read(std::int32_t fd, Addr file, Addr table) {
+  FileDescriptor read(std::int32_t fd, Addr file) {
     FileDescriptor d;
     d.pid = task_.tgid;
     d.tid = task_.pid;
@@ -147,7 +155,7 @@ class FileReader {
     d.file = file;
     if (auto flags = read_at<std::uint32_t>(d, "f_flags", file + layout_.file_flags)) {
       std::uint32_t shown = *flags;
-      if (auto cloexec = close_on_exec(d, table, fd)) {
+      if (auto cloexec = close_on_exec(d, fd)) {
         if (*cloexec) shown |= kCloseOnExec;
         char text[16];
         std::snprintf(text, sizeof text, "0%o", shown);
@@ -161,10 +169,21 @@ class FileReader {
   }
 
  private:
+  std::string owner() const { return "task " + hex(task_.address) + " (pid " + std::to_string(task_.pid) + ")"; }
+
   void unreadable(const FileDescriptor& d, std::string_view field, Addr at, std::string_view why = "is unreadable") {
-    diagnostics_.warn("task " + hex(task_.address) + " (pid " + std::to_string(task_.pid) + ") fd " +
-                      std::to_string(d.fd) + ": field '" + std::string(field) + "' at " + hex(at) + " " +
-                      std::string(why));
+    diagnostics_.warn(owner() + " fd " + std::to_string(d.fd) + ": field '" + std::string(field) + "' at " + hex(at) +
+                      " " + std::string(why));
+  }
+
+  // A pointer field that must not be NULL: nothing, with a warning, when it is NULL or unreadable.
+  std::optional<Addr> pointer_at(const FileDescriptor& d, std::string_view field, Addr at) {
+    auto value = read_at<std::uint64_t>(d, field, at);
+    if (value && *value == 0) {
+      unreadable(d, field, at, "is NULL");
+      return std::nullopt;
+    }
+    return value;
   }
 
   template <typename T>
@@ -184,17 +203,19 @@ class FileReader {
   // The task's root (task->fs->root), where paths stop; the global root when it is unknown.
   void read_root() {
     if (!layout_.task_fs || !layout_.fs_root) return;
-    auto fs = read_value<std::uint64_t>(layer_, task_.address + *layout_.task_fs);
+    const Addr at = task_.address + *layout_.task_fs;
+    auto fs = read_value<std::uint64_t>(layer_, at);
+    if (!fs)
+      diagnostics_.warn(owner() + ": field 'fs' at " + hex(at) + " is unreadable; paths go up to the global root");
     if (!fs || *fs == 0) return;
     auto mnt = read_value<std::uint64_t>(layer_, *fs + *layout_.fs_root + layout_.path_mnt);
     auto dentry = read_value<std::uint64_t>(layer_, *fs + *layout_.fs_root + layout_.path_dentry);
     if (mnt && dentry) root_ = {*mnt, *dentry};
   }
 
-  std::optional<bool> close_on_exec(const FileDescriptor& d, Addr table, std::int32_t fd) {
-    auto bitmap = read_at<std::uint64_t>(d, "fdtable.close_on_exec", table + layout_.fdt_close_on_exec);
-    if (!bitmap) return std::nullopt;
-    const Addr word_at = *bitmap + static_cast<std::uint64_t>(fd / 64) * 8;
+  std::optional<bool> close_on_exec(const FileDescriptor& d, std::int32_t fd) {
+    if (!close_on_exec_bitmap_) return std::nullopt;
+    const Addr word_at = *close_on_exec_bitmap_ + static_cast<std::uint64_t>(fd / 64) * 8;
     auto word = read_at<std::uint64_t>(d, "close_on_exec bitmap", word_at);
     if (!word) return std::nullopt;
     return ((*word >> (fd % 64)) & 1) != 0;
@@ -222,7 +243,7 @@ class FileReader {
     d.modified_ns = time_of(d, at, layout_.mtime, "mtime");
     d.changed_ns = time_of(d, at, layout_.ctime, "ctime");
     d.device = Absence::unreadable;
-    if (auto sb = read_at<std::uint64_t>(d, "inode.i_sb", at + layout_.inode_sb); sb && *sb != 0) {
+    if (const auto sb = pointer_at(d, "inode.i_sb", at + layout_.inode_sb)) {
       if (auto dev = read_at<std::uint32_t>(d, "super_block.s_dev", *sb + layout_.sb_dev))
         d.device = std::to_string(*dev >> kMinorBits) + ":" + std::to_string(*dev & ((1u << kMinorBits) - 1));
     }
@@ -262,23 +283,26 @@ class FileReader {
   }
 
   std::optional<std::string> fs_type_of(const FileDescriptor& d, Addr dentry) {
-    auto sb = read_at<std::uint64_t>(d, "dentry.d_sb", dentry + layout_.dentry_sb);
-    if (!sb || *sb == 0) return std::nullopt;
-    auto type = read_at<std::uint64_t>(d, "super_block.s_type", *sb + layout_.sb_type);
-    if (!type || *type == 0) return std::nullopt;
-    auto name = read_at<std::uint64_t>(d, "file_system_type.name", *type + layout_.fs_type_name);
+    const auto sb = pointer_at(d, "dentry.d_sb", dentry + layout_.dentry_sb);
+    if (!sb) return std::nullopt;
+    const auto type = pointer_at(d, "super_block.s_type", *sb + layout_.sb_type);
+    if (!type) return std::nullopt;
+    const auto name = pointer_at(d, "file_system_type.name", *type + layout_.fs_type_name);
     if (!name) return std::nullopt;
     auto text = read_c_string(layer_, *name, kMaxFsTypeName);
-    if (!text) return std::nullopt;
+    if (!text) {
+      unreadable(d, "file_system_type.name string", *name);
+      return std::nullopt;
+    }
     return *text;
   }
 
   // What d_path() gives: a pseudo file system's own name (its d_dname), else the path.
   std::optional<std::string> path_of(const FileDescriptor& d) {
     const Addr path = d.file + layout_.file_path;
-    auto vfsmount = read_at<std::uint64_t>(d, "f_path.mnt", path + layout_.path_mnt);
-    auto dentry = read_at<std::uint64_t>(d, "f_path.dentry", path + layout_.path_dentry);
-    if (!vfsmount || !dentry || *vfsmount == 0 || *dentry == 0) return std::nullopt;
+    const auto vfsmount = pointer_at(d, "f_path.mnt", path + layout_.path_mnt);
+    const auto dentry = pointer_at(d, "f_path.dentry", path + layout_.path_dentry);
+    if (!vfsmount || !dentry) return std::nullopt;
     const auto fs_type = fs_type_of(d, *dentry);
     if (!fs_type) return std::nullopt;
     if (*fs_type == "pipefs" || *fs_type == "sockfs") {  // pipefs_dname, sockfs_dname
@@ -348,6 +372,7 @@ class FileReader {
   const Task& task_;
   Diagnostics& diagnostics_;
   std::optional<std::pair<Addr, Addr>> root_;  // vfsmount, dentry
+  std::optional<Addr> close_on_exec_bitmap_;
 };
 
 }  // namespace
@@ -397,7 +422,7 @@ Expected<void> for_each_file_descriptor(const Kernel& kernel, const Task& task, 
   }
   budget.slots_left -= count;
 
-  FileReader reader(kernel, layout, task, diagnostics);
+  FileReader reader(kernel, layout, task, *fdt, diagnostics);
   std::array<std::uint64_t, kSlotChunk> chunk{};
   for (std::uint32_t first = 0; first < count; first += kSlotChunk) {
     const std::size_t n = std::min<std::size_t>(kSlotChunk, count - first);
@@ -409,7 +434,7 @@ Expected<void> for_each_file_descriptor(const Kernel& kernel, const Task& task, 
     }
     for (std::size_t i = 0; i < n; ++i) {
       if (chunk[i] == 0) continue;
-      if (!visit(reader.read(static_cast<std::int32_t>(first + i), chunk[i], *fdt))) return {};
+      if (!visit(reader.read(static_cast<std::int32_t>(first + i), chunk[i]))) return {};
     }
   }
   return {};

@@ -38,7 +38,7 @@ struct SizeLayout {
 };
 
 struct ParameterLayout {
-  std::uint32_t name = 0, ops = 0, perm = 0, arg = 0, size = 0;
+  std::uint32_t name = 0, ops = 0, arg = 0, size = 0;
   std::optional<std::uint32_t> string_text;  // kparam_string.string
   // kparam_array: max, elemsize, num (unsigned int *), ops, elem
   std::optional<std::uint32_t> array_max, array_elemsize, array_num, array_ops, array_elem;
@@ -75,12 +75,11 @@ struct ModuleLayout {
     l.use_source = optional("module_use", "source");
     const Aggregate* kernel_param = p.find_aggregate("kernel_param");
     auto pname = optional("kernel_param", "name"), ops = optional("kernel_param", "ops");
-    auto perm = optional("kernel_param", "perm"), arg = optional("kernel_param", "arg");
-    if (kernel_param != nullptr && pname && ops && perm && arg) {
+    auto arg = optional("kernel_param", "arg");
+    if (kernel_param != nullptr && pname && ops && arg) {
       l.parameter = ParameterLayout{};
       l.parameter->name = *pname;
       l.parameter->ops = *ops;
-      l.parameter->perm = *perm;
       l.parameter->arg = *arg;
       l.parameter->size = kernel_param->size;
       l.parameter->string_text = optional("kparam_string", "string");
@@ -445,7 +444,18 @@ Expected<void> for_each_module(const Kernel& kernel, Diagnostics& diagnostics,
   const ModuleLayout& layout = *bound;
   const auto head = kernel.symbol("modules");
   if (!head) return make_error(Errc::not_found, "profile has no symbol 'modules'");
-  if (!layout.sizes) diagnostics.warn("modules: the profile describes neither module.mem nor module.core_layout");
+  // A column the profile cannot place is unreadable for every module: said once, here.
+  auto lacks = [&](bool missing, std::string_view what, std::string_view columns) {
+    if (missing)
+      diagnostics.warn("modules: the profile lacks " + std::string(what) + "; " + std::string(columns) +
+                       " cannot be read");
+  };
+  lacks(!layout.sizes, "module.mem and module.core_layout", "Size, Base and Code Size");
+  lacks(!layout.refcnt, "module.refcnt", "Refcount");
+  lacks(!layout.taints, "module.taints", "Taints");
+  lacks(!layout.parameter || !layout.kp || !layout.num_kp, "module.kp/num_kp or kernel_param", "Load Arguments");
+  lacks(!layout.source_list || !layout.use_source_list || !layout.use_source || !layout.init || !layout.exit,
+        "module.source_list/init/exit or module_use", "Used By");
 
   ModuleReader reader(kernel, layout, diagnostics);
   ListWalk walk = walk_list(kernel.kernel_layer(), *head, kMaxModules, [&](Addr node) {
