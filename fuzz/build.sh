@@ -15,8 +15,11 @@ OUT="${OUT:-$ROOT/build-fuzz}"
 CXX="${CXX:-clang++-14}"
 NICE="${NICE:-nice -n 10}"
 SAN="address,undefined"
+# Capstone is loaded with dlopen by its soname, as lib/CMakeLists.txt derives it.
+CAPSTONE_SONAME="libcapstone.so.$(pkg-config --modversion capstone | cut -d. -f1)"
 CXXFLAGS=(-std=c++20 -O1 -g -fno-omit-frame-pointer -Wall -Wextra -Wno-unused-parameter
-  "-I$ROOT/lib/include" "-I$ROOT/lib" "-DVMI_SOURCE_PROFILES_DIR=\"$ROOT/profiles\"")
+  "-I$ROOT/lib/include" "-I$ROOT/lib" "-DVMI_SOURCE_PROFILES_DIR=\"$ROOT/profiles\""
+  "-DVMI_CAPSTONE_SONAME=\"$CAPSTONE_SONAME\"")
 LIBS=(-lsimdjson -llzma -lzstd -lz -llzo2 -lsnappy -ldw -lelf -ldl -lpthread)
 
 mkdir -p "$OUT/obj" "$OUT/bin"
