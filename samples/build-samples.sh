@@ -39,10 +39,14 @@ SHARED_KERNELS="$(cd "$REPO/.." && pwd)/shared/kernels"
 #      gets its own initramfs, with its own modules)
 #   4: truth/args.tsv (each process's argument, environment, code and stack addresses from
 #      /proc/PID/stat and its /proc/PID/cmdline, to read through its own page tables)
-TRUTH_VERSION=4
+#   5: more sockets (vmi-wl-c: an ESTABLISHED TCP pair on 127.0.0.1:7777, an abstract unix datagram
+#      socket, UDP6 on [::]:5354; vmi-wl-a: a netlink and a packet socket); truth/net.tsv (the
+#      guest's /proc/net/{tcp,tcp6,udp,udp6,unix,netlink,packet} rows); guest.env gains NET_NS and
+#      CPU_PTI; recover-6.1-cloud boots with pti=on (sample.env gains KERNEL_EXTRA_ARGS)
+TRUTH_VERSION=5
 # The guest.env facts a sample of this TRUTH_VERSION must have (checked after every boot).
 TRUTH_FACTS=(BOOT_WALL_NS BOOT_WALL_NS_ERROR PROC_STAT_BTIME KCORE_TEXT_VADDR KCORE_TEXT_PADDR KCORE_DIRECT_MAP_BASE
-  IOMEM_KERNEL_CODE KALLSYMS__text KALLSYMS_init_top_pgt)
+  IOMEM_KERNEL_CODE KALLSYMS__text KALLSYMS_init_top_pgt NET_NS CPU_PTI)
 
 RAM=512M
 RAM_BYTES=$((512 * 1024 * 1024))
@@ -54,15 +58,19 @@ SAMPLES=(
   "linux-6.1-4level|max,la57=off|4"
 )
 # Recovery samples: name | package | pinned version | flavour | qemu -cpu | expected paging levels |
-# fallback. If apt no longer serves the pinned version the newest one of the same package is used
-# (WARNING, PINNED=0); if the package is gone altogether (the archives drop old ABIs), the newest
-# package whose name matches the fallback pattern (an ERE) is used instead (WARNING, PINNED=0),
-# and only when there is none is the sample skipped (WARNING). Only memory.raw, memory.elf and the
-# truth are saved (qemu_snapshot.py --formats basic).
+# fallback [| extra kernel arguments]. If apt no longer serves the pinned version the newest one of
+# the same package is used (WARNING, PINNED=0); if the package is gone altogether (the archives drop
+# old ABIs), the newest package whose name matches the fallback pattern (an ERE) is used instead
+# (WARNING, PINNED=0), and only when there is none is the sample skipped (WARNING). Only memory.raw,
+# memory.elf and the truth are saved (qemu_snapshot.py --formats basic). The optional 8th field is
+# appended to APPEND for that sample's boot only (sample.env: KERNEL_EXTRA_ARGS); the field after
+# the LAST '|' is taken for it, so an entry whose fallback ERE contains '|' must end in '|' (none).
+# recover-6.1-cloud boots with pti=on: kernel page-table isolation, whatever the CPU (checked:
+# the guest's cpuinfo must show the pti flag, CPU_PTI=1).
 RECOVERY_SAMPLES=(
-  "recover-6.1-cloud|linux-image-6.1.0-56-cloud-amd64-unsigned|6.1.192-2|cloud|max,la57=off|4|^linux-image-6[.]1[.]0-[0-9]+-cloud-amd64-unsigned$"
+  "recover-6.1-cloud|linux-image-6.1.0-56-cloud-amd64-unsigned|6.1.192-2|cloud|max,la57=off|4|^linux-image-6[.]1[.]0-[0-9]+-cloud-amd64-unsigned$|pti=on"
   "recover-6.1-rt|linux-image-6.1.0-56-rt-amd64-unsigned|6.1.192-2|rt|max|5|^linux-image-6[.]1[.]0-[0-9]+-rt-amd64-unsigned$"
-  "recover-6.1.0-55|linux-image-6.1.0-55-amd64-unsigned|6.1.192-1|amd64|max|5|^linux-image-6[.]1[.]0-(5[0-5]|[1-4][0-9])-amd64-unsigned$"
+  "recover-6.1.0-55|linux-image-6.1.0-55-amd64-unsigned|6.1.192-1|amd64|max|5|^linux-image-6[.]1[.]0-(5[0-5]|[1-4][0-9])-amd64-unsigned$|"
   "recover-6.12|linux-image-6.12.115+deb12-amd64-unsigned|6.12.115-2~deb12u1|amd64|max|5|^linux-image-6[.]12[.][0-9]+[+]deb12-amd64-unsigned$"
 )
 
@@ -422,9 +430,11 @@ fi
 
 # ------------------------------------------------------------------ samples to (re)build
 BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt truth/kallsyms
-  truth/guest.env truth/modules.txt truth/module_params.tsv truth/fds.tsv truth/args.tsv sample.env)
-sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete (and its kernel dir still exists)
-  local d="$1" kdir="$2" kver="$3" pinned="$4" f kd files=("${BASIC_FILES[@]}")
+  truth/guest.env truth/modules.txt truth/module_params.tsv truth/fds.tsv truth/args.tsv truth/net.tsv sample.env)
+# sample_ok dir kernel-dir package-version pinned all|basic|lime [extra kernel arguments]
+#   -> 0 if complete (and its kernel dir still exists)
+sample_ok() {
+  local d="$1" kdir="$2" kver="$3" pinned="$4" kargs="${6:-}" f kd files=("${BASIC_FILES[@]}")
   [ "$5" = all ] && files+=(memory.kdump-zlib memory.savevm)
   [ "$5" = lime ] && files=("${files[@]/memory.elf/memory.lime}")
   for f in "${files[@]}"; do
@@ -434,7 +444,9 @@ sample_ok() { # dir kernel-dir package-version pinned all|basic -> 0 if complete
   # built with the kernel selected now (an unavailable pin would switch kernels)
   kd="$(sed -n 's/^KERNEL_DIR=//p' "$d/sample.env")"
   [ "$kd" = "$kdir" ] && grep -qx "KERNEL_PACKAGE_VERSION=$kver" "$d/sample.env" && grep -qx "PINNED=$pinned" "$d/sample.env" \
-    && grep -qx "TRUTH_VERSION=$TRUTH_VERSION" "$d/sample.env" && kernel_dir_ok "$kd"
+    && grep -qx "TRUTH_VERSION=$TRUTH_VERSION" "$d/sample.env" && kernel_dir_ok "$kd" || return 1
+  # booted with the extra kernel arguments wanted now (a sample whose arguments changed is stale)
+  grep -qxF "KERNEL_EXTRA_ARGS='$kargs'" "$d/sample.env"
 }
 
 todo=()
@@ -447,19 +459,23 @@ for spec in "${SAMPLES[@]}"; do
   fi
 done
 
-# recovery samples: pick (download, extract) their kernels; rtodo: name|flavour|cpu|levels|kdir|pinned
+# recovery samples: pick (download, extract) their kernels; rtodo: name|flavour|cpu|levels|kdir|pinned|kargs
 rtodo=() rdone=()
 for spec in "${RECOVERY_SAMPLES[@]}"; do
   IFS='|' read -r name pkg ver flavour cpu levels fallback <<<"$spec"
+  kargs=""
+  if [[ "$fallback" == *"|"* ]]; then # an 8th field: after the last '|' (the ERE may hold '|')
+    kargs="${fallback##*|}" fallback="${fallback%|*}"
+  fi
   t=$SECONDS
   extra_kernel "$pkg" "$ver" "$fallback" || continue
   xver="$(cat "$XK_DIR/version")"
   ((SECONDS - t < 2)) || step "sample $name: kernel $(cat "$XK_DIR/release") ($xver) ready in $((SECONDS - t))s"
-  if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$name" "$XK_DIR" "$xver" "$XK_PINNED" basic; then
+  if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$name" "$XK_DIR" "$xver" "$XK_PINNED" basic "$kargs"; then
     step "sample $name: complete, reusing"
     rdone+=("$name")
   else
-    rtodo+=("$name|$flavour|$cpu|$levels|$XK_DIR|$XK_PINNED")
+    rtodo+=("$name|$flavour|$cpu|$levels|$XK_DIR|$XK_PINNED|$kargs")
   fi
 done
 
@@ -581,18 +597,19 @@ QEMU_VERSION="$(qemu-system-x86_64 --version | head -n1 | sed 's/^QEMU emulator 
 
 # Boots kernel-dir's vmlinuz with the initramfs, snapshots it (qemu_snapshot.py), checks the truth
 # and installs the sample as $CACHE/<name>. Extra KEY=value lines for sample.env are read from
-# stdin. Returns 1 (after an ERROR line) on failure; the half-built sample stays in $CACHE/.<name>.tmp.
-build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcpus]]
+# stdin; extra kernel arguments are appended to APPEND for this boot only. Returns 1 (after an
+# ERROR line) on failure; the half-built sample stays in $CACHE/.<name>.tmp.
+build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcpus [extra kernel arguments]]]
   local name="$1" cpu="$2" levels="$3" kdir="$4" pinned="$5" formats="$6" initrd="${7:-$INITRD}" smp="${8:-$SMP}" ikey
-  local out="$CACHE/$name" tmp="$CACHE/.$name.tmp" krel kver tries la57 got t=$SECONDS extra spec m
+  local kargs="${9:-}" out="$CACHE/$name" tmp="$CACHE/.$name.tmp" krel kver tries la57 got t=$SECONDS extra spec m
   extra="$(cat)"
   krel="$(cat "$kdir/release")" kver="$(cat "$kdir/version")"
   rm -rf "$tmp"
   mkdir -p "$tmp"
-  step "sample $name: booting $krel in QEMU (-cpu $cpu, $RAM, $smp vCPUs, TCG, KASLR on, formats $formats) and snapshotting"
+  step "sample $name: booting $krel in QEMU (-cpu $cpu, $RAM, $smp vCPUs, TCG, KASLR on, formats $formats${kargs:+, kernel arguments + $kargs}) and snapshotting"
   ikey="$(basename "$(dirname "$initrd")")"
   if ! python3 "$HERE/qemu_snapshot.py" --kernel "$kdir/vmlinuz" --initrd "$initrd" --out "$tmp" \
-    --cpu "$cpu" --mem "$RAM" --smp "$smp" --append "$APPEND" --formats "$formats" | tee "$tmp/snapshot.log" | sed 's/^/  /'; then
+    --cpu "$cpu" --mem "$RAM" --smp "$smp" --append "$APPEND${kargs:+ $kargs}" --formats "$formats" | tee "$tmp/snapshot.log" | sed 's/^/  /'; then
     err "sample $name: snapshot failed (see $tmp/console.log)"; return 1
   fi
   tries="$(sed -n 's/^SNAPSHOT_TRIES=//p' "$tmp/snapshot.log")"
@@ -613,6 +630,13 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
   done
   grep -q ' (deleted)' "$tmp/truth/fds.tsv" || { err "sample $name: no open deleted file in truth/fds.tsv"; return 1; }
   [ "$(wc -l < "$tmp/truth/args.tsv")" -gt 1 ] || { err "sample $name: no process arguments in truth/args.tsv"; return 1; }
+  grep -q $'^tcp\t.* 0100007F:1E61 00000000:0000 0A ' "$tmp/truth/net.tsv" \
+    || { err "sample $name: no TCP listener on 127.0.0.1:7777 in truth/net.tsv"; return 1; }
+  case " $kargs " in
+    *" pti=on "*)
+      [ "$(sed -n 's/^CPU_PTI=//p' "$tmp/truth/guest.env")" = 1 ] \
+        || { err "sample $name: booted with pti=on but the guest's cpuinfo has no pti flag (CPU_PTI in truth/guest.env)"; return 1; } ;;
+  esac
   if [ "$formats" = lime ]; then
     [ "$(head -c 4 "$tmp/memory.lime")" = EMiL ] || { err "sample $name: memory.lime lacks LiME's magic"; return 1; }
     grep -q '^LIME_INSMOD_PID=' "$tmp/truth/guest.env" || { err "sample $name: no LIME_INSMOD_PID in the truth"; return 1; }
@@ -636,6 +660,7 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
     echo "EXTRA_FORMATS='$(cd "$tmp" && ls memory.kdump-* memory.savevm 2>/dev/null | tr '\n' ' ' | sed 's/ $//')'"
     [ "$formats" != all ] || echo "KDUMP_UNAVAILABLE='$(sed -n 's/^KDUMP_UNAVAILABLE=//p' "$tmp/snapshot.log")'"
     echo "TRUTH_VERSION=$TRUTH_VERSION"
+    echo "KERNEL_EXTRA_ARGS='$kargs'"
     [ -z "$extra" ] || printf '%s\n' "$extra"
   } >"$tmp/sample.env"
   rm -rf "$out"
@@ -650,9 +675,9 @@ for spec in ${todo[@]+"${todo[@]}"}; do
 done
 
 for spec in ${rtodo[@]+"${rtodo[@]}"}; do
-  IFS='|' read -r name flavour cpu levels kdir pinned <<<"$spec"
+  IFS='|' read -r name flavour cpu levels kdir pinned kargs <<<"$spec"
   kernel_initrd "$kdir"
-  if build_sample "$name" "$cpu" "$levels" "$kdir" "$pinned" basic "$INITRD" <<<"KERNEL_FLAVOUR=$flavour
+  if build_sample "$name" "$cpu" "$levels" "$kdir" "$pinned" basic "$INITRD" "" "$kargs" <<<"KERNEL_FLAVOUR=$flavour
 PROFILE_SHIPPED=0"; then
     rdone+=("$name")
   else

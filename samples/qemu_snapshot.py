@@ -8,8 +8,8 @@ through the HMP monitor, saves `pmemsave 0 <ram>` (memory.raw) and
 `dump-guest-memory` (memory.elf, ELF core), continues the VM and writes "GO" on
 the console; the guest then prints collection 2 and @@VMI-DONE. If the two
 collections differ (or a section is damaged) the whole boot is retried: in their processes,
-threads, modules, module parameters or open files (for those, every field but the atime/mtime
-of character devices: console I/O sets the console's, see comparable_files).
+threads, modules, module parameters, open files (for those, every field but the atime/mtime
+of character devices: console I/O sets the console's, see comparable_files) or sockets.
 
 Writes into --out (which should be a fresh directory):
   memory.raw, memory.elf, console.log,
@@ -23,6 +23,9 @@ Writes into --out (which should be a fresh directory):
   truth/fds.tsv     (every process's open files: the F lines, sorted by pid and fd)
   truth/args.tsv    (every process with arguments: /proc/PID/stat's arg, env, code and stack
                      addresses and /proc/PID/cmdline in hex: the A lines, sorted by pid)
+  truth/net.tsv     (the guest's sockets: table, line = every line but the header of
+                     /proc/net/{tcp,tcp6,udp,udp6,unix,netlink,packet}, verbatim: the N lines,
+                     in the order printed)
 and prints `SNAPSHOT_TRIES=<n>` on success (with --formats all first `KDUMP_UNAVAILABLE=<codecs>`:
 the kdump codecs this QEMU said it cannot write, space separated). Exit status 0 on success.
 With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
@@ -144,10 +147,10 @@ FD_COLUMNS = ["pid", "fd", "link", "flags", "pos", "mnt_id", "ino", "dev", "mode
 
 
 def split_collection(payload):
-    """-> procs, threads, facts, files; files = (modules, params, fds, args): the /proc/modules
-    lines, the [module, param, value], the FD_COLUMNS rows (sorted by pid and fd) and the
-    ARG_COLUMNS rows (sorted by pid)."""
-    procs, threads, facts, modules, params, fds, args = [], [], {}, [], [], [], []
+    """-> procs, threads, facts, files; files = (modules, params, fds, args, net): the /proc/modules
+    lines, the [module, param, value], the FD_COLUMNS rows (sorted by pid and fd), the
+    ARG_COLUMNS rows (sorted by pid) and the [table, line] socket rows (in the order printed)."""
+    procs, threads, facts, modules, params, fds, args, net = [], [], {}, [], [], [], [], []
     for line in payload:
         f = line.split("\t")
         if f[0] == "P" and len(f) >= 10:
@@ -164,13 +167,15 @@ def split_collection(payload):
             args.append(f[1:])
         elif f[0] == "F" and len(f) >= 1 + len(FD_COLUMNS):
             fds.append(f[1:3] + ["\t".join(f[3:-10])] + f[-10:])  # the link may hold a tab
+        elif f[0] == "N" and len(f) >= 3:
+            net.append([f[1], "\t".join(f[2:])])  # the /proc/net line verbatim (a unix path may hold a tab)
         else:
             raise Failure(f"unexpected truth line {line!r}")
     procs.sort(key=lambda r: int(r[0]))
     threads.sort(key=lambda r: int(r[0]))
     fds.sort(key=lambda r: (int(r[0]), int(r[1])))
     args.sort(key=lambda r: int(r[0]))
-    return procs, threads, facts, (modules, params, fds, args)
+    return procs, threads, facts, (modules, params, fds, args, net)
 
 
 S_IFMT, S_IFCHR = 0o170000, 0o020000
@@ -181,12 +186,12 @@ def comparable_files(files):
     character devices. Console I/O (printing collection 1, reading GO) sets the console's
     (tty_update_time(), whole seconds, at most every 8 s), so in the truth they may also differ
     from the memory."""
-    modules, params, fds, args = files
+    modules, params, fds, args, net = files
     def mask(r):
         if r[8] != "?" and int(r[8], 8) & S_IFMT == S_IFCHR:
             return r[:10] + ["-", "-"] + r[12:]
         return r
-    return modules, params, [mask(r) for r in fds], args
+    return modules, params, [mask(r) for r in fds], args, net
 
 
 # Extra snapshot formats written while the VM is still stopped (same moment as memory.raw):
@@ -480,7 +485,7 @@ def main():
             c1, c2 = comparable_files(files1), comparable_files(files2)
             if c1 != c2:
                 d = [sorted(set(map(str, x)) ^ set(map(str, y))) for x, y in zip(c1, c2)]
-                raise Failure(f"modules/parameters/open files changed across the snapshot: {[r for rows in d for r in rows][:10]}")
+                raise Failure(f"modules/parameters/open files/sockets changed across the snapshot: {[r for rows in d for r in rows][:10]}")
             if a.formats == "lime":
                 p3, t3, facts3, _ = split_collection(secs[3][0])
                 if p1 != p3 or t1 != t3:
@@ -501,12 +506,13 @@ def main():
         write_tsv(os.path.join(truth, "processes.tsv"),
                   ["pid", "ppid", "threads", "uid", "gid", "euid", "egid", "start_ticks", "comm"], p1)
         write_tsv(os.path.join(truth, "threads.tsv"), ["tid", "tgid", "comm"], t1)
-        modules, params, fds, args = files1
+        modules, params, fds, args, net = files1
         with open(os.path.join(truth, "modules.txt"), "w") as f:
             f.write("".join(m + "\n" for m in modules))
         write_tsv(os.path.join(truth, "module_params.tsv"), ["module", "param", "value"], params)
         write_tsv(os.path.join(truth, "fds.tsv"), FD_COLUMNS, fds)
         write_tsv(os.path.join(truth, "args.tsv"), ARG_COLUMNS, args)
+        write_tsv(os.path.join(truth, "net.tsv"), ["table", "line"], net)
         with open(os.path.join(truth, "version.txt"), "w") as f:
             f.write(facts["PROC_VERSION"] + "\n")
         with open(os.path.join(truth, "release.txt"), "w") as f:
@@ -516,7 +522,7 @@ def main():
             for k in sorted(facts):
                 f.write(f"{k}={shlex.quote(facts[k])}\n")
         log(f"truth: {len(p1)} processes, {len(t1)} threads, {len(modules)} modules, {len(fds)} open files, "
-            f"release {facts['UNAME_R']}, la57={facts.get('CPU_LA57')}, _text={facts.get('KALLSYMS__text')}")
+            f"{len(net)} sockets, release {facts['UNAME_R']}, la57={facts.get('CPU_LA57')}, pti={facts.get('CPU_PTI')}, _text={facts.get('KALLSYMS__text')}")
         if a.formats == "all":
             print(f"KDUMP_UNAVAILABLE={' '.join(KDUMP_UNAVAILABLE)}", flush=True)
         print(f"SNAPSHOT_TRIES={attempt}", flush=True)

@@ -39,10 +39,16 @@
  *   vmi-wl-a1     a pipe (both ends), eventfd(5, EFD_NONBLOCK), epoll_create1(0) watching the
  *                 eventfd and the pipe's read end (EPOLLIN), inotify_init1(IN_NONBLOCK) watching
  *                 /tmp (IN_CREATE|IN_DELETE), timerfd_create(CLOCK_MONOTONIC, 0) (disarmed)
+ *   vmi-wl-a      (after spawning a1 and a2, which do not inherit them) a netlink socket
+ *                 (NETLINK_ROUTE, bound with nl_pid 0: the kernel assigns the port id, no groups)
+ *                 and an unbound packet socket (AF_PACKET, SOCK_DGRAM, protocol 0: it receives
+ *                 nothing, so its counters stay put)
  *   vmi-wl-c      socketpair(AF_UNIX, SOCK_STREAM) (both ends), AF_UNIX stream listening on
- *                 /tmp/vmi-wl.sock, TCP listening on 127.0.0.1:7777, UDP bound to 0.0.0.0:5353,
- *                 TCP6 listening on [::1]:7778 (left out, with a warning on stderr, if the guest
- *                 has no IPv6 loopback)
+ *                 /tmp/vmi-wl.sock, TCP listening on 127.0.0.1:7777, a TCP connection to it and
+ *                 its accepted end (both ESTABLISHED), UDP bound to 0.0.0.0:5353, AF_UNIX datagram
+ *                 bound to the abstract name "\0vmi-wl-abstract" (/proc/net/unix: @vmi-wl-abstract),
+ *                 TCP6 listening on [::1]:7778 and UDP6 bound to [::]:5354 (left out, with a
+ *                 warning on stderr, if the guest has no IPv6 loopback)
  *
  * Any other failure to set them up kills the process (die()), so the tree never becomes ready
  * and the boot fails loudly.
@@ -56,8 +62,12 @@
  *   M <tab> line                                                  (/proc/modules, line by line)
  *   MP <tab> module param value                                   (module parameters, see
  *                                                                  read_module_params)
+ *   N <tab> table <tab> line                                      (sockets: every line but the
+ *                                                                  header of /proc/net/<table>,
+ *                                                                  verbatim, see collect_net)
  *   K <tab> KEY <tab> value                                       (system facts: /proc/version,
- *                                                                  cmdline, iomem, kcore, boot time, kallsyms)
+ *                                                                  cmdline, iomem, kcore, boot time, kallsyms,
+ *                                                                  net namespace, cpuinfo flags)
  *   @@VMI-END <n> lines=<payload lines> crc32=<hex of payload bytes>
  *   @@VMI-READY          (after collection 1; host stops the VM, dumps, continues)
  * Collection 1 is printed only after the view has been stable for a few seconds.
@@ -85,11 +95,13 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
+#include <linux/netlink.h>
 #include <netinet/in.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -239,14 +251,28 @@ static void open_files_c(void) {
 
     struct sockaddr_in in4 = {.sin_family = AF_INET, .sin_port = htons(7777)};
     in4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    fd = socket_or_die(AF_INET, SOCK_STREAM, "socket AF_INET tcp");
-    if (bind(fd, (struct sockaddr *)&in4, sizeof in4) != 0) die("bind 127.0.0.1:7777");
-    if (listen(fd, 4) != 0) die("listen 127.0.0.1:7777");
+    int lfd = socket_or_die(AF_INET, SOCK_STREAM, "socket AF_INET tcp");
+    if (bind(lfd, (struct sockaddr *)&in4, sizeof in4) != 0) die("bind 127.0.0.1:7777");
+    if (listen(lfd, 4) != 0) die("listen 127.0.0.1:7777");
+    /* an ESTABLISHED pair: the loopback handshake completes inside connect(), then accept()
+     * takes the server end off the queue (the listener's accept queue is empty again) */
+    fd = socket_or_die(AF_INET, SOCK_STREAM, "socket AF_INET tcp client");
+    if (connect(fd, (struct sockaddr *)&in4, sizeof in4) != 0) die("connect 127.0.0.1:7777");
+    if (accept(lfd, NULL, NULL) < 0) die("accept 127.0.0.1:7777");
 
     in4.sin_port = htons(5353);
     in4.sin_addr.s_addr = htonl(INADDR_ANY);
     fd = socket_or_die(AF_INET, SOCK_DGRAM, "socket AF_INET udp");
     if (bind(fd, (struct sockaddr *)&in4, sizeof in4) != 0) die("bind udp 0.0.0.0:5353");
+
+    /* abstract name: sun_path[0] = 0 and the length covers the name only (no trailing NUL), so
+     * /proc/net/unix shows it as "@vmi-wl-abstract" */
+    static const char abstract[] = "vmi-wl-abstract";
+    struct sockaddr_un ab = {.sun_family = AF_UNIX};
+    memcpy(ab.sun_path + 1, abstract, strlen(abstract));
+    socklen_t ab_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + strlen(abstract));
+    fd = socket_or_die(AF_UNIX, SOCK_DGRAM, "socket AF_UNIX dgram");
+    if (bind(fd, (struct sockaddr *)&ab, ab_len) != 0) die("bind @vmi-wl-abstract");
 
     /* IPv6 may be missing (no IPv6 at all, or no ::1 on lo): warn and go on without it. ::1 is
      * tentative (bind: EADDRNOTAVAIL) until its DAD work has run, so that is retried for 3 s. */
@@ -267,8 +293,35 @@ static void open_files_c(void) {
             fd = -1;
         }
     }
-    if (fd < 0) dprintf(2, "vmi-workload: warning: no IPv6 loopback (%s); vmi-wl-c has no [::1]:7778 socket\n", strerror(e));
-    else if (listen(fd, 4) != 0) die("listen [::1]:7778");
+    if (fd < 0) {
+        dprintf(2, "vmi-workload: warning: no IPv6 loopback (%s); vmi-wl-c has no [::1]:7778 and no [::]:5354 socket\n",
+                strerror(e));
+        return;
+    }
+    if (listen(fd, 4) != 0) die("listen [::1]:7778");
+
+    /* UDP6 only next to the TCP6 socket, so the truth has both IPv6 sockets or neither */
+    in6.sin6_port = htons(5354);
+    in6.sin6_addr = in6addr_any;
+    fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    if (fd < 0 || bind(fd, (struct sockaddr *)&in6, sizeof in6) != 0) {
+        e = errno;
+        if (e != EAFNOSUPPORT && e != EADDRNOTAVAIL) die("udp6 [::]:5354");
+        if (fd >= 0) close(fd);
+        dprintf(2, "vmi-workload: warning: no IPv6 UDP (%s); vmi-wl-c has no [::]:5354 socket\n", strerror(e));
+    }
+}
+
+/* vmi-wl-a, after spawning its children: a netlink and a packet socket (see the header) */
+static void open_files_a(void) {
+    int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+    if (fd < 0) die("socket AF_NETLINK");
+    struct sockaddr_nl nl;
+    memset(&nl, 0, sizeof nl);
+    nl.nl_family = AF_NETLINK; /* nl_pid 0: the kernel assigns the port id; no groups */
+    if (bind(fd, (struct sockaddr *)&nl, sizeof nl) != 0) die("bind AF_NETLINK");
+    /* protocol 0: no packet type is hooked, so it receives nothing and /proc/net/packet stays put */
+    socket_or_die(AF_PACKET, SOCK_DGRAM, "socket AF_PACKET");
 }
 
 static const char *const a1_threads[] = {"vmi-wl-a1-t1", "vmi-wl-a1-t2", "vmi-wl-a1-t3"};
@@ -290,6 +343,7 @@ static void proc_a(void) {
     set_name("vmi-wl-a");
     spawn(proc_a1);
     spawn(proc_a2);
+    open_files_a();           /* after the forks: a1 and a2 do not inherit them */
     block_forever();
 }
 static void proc_b1x(void) {
@@ -655,6 +709,29 @@ static void collect_modules(void) {
 }
 
 /*
+ * The N lines: the guest's socket tables, /proc/net/<table> (this network namespace's, the only
+ * one), every line but the header, verbatim (tcp, udp and netlink pad theirs with spaces); a
+ * table the kernel does not have (no IPv6: tcp6, udp6) is left out.
+ */
+static void collect_net(void) {
+    static const char *const tables[] = {"tcp", "tcp6", "udp", "udp6", "unix", "netlink", "packet"};
+    char path[64];
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++) {
+        snprintf(path, sizeof path, "/proc/net/%s", tables[t]);
+        ssize_t len = read_file(path, kbuf, sizeof kbuf);
+        if (len < 0) continue;
+        if ((size_t)len >= sizeof kbuf - 1) { errno = EFBIG; die(path); }
+        char *line = strchr(kbuf, '\n'); /* the header line is left out */
+        for (line = line ? line + 1 : NULL; line && *line;) {
+            char *eol = strchr(line, '\n');
+            size_t n = eol ? (size_t)(eol - line) : strlen(line);
+            emit("N\t%s\t%.*s\n", tables[t], (int)n, line);
+            line = eol ? eol + 1 : NULL;
+        }
+    }
+}
+
+/*
  * The MP lines (module, parameter, value) of every module in /proc/modules: each file in
  * /sys/module/<module>/parameters/, sorted by name, value = its content without the trailing
  * newline; files that cannot be read (write-only parameters, mode 0200) are left out. Read ONCE,
@@ -705,7 +782,8 @@ static void read_module_params(void) {
 
 /*
  * One /proc walk into out[] (replacing its content): per process its P line, its threads' T lines
- * and its fds' F lines, then the M lines of /proc/modules and the MP lines read at start.
+ * and its fds' F lines, then the M lines of /proc/modules, the MP lines read at start and the N
+ * lines of /proc/net.
  */
 /* A line: the user address-space layout /proc/PID/stat shows the (root) collector and
  * /proc/PID/cmdline in hex, for processes with arguments (kernel threads have none). The
@@ -783,6 +861,18 @@ static void collect_procs(void) {
     }
     collect_modules();
     emit("%s", mp_lines);
+    collect_net();
+}
+
+/* 1 if word occurs in s as a whole word (between blanks, ':' or the ends) */
+static int has_word(const char *s, const char *word) {
+    size_t n = strlen(word);
+    for (const char *p = s; (p = strstr(p, word)); p += n) {
+        int starts = p == s || p[-1] == ' ' || p[-1] == '\t' || p[-1] == ':';
+        int ends = p[n] == 0 || p[n] == ' ' || p[n] == '\t' || p[n] == '\n';
+        if (starts && ends) return 1;
+    }
+    return 0;
 }
 
 /* appends the K facts to out[] and prints everything as section n */
@@ -800,14 +890,16 @@ static void finish_and_print(int n) {
     emit("K\tPAGE_SIZE\t%ld\n", sysconf(_SC_PAGESIZE));
     emit("K\tNPROC_ONLN\t%d\n", online_cpus); /* not sysconf(): that reads sysfs */
     if (read_file("/proc/cpuinfo", fbuf, sizeof fbuf) >= 0) {
-        int la57 = 0;
+        int la57 = 0, pti = 0;
         char *flags = strstr(fbuf, "\nflags");
         if (flags) {
             char *eol = strchr(flags + 1, '\n');
             if (eol) *eol = 0;
             la57 = strstr(flags, " la57") != NULL;
+            pti = has_word(flags, "pti"); /* kernel page-table isolation is on */
         }
         emit("K\tCPU_LA57\t%d\n", la57);
+        emit("K\tCPU_PTI\t%d\n", pti);
     }
     if (read_file("/proc/cmdline", fbuf, sizeof fbuf) >= 0) {
         fbuf[strcspn(fbuf, "\n")] = 0;
@@ -820,6 +912,12 @@ static void finish_and_print(int n) {
         emit("K\tMEMTOTAL_KB\t%ld\n", kb);
     }
     emit("K\tCOLLECTOR_PID\t%d\n", (int)getpid());
+    char ns[64]; /* procfs only formats the namespace's inode number: "net:[4026531840]" */
+    ssize_t ns_len = readlink("/proc/self/ns/net", ns, sizeof ns - 1);
+    if (ns_len > 0) {
+        ns[ns_len] = 0;
+        emit("K\tNET_NS\t%s\n", ns);
+    }
     boot_time_facts();
     emit("%s", kcore_lines);
     iomem_facts();

@@ -96,3 +96,47 @@ TEST_CASE("each process's arguments, read through its own page tables, equal /pr
 TEST_CASE("process address spaces on every recovery kernel equal /proc/PID/cmdline") {
   test::for_each_recovery_image(check_arguments_equal_proc);
 }
+
+TEST_CASE(
+    "with page-table isolation (pti=on) the kernel's half of a process's page tables maps its memory, the user half no "
+    "kernel data") {
+  // With PTI each mm has two top-level tables (arch/x86/mm/pti.c): mm->pgd, the kernel's, and the
+  // page after it, the one user mode runs on, which maps user memory and only the entry
+  // trampoline of the kernel. The recovery sample booted with pti=on says whether PTI was on.
+  std::size_t isolated = 0;
+  for (const auto& sample : test::load_recovery_samples()) {
+    if (test::guest_fact(sample, "CPU_PTI") != "1") continue;
+    ++isolated;
+    CAPTURE(sample.name);
+    SessionOptions options;
+    options.profile_paths = {test::scratch_dir("pti-no-profiles")};
+    options.cache = CacheOptions{true, test::scratch_dir("recovery-images-" + sample.name)};
+    auto session = Session::open(sample.dir / "memory.raw", options);
+    REQUIRE(session.has_value());
+    check_arguments_equal_proc(*session, sample);
+    const Kernel& kernel = **session->kernel();
+    const Addr init_task = kernel.symbol("init_task").value();
+    auto tasks = linux_objects::list_tasks(kernel, false, session->diagnostics());
+    REQUIRE(tasks.has_value());
+    const auto truth = truth_arguments(sample);
+    std::size_t checked = 0;
+    for (const auto& task : *tasks) {
+      if (!truth.contains(task.tgid)) continue;
+      auto layout = linux_objects::memory_layout(kernel, task, session->diagnostics());
+      REQUIRE(layout.has_value());
+      const auto& mm = std::get<linux_objects::MemoryLayout>(*layout);
+      CHECK((mm.page_table_root & 0x1fff) == 0);  // PTI allocates the pair as one 8 KiB block
+      const PagedLayer user_half(kernel.kernel_layer().shared_physical(), mm.page_table_root + 0x1000,
+                                 kernel.kernel_layer().mode());
+      std::string arguments(mm.arg_end - mm.arg_start, '\0');
+      CHECK(read_exact(user_half, mm.arg_start, std::as_writable_bytes(std::span(arguments))).has_value());
+      CHECK(arguments == truth.at(task.tgid).cmdline);
+      CHECK_FALSE(user_half.translate(init_task).has_value());
+      CHECK(linux_objects::address_space(kernel, mm)->translate(init_task).has_value());
+      ++checked;
+    }
+    CHECK(checked == truth.size());
+  }
+  CHECK_MESSAGE(isolated > 0,
+                "no recovery sample ran with page-table isolation (samples/build-samples.sh boots one with pti=on)");
+}
