@@ -12,10 +12,11 @@ namespace vmi {
 
 namespace {
 constexpr const Plugin* kPlugins[] = {
-    &kPslistPlugin,
-    &kPstreePlugin,
-    &kLsmodPlugin,
-    &kLsofPlugin,
+    &kPslistPlugin,    // linux.pslist
+    &kPstreePlugin,    // linux.pstree
+    &kLsmodPlugin,     // linux.lsmod
+    &kLsofPlugin,      // linux.lsof
+    &kSockstatPlugin,  // linux.sockstat
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};

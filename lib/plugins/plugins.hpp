@@ -9,5 +9,6 @@ extern const Plugin kPslistPlugin;
 extern const Plugin kPstreePlugin;
 extern const Plugin kLsmodPlugin;
 extern const Plugin kLsofPlugin;
+extern const Plugin kSockstatPlugin;
 
 }  // namespace vmi

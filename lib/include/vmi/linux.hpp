@@ -132,4 +132,34 @@ std::optional<Addr> file_table_of(const Kernel& kernel, const Task& task, Diagno
 Expected<void> for_each_file_descriptor(const Kernel& kernel, const Task& task, Addr table, DescriptorBudget& budget,
                                         Diagnostics& diagnostics, const std::function<bool(FileDescriptor&&)>& visit);
 
+// The socket behind a file descriptor: its struct socket and the struct sock under it
+// (include/linux/net.h, include/net/sock.h). Endpoints are shown per family as /proc/net/* shows
+// them, each field not applicable where the family has no such thing:
+//   AF_INET, AF_INET6  addresses as inet_ntop writes them, ports in host order;
+//   AF_UNIX            the bound name (a path, or "@name" in the abstract namespace, embedded
+//                      NULs as '@', as /proc/net/unix), the peer's name and the peer's inode;
+//   AF_NETLINK         the port id (local port) and the destination port id (remote port);
+//   AF_PACKET          the bound protocol (ETH_P_*, host order) as the protocol.
+// A field that cannot be read is unreadable, with a warning naming the task, the descriptor, the
+// field and its address.
+struct Socket {
+  Addr socket = 0;                     // struct socket, kernel virtual (file->private_data)
+  Addr sock = 0;                       // struct sock (socket->sk)
+  std::uint16_t family = 0;            // AF_*
+  Maybe<std::uint16_t> type;           // SOCK_STREAM, SOCK_DGRAM, ... (sk_type)
+  Maybe<std::uint16_t> protocol;       // sk_protocol: IPPROTO_*, NETLINK_*; packet: po->num
+  Maybe<std::uint8_t> state;           // sk_state: TCP_ESTABLISHED, TCP_LISTEN, ... (unix too)
+  Maybe<std::uint32_t> socket_state;   // socket.state: SS_UNCONNECTED, SS_CONNECTED, ...
+  Maybe<std::uint32_t> net_namespace;  // the network namespace's inode number (net.ns.inum)
+  Maybe<std::string> local_address, remote_address;
+  Maybe<std::uint32_t> local_port, remote_port;
+  Maybe<std::uint64_t> peer_inode;  // AF_UNIX: the connected peer's inode
+};
+
+// The socket open as `descriptor` (one of `task`'s): not applicable when the file is not a socket,
+// unreadable (with a warning) when its struct socket, struct sock or family cannot be read. Fails
+// only when the profile lacks the socket structures themselves.
+Expected<Maybe<Socket>> socket_of(const Kernel& kernel, const Task& task, const FileDescriptor& descriptor,
+                                  Diagnostics& diagnostics);
+
 }  // namespace vmi::linux_objects
