@@ -32,6 +32,7 @@ max_len() {
     convert_stream) echo 16384 ;;  # a few KiB of zstd can expand 32000-fold; keep each run short
     paging|pipeline|profile_recovery) echo 40960 ;;
     kallsyms) echo 32768 ;;
+    kernel_objects) echo 4096 ;;  # patches to a laid-out kernel: a few records are enough
     *) echo 65536 ;;
   esac
 }

@@ -27,16 +27,18 @@ class LayerImage final : public PhysicalImage {
 
 struct Session::Impl {
   std::shared_ptr<const PhysicalImage> image;
-  ProfileCatalog profiles;
+  std::shared_ptr<ProfileCatalog> profiles;
   Diagnostics diagnostics;
   std::unique_ptr<Kernel> kernel;
   std::optional<Error> detection_error;
 
   Impl(std::shared_ptr<const PhysicalImage> image, SessionOptions options)
-      : image(std::move(image)),
-        profiles(options.profile_paths.empty() ? default_profile_paths() : std::move(options.profile_paths),
-                 std::move(options.cache)) {
-    profiles.set_snapshot_recovery(options.recover_profile);
+      : image(std::move(image)), profiles(std::move(options.shared_profiles)) {
+    if (profiles) return;
+    profiles = std::make_shared<ProfileCatalog>(
+        options.profile_paths.empty() ? default_profile_paths() : std::move(options.profile_paths),
+        std::move(options.cache));
+    profiles->set_snapshot_recovery(options.recover_profile);
   }
 };
 
@@ -65,7 +67,7 @@ Session Session::over_layer(std::shared_ptr<const Layer> physical, SessionOption
 
 const PhysicalImage& Session::image() const { return *impl_->image; }
 Diagnostics& Session::diagnostics() { return impl_->diagnostics; }
-ProfileCatalog& Session::profiles() { return impl_->profiles; }
+ProfileCatalog& Session::profiles() { return *impl_->profiles; }
 
 Expected<const Kernel*> Session::kernel() {
   if (impl_->kernel) return impl_->kernel.get();
@@ -74,12 +76,12 @@ Expected<const Kernel*> Session::kernel() {
   struct CatalogNotes {
     Impl& impl;
     ~CatalogNotes() {
-      for (auto& note : impl.profiles.take_notes()) impl.diagnostics.warn(std::move(note));
+      for (auto& note : impl.profiles->take_notes()) impl.diagnostics.warn(std::move(note));
     }
   } catalog_notes{*impl_};
   std::string reasons;
   for (const OperatingSystem& os : operating_systems()) {
-    auto kernel = os.detect(impl_->image, impl_->profiles, impl_->diagnostics);
+    auto kernel = os.detect(impl_->image, *impl_->profiles, impl_->diagnostics);
     if (kernel) {
       impl_->kernel = std::move(*kernel);
       return impl_->kernel.get();

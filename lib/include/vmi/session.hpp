@@ -17,6 +17,9 @@ struct SessionOptions {
   CacheOptions cache;
   // When no profile file matches, rebuild one from the snapshot's kallsyms and BTF.
   bool recover_profile = true;
+  // A catalog shared with other sessions, so each profile is loaded once for many snapshots of
+  // one guest (a diff, a series, a fuzzer). When set, the three options above are the catalog's.
+  std::shared_ptr<ProfileCatalog> shared_profiles;
 };
 
 class Session {

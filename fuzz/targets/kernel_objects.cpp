@@ -1,0 +1,78 @@
+// Every Linux plugin over a kernel laid out from the shipped Debian 6.1 profile by the
+// synthetic-kernel builder (synthetic_kernel.hpp, shared with tests/test_synthetic_states.cpp),
+// with the input as patches to its objects: records of [u64 offset][u8 length][length bytes],
+// each written at that offset (modulo their size) into the memory the builder allocated. Page
+// tables, banner and symbols stay valid, so every input gets past kernel detection into the
+// walkers' reads of task, cred and signal fields, lists and pointers.
+#include <cstring>
+#include <filesystem>
+
+#include "fuzz_support.hpp"
+#include "synthetic_kernel.hpp"
+#include "vmi/isf.hpp"
+#include "vmi/plugin.hpp"
+#include "vmi/session.hpp"
+
+namespace {
+
+const std::filesystem::path kProfile =
+    std::filesystem::path(VMI_SOURCE_PROFILES_DIR) / "linux/debian-6.1.0-56-amd64.json.xz";
+std::shared_ptr<vmi::ProfileCatalog> profiles;  // the profile is loaded once, for every session
+vmi_synthetic::SyntheticKernel* base = nullptr;
+
+// A rows sink that keeps nothing: the walk is what is under test.
+class DiscardRows final : public vmi::RowSink {
+ public:
+  void begin(std::span<const vmi::Column>, bool) override {}
+  bool row(const vmi::Row&) override { return true; }
+};
+
+vmi::Session open(const vmi_synthetic::SyntheticKernel& kernel) {
+  vmi::SessionOptions options;
+  options.shared_profiles = profiles;
+  return vmi::Session::over_layer(kernel.image(), options);
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  char dir[] = "/tmp/vmi-fuzz-kernel-objects-XXXXXX";
+  if (::mkdtemp(dir) == nullptr) __builtin_trap();
+  profiles =
+      std::make_shared<vmi::ProfileCatalog>(std::vector<std::filesystem::path>{kProfile}, vmi::CacheOptions{true, dir});
+  profiles->set_snapshot_recovery(false);
+  auto profile = vmi::load_isf_file(kProfile);
+  if (!profile) __builtin_trap();
+  base = new vmi_synthetic::SyntheticKernel(std::make_shared<const vmi::Profile>(std::move(*profile)));
+  const vmi::Addr init = base->add_task({.pid = 1, .tgid = 1, .comm = "init", .start_boottime_ns = 1000});
+  const vmi::Addr daemon = base->add_task({.pid = 50, .tgid = 50, .comm = "daemon", .parent = init, .uid = 100});
+  base->add_task({.pid = 60, .tgid = 60, .comm = "kworker/0:1", .parent = init, .kernel_thread = true});
+  base->add_task({.pid = 70, .tgid = 70, .comm = "child", .parent = daemon, .uid = 1000, .gid = 1000});
+  base->add_task({.pid = 80, .tgid = 80, .comm = "hidden", .parent = daemon, .on_task_list = false});
+  // The first session loads the profile into the shared catalog.
+  vmi::Session session = open(*base);
+  if (!session.kernel()) __builtin_trap();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  vmi_synthetic::SyntheticKernel kernel = *base;
+  const auto [begin, end] = kernel.heap();
+  const std::size_t heap_size = end - begin;
+  while (size >= 9) {
+    const std::size_t offset = vmi_fuzz::le64(data) % heap_size;
+    const std::size_t length = std::min<std::size_t>({data[8], size - 9, heap_size - offset});
+    kernel.write(begin + offset, data + 9, length);
+    data += 9 + length;
+    size -= 9 + length;
+  }
+  vmi::Session session = open(kernel);
+  if (!session.kernel()) return 0;
+  DiscardRows sink;
+  vmi::PluginArgs threads;
+  threads.values["threads"] = "";
+  for (const char* plugin : {"pslist", "pstree", "modules", "handles", "netstat"})
+    (void)vmi::run_plugin(session, plugin, {}, sink);
+  (void)vmi::run_plugin(session, "pslist", threads, sink);
+  return 0;
+}

@@ -1,0 +1,301 @@
+// A synthetic Linux kernel for tests and fuzz targets: sparse physical memory with x86-64 4-level
+// page tables and kernel objects laid out from a real profile (the shipped Debian ISF), for
+// states a clean guest never shows: tasks unlinked from the task list, hooked tables, fields
+// whose memory is missing. Only what a walker reads is written; every other byte is zero, and a
+// page never written is a hole.
+//
+//   SyntheticKernel k(profile);                 // banner, init_top_pgt, init_task, tk_core, ...
+//   const Addr task = k.add_task({.pid = 42, .tgid = 42, .comm = "sshd"});
+//   k.unmap(k.field_address(task, "task_struct", "real_cred"));
+//   Session session = Session::over_layer(k.image(), options);
+//
+// Setup errors (a symbol or field the profile lacks) throw std::runtime_error: this is test and
+// fuzz scaffolding, not library code.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "vmi/layer.hpp"
+#include "vmi/profile.hpp"
+
+namespace vmi_synthetic {
+
+using vmi::Addr;
+
+constexpr Addr kPageSize = 0x1000;
+constexpr Addr kLargePageSize = 0x200000;
+constexpr Addr kTextPhysical = 0x1000000;           // _text's physical address (no physical KASLR)
+constexpr Addr kTablePhysical = 0x7000000;          // page-table pages below the text's PML4
+constexpr Addr kHeapPhysical = 0x8000000;           // objects allocated by the builder
+constexpr Addr kDirectMap = 0xffff888000000000ull;  // page_offset_base without KASLR
+constexpr std::uint64_t kPresentWritable = 0x3, kLargePage = 0x80;
+constexpr std::uint32_t kPfKthread = 0x00200000;
+
+// Physical memory made of 4 KiB pages; everything between them is a hole (Errc::unmapped).
+class SparseLayer final : public vmi::Layer {
+ public:
+  explicit SparseLayer(std::map<Addr, std::vector<std::byte>> pages) : pages_(std::move(pages)) {
+    for (const auto& [base, bytes] : pages_) {
+      if (!ranges_.empty() && ranges_.back().end == base) {
+        ranges_.back().end += kPageSize;
+      } else {
+        ranges_.push_back({base, base + kPageSize});
+      }
+    }
+  }
+  std::string_view name() const override { return "synthetic kernel"; }
+  std::span<const vmi::Range> ranges() const override { return ranges_; }
+  vmi::Expected<std::size_t> read(Addr addr, std::span<std::byte> dst) const override {
+    std::size_t done = 0;
+    while (done < dst.size()) {
+      const Addr at = addr + done;
+      const auto page = pages_.find(at & ~(kPageSize - 1));
+      if (page == pages_.end()) {
+        if (done == 0) return vmi::make_error(vmi::Errc::unmapped, "synthetic kernel: no page at " + vmi::hex(at));
+        break;
+      }
+      const std::size_t offset = at & (kPageSize - 1);
+      const std::size_t n = std::min<std::size_t>(kPageSize - offset, dst.size() - done);
+      std::memcpy(dst.data() + done, page->second.data() + offset, n);
+      done += n;
+    }
+    return done;
+  }
+
+ private:
+  std::map<Addr, std::vector<std::byte>> pages_;
+  std::vector<vmi::Range> ranges_;
+};
+
+struct TaskSpec {
+  std::int32_t pid = 0, tgid = 0;
+  std::string comm;
+  Addr parent = 0;  // task_struct of the real parent; 0: init_task
+  std::uint32_t uid = 0, gid = 0;
+  std::uint64_t start_boottime_ns = 0;
+  bool kernel_thread = false;
+  bool on_task_list = true;  // false: unlinked from init_task.tasks, as a rootkit hides a task
+};
+
+class SyntheticKernel {
+ public:
+  explicit SyntheticKernel(std::shared_ptr<const vmi::Profile> profile) : profile_(std::move(profile)) {
+    text_ = symbol("_text");
+    const Addr end = symbol("_end");
+    // The kernel image as the kernel maps it: 2 MiB pages from _text, physically contiguous.
+    for (Addr virt = text_; virt < end; virt += kLargePageSize) map_large(virt, kTextPhysical + (virt - text_));
+    page(kTextPhysical);  // the kernel is looked for at 2 MiB-aligned bases that hold memory
+    const std::string banner = std::string(profile_->banner()) + "\n";
+    write(symbol("linux_banner"), banner.data(), banner.size() + 1);
+    put<std::uint64_t>(symbol("page_offset_base"), kDirectMap);
+    if (profile_->find_symbol("__pgtable_l5_enabled") != nullptr) put<std::uint32_t>(symbol("__pgtable_l5_enabled"), 0);
+    // The wall clock at boot: offs_real - offs_boot (kernel/time/timekeeping.c ktime_get_boot_real).
+    const Addr timekeeper = symbol("tk_core") + offset(symbol_type("tk_core"), "timekeeper");
+    put<std::int64_t>(timekeeper + offset("timekeeper", "offs_real"), kBootWallNs);
+    put<std::int64_t>(timekeeper + offset("timekeeper", "offs_boot"), 0);
+    init_task_ = symbol("init_task");
+    fill_task(init_task_, {.pid = 0, .tgid = 0, .comm = "swapper/0", .parent = init_task_, .kernel_thread = true});
+    init_list(init_task_ + offset("task_struct", "tasks"));
+    init_list(symbol("modules"));
+  }
+
+  static constexpr std::int64_t kBootWallNs = 1'767'225'600'000'000'000;  // 2026-01-01 00:00:00 UTC
+
+  const vmi::Profile& profile() const { return *profile_; }
+  Addr init_task() const { return init_task_; }
+
+  Addr symbol(std::string_view name) const {
+    const vmi::Symbol* found = profile_->find_symbol(name);
+    if (found == nullptr) throw std::runtime_error("profile has no symbol " + std::string(name));
+    return found->address;
+  }
+
+  // The name of the struct a symbol is (tk_core's is anonymous: "unnamed_...").
+  std::string symbol_type(std::string_view name) const {
+    const vmi::Symbol* found = profile_->find_symbol(name);
+    const vmi::Aggregate* type = found != nullptr ? profile_->aggregate_of(found->type) : nullptr;
+    if (type == nullptr) throw std::runtime_error("profile gives no struct type for symbol " + std::string(name));
+    return std::string(profile_->str(type->name));
+  }
+
+  // The offset of a field path ("signal.thread_head" descends into embedded structs).
+  std::uint32_t offset(std::string_view type, std::string_view path) const {
+    std::uint32_t total = 0;
+    std::string current(type);
+    while (!path.empty()) {
+      const std::string_view name = path.substr(0, path.find('.'));
+      path.remove_prefix(std::min(path.size(), name.size() + 1));
+      auto info = profile_->field(current, name);
+      if (!info) throw std::runtime_error(info.error().message);
+      total += info->offset;
+      if (const vmi::Aggregate* inner = profile_->aggregate_of(info->type)) current = profile_->str(inner->name);
+    }
+    return total;
+  }
+  Addr field_address(Addr object, std::string_view type, std::string_view path) const {
+    return object + offset(type, path);
+  }
+  std::uint32_t size_of(std::string_view type) const {
+    const vmi::Aggregate* aggregate = profile_->find_aggregate(type);
+    if (aggregate == nullptr) throw std::runtime_error("profile has no type " + std::string(type));
+    return aggregate->size;
+  }
+
+  // Zeroed memory in the direct map. Each allocation starts a page of its own, so unmap() of one
+  // object's page never takes a neighbour's bytes with it.
+  Addr allocate(std::size_t bytes) {
+    const Addr physical = next_heap_;
+    next_heap_ += (std::max<std::size_t>(bytes, 1) + kPageSize - 1) & ~(kPageSize - 1);
+    for (Addr p = physical & ~(kLargePageSize - 1); p < next_heap_; p += kLargePageSize) {
+      if (mapped_heap_.insert(p).second) map_large(kDirectMap + p, p);
+    }
+    for (Addr p = physical & ~(kPageSize - 1); p < next_heap_; p += kPageSize) page(p);
+    return kDirectMap + physical;
+  }
+  Addr allocate(std::string_view type) { return allocate(size_of(type)); }
+
+  void write(Addr virt, const void* bytes, std::size_t size) {
+    const auto* from = static_cast<const std::byte*>(bytes);
+    for (std::size_t done = 0; done < size;) {
+      const Addr physical = physical_of(virt + done);
+      const std::size_t offset_in_page = physical & (kPageSize - 1);
+      const std::size_t n = std::min<std::size_t>(kPageSize - offset_in_page, size - done);
+      std::memcpy(page(physical & ~(kPageSize - 1)).data() + offset_in_page, from + done, n);
+      done += n;
+    }
+  }
+  template <class T>
+  void put(Addr virt, T value) {
+    write(virt, &value, sizeof value);
+  }
+  template <class T>
+  void set(Addr object, std::string_view type, std::string_view path, T value) {
+    put(field_address(object, type, path), value);
+  }
+
+  // Removes the physical page behind `virt`: every read of it fails, as for a page the snapshot
+  // does not hold.
+  void unmap(Addr virt) { pages_.erase(physical_of(virt) & ~(kPageSize - 1)); }
+
+  // list_head operations (include/linux/list.h).
+  void init_list(Addr head) {
+    put<std::uint64_t>(head, head);
+    put<std::uint64_t>(head + 8, head);
+  }
+  void list_add_tail(Addr head, Addr node) {
+    const Addr last = read<std::uint64_t>(head + 8);
+    put<std::uint64_t>(node, head);
+    put<std::uint64_t>(node + 8, last);
+    put<std::uint64_t>(last, node);
+    put<std::uint64_t>(head + 8, node);
+  }
+  // Unlinks `node` from its list and leaves its own links as they were (a hidden object still
+  // points into the list it left).
+  void list_del(Addr node) {
+    const Addr next = read<std::uint64_t>(node), prev = read<std::uint64_t>(node + 8);
+    put<std::uint64_t>(prev, next);
+    put<std::uint64_t>(next + 8, prev);
+  }
+
+  template <class T>
+  T read(Addr virt) const {
+    T value{};
+    const Addr physical = physical_of(virt);
+    const auto found = pages_.find(physical & ~(kPageSize - 1));
+    if (found != pages_.end()) std::memcpy(&value, found->second.data() + (physical & (kPageSize - 1)), sizeof value);
+    return value;
+  }
+
+  // A process (thread-group leader) with its own cred and signal_struct, on the task list after
+  // the tasks added before it unless spec.on_task_list is false.
+  Addr add_task(TaskSpec spec) {
+    const Addr task = allocate("task_struct");
+    if (spec.parent == 0) spec.parent = init_task_;
+    fill_task(task, spec);
+    if (spec.on_task_list)
+      list_add_tail(init_task_ + offset("task_struct", "tasks"), task + offset("task_struct", "tasks"));
+    return task;
+  }
+
+  // The objects allocated so far, as kernel virtual addresses [begin, end).
+  std::pair<Addr, Addr> heap() const { return {kDirectMap + kHeapPhysical, kDirectMap + next_heap_}; }
+
+  // The physical memory as a layer (a copy: the builder can go on changing its own).
+  std::shared_ptr<const vmi::Layer> image() const { return std::make_shared<SparseLayer>(pages_); }
+
+ private:
+  void fill_task(Addr task, const TaskSpec& spec) {
+    set<std::int32_t>(task, "task_struct", "pid", spec.pid);
+    set<std::int32_t>(task, "task_struct", "tgid", spec.tgid);
+    char comm[16] = {};
+    std::memcpy(comm, spec.comm.data(), std::min<std::size_t>(spec.comm.size(), 15));
+    write(field_address(task, "task_struct", "comm"), comm, sizeof comm);
+    set<std::uint32_t>(task, "task_struct", "flags", spec.kernel_thread ? kPfKthread : 0);
+    set<std::uint64_t>(task, "task_struct", "real_parent", spec.parent);
+    set<std::uint64_t>(task, "task_struct", "parent", spec.parent);
+    set<std::uint64_t>(task, "task_struct", "start_boottime", spec.start_boottime_ns);
+    set<std::uint64_t>(task, "task_struct", "start_time", spec.start_boottime_ns);
+    const Addr cred = allocate("cred");
+    for (const char* id : {"uid", "suid", "euid", "fsuid"}) set<std::uint32_t>(cred, "cred", id, spec.uid);
+    for (const char* id : {"gid", "sgid", "egid", "fsgid"}) set<std::uint32_t>(cred, "cred", id, spec.gid);
+    set<std::uint64_t>(task, "task_struct", "real_cred", cred);
+    set<std::uint64_t>(task, "task_struct", "cred", cred);
+    // One thread: signal->thread_head holds the task's thread_node.
+    const Addr signal = allocate("signal_struct");
+    set<std::int32_t>(signal, "signal_struct", "nr_threads", 1);
+    set<std::uint64_t>(task, "task_struct", "signal", signal);
+    const Addr thread_head = field_address(signal, "signal_struct", "thread_head");
+    init_list(thread_head);
+    list_add_tail(thread_head, field_address(task, "task_struct", "thread_node"));
+  }
+
+  Addr physical_of(Addr virt) const {
+    if (virt >= kDirectMap && virt < kDirectMap + (Addr{1} << 40)) return virt - kDirectMap;
+    if (virt >= text_ && virt - text_ < (Addr{1} << 30)) return kTextPhysical + (virt - text_);
+    throw std::runtime_error("synthetic kernel: " + vmi::hex(virt) + " is neither in the image nor the direct map");
+  }
+
+  std::vector<std::byte>& page(Addr physical) {
+    auto& bytes = pages_[physical];
+    if (bytes.empty()) bytes.resize(kPageSize);
+    return bytes;
+  }
+
+  // The next-level table an entry points to, made when missing.
+  Addr table_under(Addr entry_physical) {
+    std::uint64_t entry = 0;
+    std::memcpy(&entry, page(entry_physical & ~(kPageSize - 1)).data() + (entry_physical & (kPageSize - 1)), 8);
+    if ((entry & 1) != 0) return entry & 0x000ffffffffff000ull;
+    const Addr table = next_table_;
+    next_table_ += kPageSize;
+    page(table);
+    entry = table | kPresentWritable;
+    std::memcpy(page(entry_physical & ~(kPageSize - 1)).data() + (entry_physical & (kPageSize - 1)), &entry, 8);
+    return table;
+  }
+
+  // Maps the 2 MiB page at `virt` to `physical` under init_top_pgt (4-level).
+  void map_large(Addr virt, Addr physical) {
+    const Addr pml4 = kTextPhysical + (symbol("init_top_pgt") - text_);
+    const Addr pdpt = table_under(pml4 + ((virt >> 39) & 511) * 8);
+    const Addr pd = table_under(pdpt + ((virt >> 30) & 511) * 8);
+    const std::uint64_t entry = physical | kPresentWritable | kLargePage;
+    const Addr at = pd + ((virt >> 21) & 511) * 8;
+    std::memcpy(page(at & ~(kPageSize - 1)).data() + (at & (kPageSize - 1)), &entry, 8);
+  }
+
+  std::shared_ptr<const vmi::Profile> profile_;
+  Addr text_ = 0, init_task_ = 0;
+  Addr next_heap_ = kHeapPhysical, next_table_ = kTablePhysical;
+  std::set<Addr> mapped_heap_;
+  std::map<Addr, std::vector<std::byte>> pages_;
+};
+
+}  // namespace vmi_synthetic
