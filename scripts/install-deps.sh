@@ -6,7 +6,7 @@ packages=(
   libcapstone-dev liblief-dev libzstd-dev libcli11-dev libfmt-dev doctest-dev
   libsimdjson-dev liblzma-dev xz-utils zstd
   zlib1g-dev liblzo2-dev libsnappy-dev makedumpfile libdw-dev
-  qemu-system-x86 busybox-static cpio python3 binutils libc6-dev clang-format
+  qemu-system-x86 busybox-static cpio python3 binutils libc6-dev clang-format gdb
 )
 missing=()
 for p in "${packages[@]}"; do

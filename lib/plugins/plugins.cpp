@@ -17,6 +17,7 @@ constexpr const Plugin* kPlugins[] = {
     &kLsmodPlugin,     // linux.lsmod
     &kLsofPlugin,      // linux.lsof
     &kSockstatPlugin,  // linux.sockstat
+    &kCpusPlugin,      // linux.cpus
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};

@@ -10,5 +10,6 @@ extern const Plugin kPstreePlugin;
 extern const Plugin kLsmodPlugin;
 extern const Plugin kLsofPlugin;
 extern const Plugin kSockstatPlugin;
+extern const Plugin kCpusPlugin;
 
 }  // namespace vmi
