@@ -200,3 +200,67 @@ TEST_CASE("sessions sharing a profile catalog load the profile once and keep the
   CHECK(first.diagnostics().warnings().empty());
   CHECK_FALSE(second.diagnostics().warnings().empty());
 }
+
+TEST_CASE(
+    "netstat and handles on a synthetic kernel show the TCP sockets written there; a socket whose struct sock page is "
+    "missing stays listed, unreadable, with a warning") {
+  ThreeTasks t;
+  t.kernel.add_file_table(t.sshd);
+  // 10.0.0.5:22 <- 10.0.0.9:51000, addresses in network byte order as the kernel keeps them.
+  const Addr connection = t.kernel.add_socket_file({.inode = 1234,
+                                                    .local_address = 0x0500000a,
+                                                    .remote_address = 0x0900000a,
+                                                    .local_port = 22,
+                                                    .remote_port = 51000});
+  Addr listener_sock = 0;
+  const Addr listener =
+      t.kernel.add_socket_file({.state = 10, .inode = 1235, .local_port = 22}, &listener_sock);  // TCP_LISTEN
+  t.kernel.install(t.sshd, 3, connection);
+  t.kernel.install(t.sshd, 4, listener);
+  {
+    Session session = open_synthetic(t.kernel);
+    auto sockets = run_plugin(session, "netstat");
+    REQUIRE_MESSAGE(sockets.has_value(), test::error_text(sockets));
+    REQUIRE(sockets->rows.size() == 2);
+    auto cell = [&](std::size_t row, std::size_t column) {
+      return std::visit(
+          [](const auto& value) -> std::string {
+            using T = std::decay_t<decltype(value)>;
+            if constexpr (std::is_same_v<T, std::string>) return value;
+            if constexpr (std::is_same_v<T, std::int64_t> || std::is_same_v<T, std::uint64_t>)
+              return std::to_string(value);
+            if constexpr (std::is_same_v<T, Absence>) return value == Absence::unreadable ? "-" : "N/A";
+            return "?";
+          },
+          sockets->rows[row].cells.at(column));
+    };
+    // NetNS, Process Name, PID, TID, FD, Sock Offset, Family, Type, Proto, Source Addr, Source Port,
+    // Destination Addr, Destination Port, State, Inode
+    const std::vector<std::string> expected = {"4026531840", "sshd",     "100",    "100",         "3",
+                                               "",           "AF_INET",  "STREAM", "TCP",         "10.0.0.5",
+                                               "22",         "10.0.0.9", "51000",  "ESTABLISHED", "1234"};
+    for (std::size_t c = 0; c < expected.size(); ++c) {
+      if (c == 5) continue;  // the offset: the builder's allocation
+      CAPTURE(c);
+      CHECK(cell(0, c) == expected[c]);
+    }
+    CHECK(cell(1, 9) == "0.0.0.0");
+    CHECK(cell(1, 13) == "LISTEN");
+    CHECK(session.diagnostics().warnings().empty());
+    auto handles = run_plugin(session, "handles");
+    REQUIRE(handles.has_value());
+    REQUIRE(handles->rows.size() == 2);
+    CHECK(test::cell_text(handles->rows[0], 4) == "socket:[1234]");
+  }
+  t.kernel.unmap(listener_sock);
+  Session session = open_synthetic(t.kernel);
+  auto sockets = run_plugin(session, "netstat");
+  REQUIRE(sockets.has_value());
+  REQUIRE(sockets->rows.size() == 2);
+  const Row& unreadable = sockets->rows[1];
+  CHECK(test::cell_integer(unreadable, 4) == 4);
+  for (std::size_t c : {0u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u})
+    CHECK(unreadable.cells.at(c) == Cell{Absence::unreadable});
+  CHECK(test::cell_integer(unreadable, 14) == 1235);  // the inode lives with the socket, not the sock
+  CHECK(has_warning(session, "task " + hex(t.sshd) + " (pid 100) fd 4: field 'sock.skc_family' at "));
+}

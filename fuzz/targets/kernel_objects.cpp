@@ -1,9 +1,9 @@
 // Every Linux plugin over a kernel laid out from the shipped Debian 6.1 profile by the
 // synthetic-kernel builder (synthetic_kernel.hpp, shared with tests/test_synthetic_states.cpp),
-// with the input as patches to its objects: records of [u64 offset][u8 length][length bytes],
-// each written at that offset (modulo their size) into the memory the builder allocated. Page
-// tables, banner and symbols stay valid, so every input gets past kernel detection into the
-// walkers' reads of task, cred and signal fields, lists and pointers.
+// with the input as patches to its objects (tasks, creds, signals, a descriptor table, socket files): records of [u64
+// offset][u8 length][length bytes], each written at that offset (modulo their size) into the memory the builder
+// allocated. Page tables, banner and symbols stay valid, so every input gets past kernel detection into the walkers'
+// reads of task, cred and signal fields, lists and pointers.
 #include <cstring>
 #include <filesystem>
 
@@ -49,6 +49,15 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   base->add_task({.pid = 60, .tgid = 60, .comm = "kworker/0:1", .parent = init, .kernel_thread = true});
   base->add_task({.pid = 70, .tgid = 70, .comm = "child", .parent = daemon, .uid = 1000, .gid = 1000});
   base->add_task({.pid = 80, .tgid = 80, .comm = "hidden", .parent = daemon, .on_task_list = false});
+  // The daemon's descriptors: a TCP connection and a listener, for handles and netstat.
+  base->add_file_table(daemon);
+  base->install(daemon, 3,
+                base->add_socket_file({.inode = 100,
+                                       .local_address = 0x0100007f,
+                                       .remote_address = 0x0100007f,
+                                       .local_port = 22,
+                                       .remote_port = 40000}));
+  base->install(daemon, 4, base->add_socket_file({.state = 10, .inode = 101, .local_port = 22}));
   // The first session loads the profile into the shared catalog.
   vmi::Session session = open(*base);
   if (!session.kernel()) __builtin_trap();

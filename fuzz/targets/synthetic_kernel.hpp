@@ -84,6 +84,16 @@ struct TaskSpec {
   bool on_task_list = true;  // false: unlinked from init_task.tasks, as a rootkit hides a task
 };
 
+// A socket open in a task (include/net/sock.h): addresses in network byte order, ports in host
+// order, as the kernel keeps skc_rcv_saddr/skc_daddr and skc_num (skc_dport is swapped here).
+struct SocketSpec {
+  std::uint16_t family = 2, type = 1, protocol = 6;  // AF_INET, SOCK_STREAM, IPPROTO_TCP
+  std::uint8_t state = 1;                            // TCP_ESTABLISHED
+  std::uint64_t inode = 0;
+  std::uint32_t local_address = 0, remote_address = 0;
+  std::uint16_t local_port = 0, remote_port = 0;
+};
+
 class SyntheticKernel {
  public:
   explicit SyntheticKernel(std::shared_ptr<const vmi::Profile> profile) : profile_(std::move(profile)) {
@@ -224,6 +234,65 @@ class SyntheticKernel {
     return task;
   }
 
+  // A descriptor table for `task` (task->files, files_struct.fdt) with room for max_fds.
+  void add_file_table(Addr task, std::uint32_t max_fds = 64) {
+    const Addr files = allocate("files_struct");
+    const Addr fdt = allocate("fdtable");
+    set<std::uint64_t>(files, "files_struct", "fdt", fdt);
+    set<std::uint32_t>(fdt, "fdtable", "max_fds", max_fds);
+    set<std::uint64_t>(fdt, "fdtable", "fd", allocate(std::size_t{max_fds} * 8));
+    set<std::uint64_t>(fdt, "fdtable", "close_on_exec", allocate(std::size_t{max_fds} / 8 + 8));
+    set<std::uint64_t>(task, "task_struct", "files", files);
+  }
+
+  // Installs `file` as descriptor `fd` of the task's table (add_file_table first).
+  void install(Addr task, std::int32_t fd, Addr file) {
+    const Addr files = read<std::uint64_t>(field_address(task, "task_struct", "files"));
+    const Addr fdt = read<std::uint64_t>(field_address(files, "files_struct", "fdt"));
+    put<std::uint64_t>(read<std::uint64_t>(field_address(fdt, "fdtable", "fd")) + std::uint64_t(fd) * 8, file);
+  }
+
+  // A socket file: struct file on sockfs, its socket_alloc (socket and inode) and struct sock in
+  // the initial network namespace. Returns the file; `sock` receives the struct sock.
+  Addr add_socket_file(const SocketSpec& spec, Addr* sock_out = nullptr) {
+    const Addr alloc = allocate("socket_alloc");
+    const Addr socket = field_address(alloc, "socket_alloc", "socket");
+    const Addr inode = field_address(alloc, "socket_alloc", "vfs_inode");
+    set<std::uint16_t>(inode, "inode", "i_mode", 0140777);  // S_IFSOCK | 0777
+    set<std::uint64_t>(inode, "inode", "i_ino", spec.inode);
+    set<std::uint64_t>(inode, "inode", "i_sb", sockfs_super_block());
+    const Addr dentry = allocate("dentry");
+    set<std::uint64_t>(dentry, "dentry", "d_sb", sockfs_super_block());
+    set<std::uint64_t>(dentry, "dentry", "d_inode", inode);
+    set<std::uint64_t>(dentry, "dentry", "d_parent", dentry);
+    const Addr file = allocate("file");
+    set<std::uint64_t>(file, "file", "f_inode", inode);
+    set<std::uint64_t>(file, "file", "f_path.dentry", dentry);
+    set<std::uint64_t>(file, "file", "f_path.mnt", sockfs_mount());
+    set<std::uint32_t>(file, "file", "f_flags", 02);  // O_RDWR
+    set<std::uint64_t>(file, "file", "private_data", socket);
+    set<std::uint64_t>(socket, "socket", "file", file);
+    set<std::uint32_t>(socket, "socket", "state", spec.state == 1 ? 3 : 1);  // SS_CONNECTED, SS_UNCONNECTED
+    const Addr sock = allocate(spec.family == 2 ? "tcp_sock" : "sock");
+    set<std::uint64_t>(socket, "socket", "sk", sock);
+    set<std::uint64_t>(sock, "sock", "sk_socket", socket);
+    set<std::uint16_t>(sock, "sock", "__sk_common.skc_family", spec.family);
+    set<std::uint8_t>(sock, "sock", "__sk_common.skc_state", spec.state);
+    set<std::uint16_t>(sock, "sock", "sk_type", spec.type);
+    set<std::uint16_t>(sock, "sock", "sk_protocol", spec.protocol);
+    set<std::uint32_t>(sock, "sock", "__sk_common.skc_rcv_saddr", spec.local_address);
+    set<std::uint32_t>(sock, "sock", "__sk_common.skc_daddr", spec.remote_address);
+    set<std::uint16_t>(sock, "sock", "__sk_common.skc_num", spec.local_port);
+    set<std::uint16_t>(sock, "sock", "__sk_common.skc_dport",
+                       static_cast<std::uint16_t>(spec.remote_port << 8 | spec.remote_port >> 8));
+    set<std::uint64_t>(sock, "sock", "__sk_common.skc_net.net", init_net());
+    if (sock_out != nullptr) *sock_out = sock;
+    return file;
+  }
+
+  static constexpr std::uint32_t kInitNetInode = 4026531840u;  // PROC_NET_INIT_INO
+  static constexpr std::uint32_t kSockfsDevice = 8;            // 0:8, as on the sample guests
+
   // The objects allocated so far, as kernel virtual addresses [begin, end).
   std::pair<Addr, Addr> heap() const { return {kDirectMap + kHeapPhysical, kDirectMap + next_heap_}; }
 
@@ -254,6 +323,34 @@ class SyntheticKernel {
     const Addr thread_head = field_address(signal, "signal_struct", "thread_head");
     init_list(thread_head);
     list_add_tail(thread_head, field_address(task, "task_struct", "thread_node"));
+  }
+
+  Addr init_net() {
+    const Addr net = symbol("init_net");
+    set<std::uint32_t>(net, "net", "ns.inum", kInitNetInode);
+    return net;
+  }
+
+  // sockfs's super_block and file_system_type, made once.
+  Addr sockfs_super_block() {
+    if (sockfs_sb_ != 0) return sockfs_sb_;
+    const Addr name = allocate(8);
+    write(name, "sockfs", 7);
+    const Addr type = allocate("file_system_type");
+    set<std::uint64_t>(type, "file_system_type", "name", name);
+    sockfs_sb_ = allocate("super_block");
+    set<std::uint32_t>(sockfs_sb_, "super_block", "s_dev", kSockfsDevice);
+    set<std::uint64_t>(sockfs_sb_, "super_block", "s_type", type);
+    return sockfs_sb_;
+  }
+
+  // The vfsmount of sockfs's internal mount (struct mount.mnt), its own parent: a tree's top.
+  Addr sockfs_mount() {
+    if (sockfs_mnt_ != 0) return sockfs_mnt_;
+    const Addr mount = allocate("mount");
+    set<std::uint64_t>(mount, "mount", "mnt_parent", mount);
+    sockfs_mnt_ = field_address(mount, "mount", "mnt");
+    return sockfs_mnt_;
   }
 
   Addr physical_of(Addr virt) const {
@@ -292,7 +389,7 @@ class SyntheticKernel {
   }
 
   std::shared_ptr<const vmi::Profile> profile_;
-  Addr text_ = 0, init_task_ = 0;
+  Addr text_ = 0, init_task_ = 0, sockfs_sb_ = 0, sockfs_mnt_ = 0;
   Addr next_heap_ = kHeapPhysical, next_table_ = kTablePhysical;
   std::set<Addr> mapped_heap_;
   std::map<Addr, std::vector<std::byte>> pages_;
