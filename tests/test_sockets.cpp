@@ -31,6 +31,7 @@ enum SocketColumn : int {
   kDestinationAddr,
   kDestinationPort,
   kState,
+  kFilter,
   kInode
 };
 
@@ -193,6 +194,7 @@ void check_sockets_equal_proc_net(Session& session, const test::Sample& sample) 
     const std::string& inode = descriptor->second;
     CAPTURE(inode);
     CHECK(cell_string(row, kInode) == inode);
+    CHECK(cell_string(row, kFilter) == "N/A");  // the workload attaches no BPF program
     CHECK(cell_string(row, kNetNs) == namespace_inode);
     CHECK(test::cell_address(row, kSockOffset).value_or(0) != 0);
     const auto it = sockets.find(inode);

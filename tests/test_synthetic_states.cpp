@@ -235,10 +235,10 @@ TEST_CASE(
           sockets->rows[row].cells.at(column));
     };
     // NetNS, Process Name, PID, TID, FD, Sock Offset, Family, Type, Proto, Source Addr, Source Port,
-    // Destination Addr, Destination Port, State, Inode
-    const std::vector<std::string> expected = {"4026531840", "sshd",     "100",    "100",         "3",
-                                               "",           "AF_INET",  "STREAM", "TCP",         "10.0.0.5",
-                                               "22",         "10.0.0.9", "51000",  "ESTABLISHED", "1234"};
+    // Destination Addr, Destination Port, State, Filter, Inode
+    const std::vector<std::string> expected = {"4026531840", "sshd",        "100", "100",      "3",  "",
+                                               "AF_INET",    "STREAM",      "TCP", "10.0.0.5", "22", "10.0.0.9",
+                                               "51000",      "ESTABLISHED", "N/A", "1234"};
     for (std::size_t c = 0; c < expected.size(); ++c) {
       if (c == 5) continue;  // the offset: the builder's allocation
       CAPTURE(c);
@@ -259,8 +259,36 @@ TEST_CASE(
   REQUIRE(sockets->rows.size() == 2);
   const Row& unreadable = sockets->rows[1];
   CHECK(test::cell_integer(unreadable, 4) == 4);
-  for (std::size_t c : {0u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u})
+  for (std::size_t c : {0u, 5u, 6u, 7u, 8u, 9u, 10u, 11u, 12u, 13u, 14u})
     CHECK(unreadable.cells.at(c) == Cell{Absence::unreadable});
-  CHECK(test::cell_integer(unreadable, 14) == 1235);  // the inode lives with the socket, not the sock
+  CHECK(test::cell_integer(unreadable, 15) == 1235);  // the inode lives with the socket, not the sock
   CHECK(has_warning(session, "task " + hex(t.sshd) + " (pid 100) fd 4: field 'sock.skc_family' at "));
+}
+
+TEST_CASE("netstat names a BPF program attached to a socket: classic or extended, and its length") {
+  ThreeTasks t;
+  t.kernel.add_file_table(t.sshd);
+  // A packet sniffer's socket with tcpdump's 4-instruction classic filter, and one with an eBPF
+  // program of 12 instructions.
+  t.kernel.install(
+      t.sshd, 3,
+      t.kernel.add_socket_file({.type = 2, .protocol = 17, .state = 7, .inode = 77, .filter_instructions = 4}));
+  t.kernel.install(
+      t.sshd, 4,
+      t.kernel.add_socket_file(
+          {.type = 2, .protocol = 17, .state = 7, .inode = 78, .filter_instructions = 12, .classic_filter = false}));
+  Session session = open_synthetic(t.kernel);
+  auto sockets = run_plugin(session, "netstat");
+  REQUIRE_MESSAGE(sockets.has_value(), test::error_text(sockets));
+  REQUIRE(sockets->rows.size() == 2);
+  constexpr int kFilter = 14;
+  CHECK(test::cell_text(sockets->rows[0], kFilter)
+            .value_or("")
+            .starts_with("bpf_filter_type=cBPF,bpf_instructions=4,bpf_prog=0x"));
+  CHECK(test::cell_text(sockets->rows[1], kFilter)
+            .value_or("")
+            .starts_with("bpf_filter_type=eBPF,bpf_instructions=12,bpf_prog=0x"));
+  CHECK(test::cell_text(sockets->rows[0], 8) == "UDP");
+  CHECK(test::cell_text(sockets->rows[0], 13) == "CLOSE");
+  CHECK(session.diagnostics().warnings().empty());
 }

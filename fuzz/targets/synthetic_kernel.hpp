@@ -92,6 +92,8 @@ struct SocketSpec {
   std::uint64_t inode = 0;
   std::uint32_t local_address = 0, remote_address = 0;
   std::uint16_t local_port = 0, remote_port = 0;
+  std::uint32_t filter_instructions = 0;  // a BPF filter of this many instructions when not 0
+  bool classic_filter = true;             // SO_ATTACH_FILTER (else SO_ATTACH_BPF)
 };
 
 class SyntheticKernel {
@@ -286,6 +288,14 @@ class SyntheticKernel {
     set<std::uint16_t>(sock, "sock", "__sk_common.skc_dport",
                        static_cast<std::uint16_t>(spec.remote_port << 8 | spec.remote_port >> 8));
     set<std::uint64_t>(sock, "sock", "__sk_common.skc_net.net", init_net());
+    if (spec.filter_instructions != 0) {
+      const Addr program = allocate("bpf_prog");
+      set<std::uint32_t>(program, "bpf_prog", "len", spec.filter_instructions);
+      if (spec.classic_filter) set<std::uint64_t>(program, "bpf_prog", "orig_prog", allocate("sock_fprog_kern"));
+      const Addr filter = allocate("sk_filter");
+      set<std::uint64_t>(filter, "sk_filter", "prog", program);
+      set<std::uint64_t>(sock, "sock", "sk_filter", filter);
+    }
     if (sock_out != nullptr) *sock_out = sock;
     return file;
   }

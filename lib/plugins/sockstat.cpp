@@ -21,12 +21,12 @@ struct SocketRow {
   Maybe<std::string> family;
   Maybe<std::string> type, protocol;
   Maybe<std::string> source_address, source_port, destination_address, destination_port;
-  Maybe<std::string> state;
+  Maybe<std::string> state, filter;
   Maybe<std::uint64_t> inode;
 };
 
-// Volatility 3's sockstat columns (ports as text: a unix socket's "port" is its inode), then the
-// socket's inode, which lsof's "socket:[INO]" names.
+// Volatility 3's sockstat columns (ports as text: a unix socket's "port" is its inode; Filter as
+// k=v pairs), then the socket's inode, which lsof's "socket:[INO]" names.
 constexpr auto kSocketRow =
     declare_row(column<&SocketRow::net_namespace>("NetNS"), column<&SocketRow::process>("Process Name"),
                 column<&SocketRow::pid>("PID"), column<&SocketRow::tid>("TID"), column<&SocketRow::fd>("FD"),
@@ -35,7 +35,7 @@ constexpr auto kSocketRow =
                 column<&SocketRow::source_address>("Source Addr"), column<&SocketRow::source_port>("Source Port"),
                 column<&SocketRow::destination_address>("Destination Addr"),
                 column<&SocketRow::destination_port>("Destination Port"), column<&SocketRow::state>("State"),
-                column<&SocketRow::inode>("Inode"));
+                column<&SocketRow::filter>("Filter"), column<&SocketRow::inode>("Inode"));
 
 constexpr std::uint16_t kAfUnix = 1, kAfInet = 2, kAfInet6 = 10, kAfNetlink = 16, kAfPacket = 17;
 
@@ -71,8 +71,8 @@ constexpr Name kEthernetProtocols[] = {{0x0003, "ALL"},  {0x0800, "IP"},   {0x08
 constexpr Name kTcpStates[] = {{1, "ESTABLISHED"}, {2, "SYN_SENT"},  {3, "SYN_RECV"}, {4, "FIN_WAIT1"},
                                {5, "FIN_WAIT2"},   {6, "TIME_WAIT"}, {7, "CLOSE"},    {8, "CLOSE_WAIT"},
                                {9, "LAST_ACK"},    {10, "LISTEN"},   {11, "CLOSING"}, {12, "NEW_SYN_RECV"}};
-// net/netlink/af_netlink.h
-constexpr Name kNetlinkStates[] = {{0, "UNCONNECTED"}, {1, "CONNECTED"}};
+// net/netlink/af_netlink.h; sock_init_data() leaves TCP_CLOSE (7) until the first connect().
+constexpr Name kNetlinkStates[] = {{0, "UNCONNECTED"}, {1, "CONNECTED"}, {7, "UNCONNECTED"}};
 
 // The name for `value`, else the number itself (a value no table knows is still shown).
 template <std::size_t N>
@@ -129,6 +129,14 @@ Maybe<std::string> state_name(const Socket& s) {
   }
 }
 
+// An attached BPF program as "k=v,...": N/A for a socket without one.
+Maybe<std::string> filter_text(const Maybe<linux_objects::SocketFilter>& filter) {
+  const auto* attached = std::get_if<linux_objects::SocketFilter>(&filter);
+  if (attached == nullptr) return std::get<Absence>(filter);
+  return "bpf_filter_type=" + std::string(attached->classic ? "cBPF" : "eBPF") +
+         ",bpf_instructions=" + std::to_string(attached->instructions) + ",bpf_prog=" + hex(attached->program);
+}
+
 SocketRow descriptor_row(const linux_objects::FileDescriptor& descriptor) {
   SocketRow row;
   row.process = descriptor.process;
@@ -145,7 +153,7 @@ SocketRow unreadable_row(const linux_objects::FileDescriptor& descriptor) {
   row.net_namespace = Absence::unreadable;
   row.sock = Absence::unreadable;
   row.family = Absence::unreadable;
-  row.type = row.protocol = row.state = Absence::unreadable;
+  row.type = row.protocol = row.state = row.filter = Absence::unreadable;
   row.source_address = row.source_port = row.destination_address = row.destination_port = Absence::unreadable;
   return row;
 }
@@ -167,6 +175,7 @@ SocketRow row_of(const linux_objects::FileDescriptor& descriptor, const Socket& 
     row.destination_port = text_of(s.remote_port);
   }
   row.state = state_name(s);
+  row.filter = filter_text(s.filter);
   return row;
 }
 

@@ -142,6 +142,13 @@ Expected<void> for_each_file_descriptor(const Kernel& kernel, const Task& task, 
 //   AF_PACKET          the bound protocol (ETH_P_*, host order) as the protocol.
 // A field that cannot be read is unreadable, with a warning naming the task, the descriptor, the
 // field and its address.
+// A BPF program attached to a socket (SO_ATTACH_FILTER, SO_ATTACH_BPF: sk->sk_filter->prog).
+struct SocketFilter {
+  Addr program = 0;                // struct bpf_prog
+  bool classic = false;            // attached as classic BPF (the kernel kept the original program)
+  std::uint32_t instructions = 0;  // bpf_prog.len
+};
+
 struct Socket {
   Addr socket = 0;                     // struct socket, kernel virtual (file->private_data)
   Addr sock = 0;                       // struct sock (socket->sk)
@@ -154,6 +161,7 @@ struct Socket {
   Maybe<std::string> local_address, remote_address;
   Maybe<std::uint32_t> local_port, remote_port;
   Maybe<std::uint64_t> peer_inode;  // AF_UNIX: the connected peer's inode
+  Maybe<SocketFilter> filter;       // not applicable when no filter is attached
 };
 
 // The socket open as `descriptor` (one of `task`'s): not applicable when the file is not a socket,

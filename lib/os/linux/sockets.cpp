@@ -31,6 +31,7 @@ struct SocketLayout {
   std::uint32_t inode_ino = 0;
   std::optional<UnixLayout> unix_sock;
   std::optional<std::uint32_t> netlink_portid, netlink_dst_portid, packet_num;
+  std::optional<std::uint32_t> sk_filter, filter_prog, prog_len, prog_orig;
 
   static Expected<SocketLayout> bind(const Profile& p) {
     auto optional = [&](std::string_view type, std::string_view field) -> std::optional<std::uint32_t> {
@@ -75,6 +76,10 @@ struct SocketLayout {
     l.netlink_portid = optional("netlink_sock", "portid");
     l.netlink_dst_portid = optional("netlink_sock", "dst_portid");
     l.packet_num = optional("packet_sock", "num");
+    l.sk_filter = optional("sock", "sk_filter");
+    l.filter_prog = optional("sk_filter", "prog");
+    l.prog_len = optional("bpf_prog", "len");
+    l.prog_orig = optional("bpf_prog", "orig_prog");
     return l;
   }
 };
@@ -105,6 +110,7 @@ class SocketReader {
     s.protocol = maybe(fields_.read<std::uint16_t>("sock.sk_protocol", s.sock + layout_.protocol));
     s.state = maybe(fields_.read<std::uint8_t>("sock.skc_state", s.sock + layout_.state));
     s.net_namespace = net_namespace(s.sock);
+    s.filter = filter(s.sock);
     s.local_address = s.remote_address = Absence::not_applicable;
     s.local_port = s.remote_port = Absence::not_applicable;
     s.peer_inode = Absence::not_applicable;
@@ -157,6 +163,23 @@ class SocketReader {
     const auto net = fields_.pointer("sock.skc_net", sock + *layout_.net);
     if (!net) return Absence::unreadable;
     return maybe(fields_.read<std::uint32_t>("net.ns.inum", *net + *layout_.net_inum));
+  }
+
+  // sk_filter_charge()'s program: classic filters keep their original (bpf_prog.orig_prog).
+  Maybe<SocketFilter> filter(Addr sock) {
+    if (!layout_.sk_filter || !layout_.filter_prog || !layout_.prog_len || !layout_.prog_orig) {
+      fields_.warn("sock.sk_filter", sock, "is not in the profile");
+      return Absence::unreadable;
+    }
+    const auto attached = fields_.read<std::uint64_t>("sock.sk_filter", sock + *layout_.sk_filter);
+    if (!attached) return Absence::unreadable;
+    if (*attached == 0) return Absence::not_applicable;
+    const auto program = fields_.pointer("sk_filter.prog", *attached + *layout_.filter_prog);
+    if (!program) return Absence::unreadable;
+    const auto length = fields_.read<std::uint32_t>("bpf_prog.len", *program + *layout_.prog_len);
+    const auto original = fields_.read<std::uint64_t>("bpf_prog.orig_prog", *program + *layout_.prog_orig);
+    if (!length || !original) return Absence::unreadable;
+    return SocketFilter{*program, *original != 0, *length};
   }
 
   void read_inet(Socket& s) {
