@@ -43,7 +43,9 @@ SHARED_KERNELS="$(cd "$REPO/.." && pwd)/shared/kernels"
 #      socket, UDP6 on [::]:5354; vmi-wl-a: a netlink and a packet socket); truth/net.tsv (the
 #      guest's /proc/net/{tcp,tcp6,udp,udp6,unix,netlink,packet} rows); guest.env gains NET_NS and
 #      CPU_PTI; recover-6.1-cloud boots with pti=on (sample.env gains KERNEL_EXTRA_ARGS)
-TRUTH_VERSION=5
+#   6: truth/args.tsv gains environ_hex (/proc/PID/environ); vmi-wl (c1) x's last argument and first
+#      environment value start with bytes that are not UTF-8 (0xff, 0xfe)
+TRUTH_VERSION=6
 # The guest.env facts a sample of this TRUTH_VERSION must have (checked after every boot).
 TRUTH_FACTS=(BOOT_WALL_NS BOOT_WALL_NS_ERROR PROC_STAT_BTIME KCORE_TEXT_VADDR KCORE_TEXT_PADDR KCORE_DIRECT_MAP_BASE
   IOMEM_KERNEL_CODE KALLSYMS__text KALLSYMS_init_top_pgt NET_NS CPU_PTI)

@@ -141,7 +141,7 @@ def parse_sections(text):
 
 
 ARG_COLUMNS = ["pid", "arg_start", "arg_end", "env_start", "env_end", "start_code", "end_code", "start_stack",
-               "cmdline_hex"]
+               "cmdline_hex", "environ_hex"]
 FD_COLUMNS = ["pid", "fd", "link", "flags", "pos", "mnt_id", "ino", "dev", "mode", "size", "atime_ns", "mtime_ns",
               "ctime_ns"]
 

@@ -121,6 +121,9 @@
 #include <unistd.h>
 
 static int ready_pipe[2];
+static int main_argc;     /* main's argc and argv: c1 rewrites its copy of the strings (see proc_c1) */
+static char **main_argv;
+extern char **environ;
 
 static void die(const char *what) {
     dprintf(2, "vmi-workload: %s: %s\n", what, strerror(errno));
@@ -363,8 +366,23 @@ static void proc_b(void) {
     start_threads(b_threads, 4);
     block_forever();
 }
+/*
+ * c1's arguments and environment hold bytes that are not UTF-8, for psaux and envars: the last
+ * argument's first byte becomes 0xff, and the first environment string's first value byte 0xfe
+ * (both in place: /proc/PID/cmdline and environ read the original argument and environment
+ * areas). Lengths and NULs stay, so the layout addresses do not move.
+ */
+static void rewrite_c1_strings(void) {
+    if (main_argc > 1 && main_argv[main_argc - 1][0] != 0) main_argv[main_argc - 1][0] = (char)0xff;
+    if (environ && environ[0]) {
+        char *eq = strchr(environ[0], '=');
+        if (eq && eq[1] != 0) eq[1] = (char)0xfe;
+    }
+}
+
 static void proc_c1(void) {
     set_name("vmi-wl (c1) x");
+    rewrite_c1_strings();
     block_forever();
 }
 static void proc_c(void) {
@@ -785,10 +803,10 @@ static void read_module_params(void) {
  * and its fds' F lines, then the M lines of /proc/modules, the MP lines read at start and the N
  * lines of /proc/net.
  */
-/* A line: the user address-space layout /proc/PID/stat shows the (root) collector and
- * /proc/PID/cmdline in hex, for processes with arguments (kernel threads have none). The
- * arguments are the process's own memory: reading them from the snapshot through the process's
- * page tables must give these bytes. `rest` is the stat line after the comm. */
+/* A line: the user address-space layout /proc/PID/stat shows the (root) collector, then
+ * /proc/PID/cmdline and /proc/PID/environ in hex, for processes with arguments (kernel threads
+ * have none). Both are the process's own memory: reading them from the snapshot through the
+ * process's page tables must give these bytes. `rest` is the stat line after the comm. */
 static void collect_args(int pid, const char *rest) {
     unsigned long long field[64] = {0}; /* field[k]: stat field k (1-based; 3 is the state) */
     int k = 3;
@@ -807,10 +825,15 @@ static void collect_args(int pid, const char *rest) {
     snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
     ssize_t n = read_file(path, kbuf, 4097);
     if (n <= 0) return;
-    static char hexed[2 * 4096 + 1];
+    static char hexed[2 * 4096 + 1], env_hexed[2 * 8192 + 1];
     for (ssize_t i = 0; i < n; i++) snprintf(hexed + 2 * i, 3, "%02x", (unsigned char)kbuf[i]);
-    emit("A\t%d\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%s\n", pid, field[48], field[49], field[50], field[51],
-         field[26], field[27], field[28], hexed);
+    snprintf(path, sizeof path, "/proc/%d/environ", pid);
+    ssize_t e = read_file(path, kbuf, 8193);
+    if (e < 0 || e >= 8192) return; /* more environment than that (maybe cut short) is not ours */
+    for (ssize_t i = 0; i < e; i++) snprintf(env_hexed + 2 * i, 3, "%02x", (unsigned char)kbuf[i]);
+    env_hexed[2 * e] = 0;
+    emit("A\t%d\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%llu\t%s\t%s\n", pid, field[48], field[49], field[50],
+         field[51], field[26], field[27], field[28], hexed, env_hexed);
 }
 
 static void collect_procs(void) {
@@ -1031,6 +1054,8 @@ static void run_lime(const char *ko) {
 }
 
 int main(int argc, char **argv) {
+    main_argc = argc;
+    main_argv = argv;
     /* argv[1]: seconds to wait after the tree is up; argv[2]: stable checks wanted;
      * argv[3] (optional): lime.ko, see run_lime() */
     int settle = argc > 1 ? atoi(argv[1]) : 2;

@@ -184,18 +184,6 @@ std::uint64_t system_map_address(const Sample& sample, std::string_view symbol) 
 
 namespace {
 
-// The truth drops a workqueue worker's "-desc"/"+desc" suffix, which changes whenever the worker
-// runs (samples/workload.c); compare NAME the same way.
-// A workqueue worker's name without the "+desc"/"-desc" of its latest work item, which changes
-// from moment to moment; the worker id before it ("kworker/<cpu>:<id>[H]", "kworker/u<pool>:<id>")
-// is kept whole, and so are rescuers ("kworker/R-<workqueue>"), as samples/workload.c records them.
-std::string without_worker_desc(const std::string& name) {
-  static const std::regex worker_with_desc(R"((kworker/u?[0-9]+:[0-9]+H?)[-+].*)");
-  std::smatch match;
-  if (std::regex_match(name, match, worker_with_desc)) return match[1];
-  return name;
-}
-
 std::int64_t integer(const Row& row, int column) { return std::get<std::int64_t>(row.cells.at(column)); }
 const std::string& text(const Row& row, int column) { return std::get<std::string>(row.cells.at(column)); }
 
@@ -298,6 +286,13 @@ Session open_sample(const std::filesystem::path& image, const std::filesystem::p
   auto session = Session::open(image, options);
   REQUIRE_MESSAGE(session.has_value(), test::error_text(session));
   return std::move(*session);
+}
+
+std::string without_worker_desc(const std::string& name) {
+  static const std::regex worker_with_desc(R"((kworker/u?[0-9]+:[0-9]+H?)[-+].*)");
+  std::smatch match;
+  if (std::regex_match(name, match, worker_with_desc)) return match[1];
+  return name;
 }
 
 void for_each_sample_image(const std::function<void(Session&, const Sample&)>& check) {

@@ -109,6 +109,9 @@ void for_each_sample_image(const std::function<void(Session&, const Sample&)>& c
 // The same over each recovery sample's raw and ELF image, with no profile file: the profile is
 // recovered from the snapshot (and cached per sample for the run).
 void for_each_recovery_image(const std::function<void(Session&, const Sample&)>& check);
+// A workqueue worker's name without the "+desc"/"-desc" of its latest work item, which changes
+// from moment to moment (the truth drops it); the worker id and rescuers' names are kept whole.
+std::string without_worker_desc(const std::string& name);
 // pslist (processes, then --threads) and pstree equal the guest's own /proc view (doctest CHECKs).
 void check_pslist_equals_proc(Session& session, const Sample& sample);
 void check_threads_equal_proc(Session& session, const Sample& sample);

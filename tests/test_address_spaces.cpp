@@ -23,11 +23,13 @@ struct TruthArguments {
 std::map<std::int64_t, TruthArguments> truth_arguments(const test::Sample& sample) {
   const auto path = sample.dir / "truth" / "args.tsv";
   REQUIRE_MESSAGE(fs::exists(path), "no truth/args.tsv in ", sample.dir.string(),
-                  ": rebuild the samples (TRUTH_VERSION 4)");
+                  ": rebuild the samples (TRUTH_VERSION 6)");
   std::ifstream in(path);
   std::string line;
   std::getline(in, line);
-  REQUIRE(line == "pid\targ_start\targ_end\tenv_start\tenv_end\tstart_code\tend_code\tstart_stack\tcmdline_hex");
+  REQUIRE(line ==
+          "pid\targ_start\targ_end\tenv_start\tenv_end\tstart_code\tend_code\tstart_stack\tcmdline_hex\t"
+          "environ_hex");
   std::map<std::int64_t, TruthArguments> arguments;
   while (std::getline(in, line)) {
     std::istringstream fields(line);

@@ -17,6 +17,8 @@ constexpr const Plugin* kPlugins[] = {
     &kLsmodPlugin,     // linux.lsmod
     &kLsofPlugin,      // linux.lsof
     &kSockstatPlugin,  // linux.sockstat
+    &kPsauxPlugin,     // linux.psaux
+    &kEnvarsPlugin,    // linux.envars
     &kCpusPlugin,      // linux.cpus
 };
 

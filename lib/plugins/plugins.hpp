@@ -11,5 +11,7 @@ extern const Plugin kLsmodPlugin;
 extern const Plugin kLsofPlugin;
 extern const Plugin kSockstatPlugin;
 extern const Plugin kCpusPlugin;
+extern const Plugin kPsauxPlugin;
+extern const Plugin kEnvarsPlugin;
 
 }  // namespace vmi

@@ -92,6 +92,18 @@ Expected<Maybe<MemoryLayout>> memory_layout(const Kernel& kernel, const Task& ta
 // address.
 std::shared_ptr<const PagedLayer> address_space(const Kernel& kernel, const MemoryLayout& layout);
 
+// At most this much of a process's argument or environment area is read (the kernel caps both
+// together at a quarter of the stack limit: 2 MiB by default).
+inline constexpr std::size_t kMaxUserStrings = std::size_t{2} << 20;
+
+// The raw bytes of a process's argument area [arg_start, arg_end) or environment area
+// [env_start, env_end), read through its own page tables: NUL-separated strings as
+// /proc/PID/cmdline and /proc/PID/environ give them. Not applicable for a kernel thread;
+// unreadable, with a warning naming the task and the first address not in the snapshot, when a
+// page of it is missing. Fails only when the profile lacks mm_struct's fields.
+Expected<Maybe<std::string>> process_arguments(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
+Expected<Maybe<std::string>> process_environment(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
+
 // One open file descriptor of a task, as /proc/PID/fd and /proc/PID/fdinfo show it. The inode's
 // fields are not applicable when the file has none; any field that cannot be read is unreadable,
 // with a warning naming the task, the descriptor, the field and its address.

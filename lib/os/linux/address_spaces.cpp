@@ -74,4 +74,44 @@ std::shared_ptr<const PagedLayer> address_space(const Kernel& kernel, const Memo
   return kernel.address_space(layout.page_table_root);
 }
 
+namespace {
+
+// [start, end) of the task's memory, or why not (`what`: "arguments", "environment").
+Expected<Maybe<std::string>> user_range(const Kernel& kernel, const Task& task, Diagnostics& diagnostics,
+                                        std::string_view what, Addr MemoryLayout::*start, Addr MemoryLayout::*end) {
+  const auto layout = VMI_TRY(memory_layout(kernel, task, diagnostics));
+  const auto* mm = std::get_if<MemoryLayout>(&layout);
+  if (mm == nullptr) return Maybe<std::string>(std::get<Absence>(layout));
+  const std::string owner =
+      "task " + hex(task.address) + " (pid " + std::to_string(task.pid) + "): " + std::string(what);
+  if (mm->*end < mm->*start) {
+    diagnostics.warn(owner + " end " + hex(mm->*end) + " before start " + hex(mm->*start));
+    return Maybe<std::string>(Absence::unreadable);
+  }
+  std::size_t size = mm->*end - mm->*start;
+  if (size > kMaxUserStrings) {
+    diagnostics.warn(owner + " at " + hex(mm->*start) + " span " + std::to_string(size) + " bytes; only the first " +
+                     std::to_string(kMaxUserStrings) + " are read");
+    size = kMaxUserStrings;
+  }
+  std::string bytes(size, '\0');
+  const auto space = address_space(kernel, *mm);
+  if (auto read = read_exact(*space, mm->*start, std::as_writable_bytes(std::span(bytes))); !read) {
+    diagnostics.warn(owner + " at " + hex(mm->*start) + "-" + hex(mm->*start + size) +
+                     " are not all in the snapshot: " + read.error().message);
+    return Maybe<std::string>(Absence::unreadable);
+  }
+  return Maybe<std::string>(std::move(bytes));
+}
+
+}  // namespace
+
+Expected<Maybe<std::string>> process_arguments(const Kernel& kernel, const Task& task, Diagnostics& diagnostics) {
+  return user_range(kernel, task, diagnostics, "arguments", &MemoryLayout::arg_start, &MemoryLayout::arg_end);
+}
+
+Expected<Maybe<std::string>> process_environment(const Kernel& kernel, const Task& task, Diagnostics& diagnostics) {
+  return user_range(kernel, task, diagnostics, "environment", &MemoryLayout::env_start, &MemoryLayout::env_end);
+}
+
 }  // namespace vmi::linux_objects
