@@ -3,6 +3,7 @@
 // never substitute a value that looks like data.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -14,13 +15,14 @@ namespace vmi::linux_objects {
 
 class FieldReader {
  public:
-  FieldReader(const Layer& layer, Diagnostics& diagnostics, std::string owner)
+  // `owner` names the object's owner in warnings; it is called only when there is one to write.
+  FieldReader(const Layer& layer, Diagnostics& diagnostics, std::function<std::string()> owner)
       : layer_(layer), diagnostics_(diagnostics), owner_(std::move(owner)) {}
 
   const Layer& layer() const { return layer_; }
 
   void warn(std::string_view field, Addr at, std::string_view why = "is unreadable") const {
-    diagnostics_.warn(owner_ + ": field '" + std::string(field) + "' at " + hex(at) + " " + std::string(why));
+    diagnostics_.warn(owner_() + ": field '" + std::string(field) + "' at " + hex(at) + " " + std::string(why));
   }
 
   template <typename T>
@@ -51,7 +53,7 @@ class FieldReader {
  private:
   const Layer& layer_;
   Diagnostics& diagnostics_;
-  std::string owner_;
+  std::function<std::string()> owner_;
 };
 
 }  // namespace vmi::linux_objects

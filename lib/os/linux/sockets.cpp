@@ -289,9 +289,10 @@ Expected<Maybe<Socket>> socket_of(const Kernel& kernel, const Task& task, const 
   if (*type != "SOCK") return Maybe<Socket>(Absence::not_applicable);
   const auto& bound = kernel.layout<SocketLayout>();
   if (!bound) return bound.error();
-  const FieldReader fields(
-      kernel.kernel_layer(), diagnostics,
-      "task " + hex(task.address) + " (pid " + std::to_string(task.pid) + ") fd " + std::to_string(descriptor.fd));
+  // The owner's name is formatted only for a warning, not for every socket read.
+  const FieldReader fields(kernel.kernel_layer(), diagnostics, [&] {
+    return "task " + hex(task.address) + " (pid " + std::to_string(task.pid) + ") fd " + std::to_string(descriptor.fd);
+  });
   return SocketReader(fields, *bound).read(descriptor.file);
 }
 
