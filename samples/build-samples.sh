@@ -45,7 +45,11 @@ SHARED_KERNELS="$(cd "$REPO/.." && pwd)/shared/kernels"
 #      CPU_PTI; recover-6.1-cloud boots with pti=on (sample.env gains KERNEL_EXTRA_ARGS)
 #   6: truth/args.tsv gains environ_hex (/proc/PID/environ); vmi-wl (c1) x's last argument and first
 #      environment value start with bytes that are not UTF-8 (0xff, 0xfe)
-TRUTH_VERSION=6
+#   7: truth/maps.tsv (/proc/PID/maps), truth/caps.tsv (/proc/PID/status Cap*), truth/mount_ns.tsv and
+#      truth/mountinfo.tsv (each mount namespace's /proc/PID/mountinfo), truth/kmsg.txt (/dev/kmsg);
+#      the workload maps files and anonymous memory (vmi-wl-b), an rwx page (c1), gives c1 its own
+#      capabilities and mount namespace, bind-mounts /run/vmi on /mnt/vmi-bind and logs known lines
+TRUTH_VERSION=7
 # The guest.env facts a sample of this TRUTH_VERSION must have (checked after every boot).
 TRUTH_FACTS=(BOOT_WALL_NS BOOT_WALL_NS_ERROR PROC_STAT_BTIME KCORE_TEXT_VADDR KCORE_TEXT_PADDR KCORE_DIRECT_MAP_BASE
   IOMEM_KERNEL_CODE KALLSYMS__text KALLSYMS_init_top_pgt NET_NS CPU_PTI)
@@ -432,7 +436,8 @@ fi
 
 # ------------------------------------------------------------------ samples to (re)build
 BASIC_FILES=(memory.raw memory.elf truth/processes.tsv truth/threads.tsv truth/version.txt truth/release.txt truth/kallsyms
-  truth/guest.env truth/modules.txt truth/module_params.tsv truth/fds.tsv truth/args.tsv truth/net.tsv sample.env)
+  truth/guest.env truth/modules.txt truth/module_params.tsv truth/fds.tsv truth/args.tsv truth/net.tsv
+  truth/maps.tsv truth/caps.tsv truth/mount_ns.tsv truth/mountinfo.tsv truth/kmsg.txt sample.env)
 # sample_ok dir kernel-dir package-version pinned all|basic|lime [extra kernel arguments]
 #   -> 0 if complete (and its kernel dir still exists)
 sample_ok() {
@@ -634,6 +639,10 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
   [ "$(wc -l < "$tmp/truth/args.tsv")" -gt 1 ] || { err "sample $name: no process arguments in truth/args.tsv"; return 1; }
   grep -q $'^tcp\t.* 0100007F:1E61 00000000:0000 0A ' "$tmp/truth/net.tsv" \
     || { err "sample $name: no TCP listener on 127.0.0.1:7777 in truth/net.tsv"; return 1; }
+  grep -q ' /etc/passwd$' "$tmp/truth/maps.tsv" || { err "sample $name: vmi-wl-b's /etc/passwd mapping is not in truth/maps.tsv"; return 1; }
+  grep -q ' /mnt/vmi-private ' "$tmp/truth/mountinfo.tsv" \
+    || { err "sample $name: c1's private tmpfs is not in truth/mountinfo.tsv"; return 1; }
+  [ "$(grep -c ';vmi-wl: ' "$tmp/truth/kmsg.txt")" = 3 ] || { err "sample $name: the workload's kernel log lines are not in truth/kmsg.txt"; return 1; }
   case " $kargs " in
     *" pti=on "*)
       [ "$(sed -n 's/^CPU_PTI=//p' "$tmp/truth/guest.env")" = 1 ] \

@@ -26,6 +26,12 @@ Writes into --out (which should be a fresh directory):
   truth/net.tsv     (the guest's sockets: table, line = every line but the header of
                      /proc/net/{tcp,tcp6,udp,udp6,unix,netlink,packet}, verbatim: the N lines,
                      in the order printed)
+  truth/maps.tsv    (pid, line: every line of every process's /proc/PID/maps, in order: V lines)
+  truth/caps.tsv    (pid, CapInh, CapPrm, CapEff, CapBnd, CapAmb of /proc/PID/status: C lines)
+  truth/mount_ns.tsv (pid, mnt namespace inode of /proc/PID/ns/mnt: NS lines)
+  truth/mountinfo.tsv (mnt namespace inode, line: /proc/PID/mountinfo of one process of each
+                     namespace, in order: MI lines)
+  truth/kmsg.txt    (every /dev/kmsg record of collection 1, as the kernel formats it: L lines)
 and prints `SNAPSHOT_TRIES=<n>` on success (with --formats all first `KDUMP_UNAVAILABLE=<codecs>`:
 the kdump codecs this QEMU said it cannot write, space separated). Exit status 0 on success.
 With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
@@ -146,11 +152,17 @@ FD_COLUMNS = ["pid", "fd", "link", "flags", "pos", "mnt_id", "ino", "dev", "mode
               "ctime_ns"]
 
 
+CAP_COLUMNS = ["pid", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
+
+
 def split_collection(payload):
-    """-> procs, threads, facts, files; files = (modules, params, fds, args, net): the /proc/modules
-    lines, the [module, param, value], the FD_COLUMNS rows (sorted by pid and fd), the
-    ARG_COLUMNS rows (sorted by pid) and the [table, line] socket rows (in the order printed)."""
+    """-> procs, threads, facts, files, kmsg; files = (modules, params, fds, args, net, maps, caps,
+    mount_ns, mountinfo): the /proc/modules lines, the [module, param, value], the FD_COLUMNS rows
+    (sorted by pid and fd), the ARG_COLUMNS rows (sorted by pid), the [table, line] socket rows
+    (in the order printed), the [pid, line] maps rows, the CAP_COLUMNS rows, the [pid, ns] rows and
+    the [ns, line] mountinfo rows (each in the order printed); kmsg: the /dev/kmsg lines."""
     procs, threads, facts, modules, params, fds, args, net = [], [], {}, [], [], [], [], []
+    maps, caps, mount_ns, mountinfo, kmsg = [], [], [], [], []
     for line in payload:
         f = line.split("\t")
         if f[0] == "P" and len(f) >= 10:
@@ -169,13 +181,23 @@ def split_collection(payload):
             fds.append(f[1:3] + ["\t".join(f[3:-10])] + f[-10:])  # the link may hold a tab
         elif f[0] == "N" and len(f) >= 3:
             net.append([f[1], "\t".join(f[2:])])  # the /proc/net line verbatim (a unix path may hold a tab)
+        elif f[0] == "V" and len(f) >= 3:
+            maps.append([f[1], "\t".join(f[2:])])
+        elif f[0] == "C" and len(f) == 1 + len(CAP_COLUMNS):
+            caps.append(f[1:])
+        elif f[0] == "NS" and len(f) == 3:
+            mount_ns.append(f[1:])
+        elif f[0] == "MI" and len(f) >= 3:
+            mountinfo.append([f[1], "\t".join(f[2:])])
+        elif f[0] == "L" and len(f) >= 2:
+            kmsg.append("\t".join(f[1:]))
         else:
             raise Failure(f"unexpected truth line {line!r}")
     procs.sort(key=lambda r: int(r[0]))
     threads.sort(key=lambda r: int(r[0]))
     fds.sort(key=lambda r: (int(r[0]), int(r[1])))
     args.sort(key=lambda r: int(r[0]))
-    return procs, threads, facts, (modules, params, fds, args, net)
+    return procs, threads, facts, (modules, params, fds, args, net, maps, caps, mount_ns, mountinfo), kmsg
 
 
 S_IFMT, S_IFCHR = 0o170000, 0o020000
@@ -186,12 +208,12 @@ def comparable_files(files):
     character devices. Console I/O (printing collection 1, reading GO) sets the console's
     (tty_update_time(), whole seconds, at most every 8 s), so in the truth they may also differ
     from the memory."""
-    modules, params, fds, args, net = files
+    modules, params, fds, *rest = files
     def mask(r):
         if r[8] != "?" and int(r[8], 8) & S_IFMT == S_IFCHR:
             return r[:10] + ["-", "-"] + r[12:]
         return r
-    return modules, params, [mask(r) for r in fds], args, net
+    return (modules, params, [mask(r) for r in fds], *rest)
 
 
 # Extra snapshot formats written while the VM is still stopped (same moment as memory.raw):
@@ -477,17 +499,19 @@ def main():
                 kallsyms = f.read()
             if len(kallsyms) != int(m.group(1)) or zlib.crc32(kallsyms) != int(m.group(2), 16):
                 raise Failure("kallsyms dump damaged (size/crc32 mismatch)")
-            p1, t1, facts, files1 = split_collection(secs[1][0])
-            p2, t2, _, files2 = split_collection(secs[2][0])
+            p1, t1, facts, files1, kmsg = split_collection(secs[1][0])
+            p2, t2, _, files2, _ = split_collection(secs[2][0])
+            if not any("vmi-wl: kernel log line one" in l for l in kmsg):
+                raise Failure("the workload's known lines are not among collection 1's /dev/kmsg records")
             if p1 != p2 or t1 != t2:
                 d = sorted(set(map(tuple, p1)) ^ set(map(tuple, p2))) + sorted(set(map(tuple, t1)) ^ set(map(tuple, t2)))
                 raise Failure(f"process/thread set changed across the snapshot: {d[:10]}")
             c1, c2 = comparable_files(files1), comparable_files(files2)
             if c1 != c2:
                 d = [sorted(set(map(str, x)) ^ set(map(str, y))) for x, y in zip(c1, c2)]
-                raise Failure(f"modules/parameters/open files/sockets changed across the snapshot: {[r for rows in d for r in rows][:10]}")
+                raise Failure(f"modules/parameters/open files/sockets/maps/capabilities/mounts changed across the snapshot: {[r for rows in d for r in rows][:10]}")
             if a.formats == "lime":
-                p3, t3, facts3, _ = split_collection(secs[3][0])
+                p3, t3, facts3, _, _ = split_collection(secs[3][0])
                 if p1 != p3 or t1 != t3:
                     d = sorted(set(map(tuple, p1)) ^ set(map(tuple, p3))) + sorted(set(map(tuple, t1)) ^ set(map(tuple, t3)))
                     raise Failure(f"process/thread set changed across the LiME dump: {d[:10]}")
@@ -506,13 +530,19 @@ def main():
         write_tsv(os.path.join(truth, "processes.tsv"),
                   ["pid", "ppid", "threads", "uid", "gid", "euid", "egid", "start_ticks", "comm"], p1)
         write_tsv(os.path.join(truth, "threads.tsv"), ["tid", "tgid", "comm"], t1)
-        modules, params, fds, args, net = files1
+        modules, params, fds, args, net, maps, caps, mount_ns, mountinfo = files1
         with open(os.path.join(truth, "modules.txt"), "w") as f:
             f.write("".join(m + "\n" for m in modules))
         write_tsv(os.path.join(truth, "module_params.tsv"), ["module", "param", "value"], params)
         write_tsv(os.path.join(truth, "fds.tsv"), FD_COLUMNS, fds)
         write_tsv(os.path.join(truth, "args.tsv"), ARG_COLUMNS, args)
         write_tsv(os.path.join(truth, "net.tsv"), ["table", "line"], net)
+        write_tsv(os.path.join(truth, "maps.tsv"), ["pid", "line"], maps)
+        write_tsv(os.path.join(truth, "caps.tsv"), CAP_COLUMNS, caps)
+        write_tsv(os.path.join(truth, "mount_ns.tsv"), ["pid", "ns"], mount_ns)
+        write_tsv(os.path.join(truth, "mountinfo.tsv"), ["ns", "line"], mountinfo)
+        with open(os.path.join(truth, "kmsg.txt"), "w") as f:
+            f.write("".join(l + "\n" for l in kmsg))
         with open(os.path.join(truth, "version.txt"), "w") as f:
             f.write(facts["PROC_VERSION"] + "\n")
         with open(os.path.join(truth, "release.txt"), "w") as f:

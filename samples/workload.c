@@ -43,12 +43,27 @@
  *                 (NETLINK_ROUTE, bound with nl_pid 0: the kernel assigns the port id, no groups)
  *                 and an unbound packet socket (AF_PACKET, SOCK_DGRAM, protocol 0: it receives
  *                 nothing, so its counters stay put)
+ *   vmi-wl-root   also bind-mounts /run/vmi on /mnt/vmi-bind (before spawning)
  *   vmi-wl-c      socketpair(AF_UNIX, SOCK_STREAM) (both ends), AF_UNIX stream listening on
  *                 /tmp/vmi-wl.sock, TCP listening on 127.0.0.1:7777, a TCP connection to it and
  *                 its accepted end (both ESTABLISHED), UDP bound to 0.0.0.0:5353, AF_UNIX datagram
  *                 bound to the abstract name "\0vmi-wl-abstract" (/proc/net/unix: @vmi-wl-abstract),
  *                 TCP6 listening on [::1]:7778 and UDP6 bound to [::]:5354 (left out, with a
  *                 warning on stderr, if the guest has no IPv6 loopback)
+ *
+ * Memory maps (for maps, malfind and elfs; every process also has its static executable, [heap],
+ * [stack], [vvar] and [vdso], and each thread its own anonymous stack):
+ *
+ *   vmi-wl-b      /etc/passwd mapped read-only, private (offset 0, one page); /run/vmi/state.db
+ *                 mapped read-write, shared (offset 4096 of an 8 KiB file, one page); 3 anonymous
+ *                 read-write pages, written
+ *   vmi-wl (c1) x an anonymous read-write-execute page holding code (nop sled, ret), named
+ *                 "vmi-wl-rwx" with PR_SET_VMA_ANON_NAME where the kernel has it ([anon:vmi-wl-rwx])
+ *
+ * Capabilities and mounts: c1 (uid 0) drops CAP_SYS_MODULE from its bounding set, adds
+ * CAP_NET_RAW to its inheritable set and raises it in its ambient set; it also unshares its mount
+ * namespace (made private) and mounts a tmpfs "vmi-private" on /mnt/vmi-private there. Before the
+ * tree starts the collector writes three known lines to /dev/kmsg (see log_known_lines).
  *
  * Any other failure to set them up kills the process (die()), so the tree never becomes ready
  * and the boot fails loudly.
@@ -65,6 +80,15 @@
  *   N <tab> table <tab> line                                      (sockets: every line but the
  *                                                                  header of /proc/net/<table>,
  *                                                                  verbatim, see collect_net)
+ *   V <tab> pid <tab> line                                        (/proc/PID/maps, line by line)
+ *   C <tab> pid inh prm eff bnd amb                               (/proc/PID/status Cap* values)
+ *   NS <tab> pid <tab> mnt namespace inode                        (/proc/PID/ns/mnt)
+ *   MI <tab> mnt namespace inode <tab> line                       (/proc/PID/mountinfo of the first
+ *                                                                  pid seen in each namespace)
+ *   L <tab> line                                                  (/dev/kmsg records, one per line,
+ *                                                                  as the kernel formats them;
+ *                                                                  collection 1 only, see
+ *                                                                  collect_kmsg)
  *   K <tab> KEY <tab> value                                       (system facts: /proc/version,
  *                                                                  cmdline, iomem, kcore, boot time, kallsyms,
  *                                                                  net namespace, cpuinfo flags)
@@ -107,8 +131,11 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/io.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <linux/capability.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
@@ -200,6 +227,26 @@ static void make_run_vmi(void) {
     if (mkdir("/run", 0755) != 0 && errno != EEXIST) die("mkdir /run");
     if (mkdir("/run/vmi", 0755) != 0) die("mkdir /run/vmi");
     if (mount("tmpfs", "/run/vmi", "tmpfs", 0, "size=1m,mode=1777") != 0) die("mount tmpfs /run/vmi");
+    if (mkdir("/mnt", 0755) != 0 && errno != EEXIST) die("mkdir /mnt");
+    if (mkdir("/mnt/vmi-bind", 0755) != 0) die("mkdir /mnt/vmi-bind");
+    if (mkdir("/mnt/vmi-private", 0755) != 0) die("mkdir /mnt/vmi-private");
+    if (mount("/run/vmi", "/mnt/vmi-bind", NULL, MS_BIND, NULL) != 0) die("bind mount /mnt/vmi-bind");
+}
+
+/* the collector, before spawning: known lines in the kernel log, with their own level (<prio> =
+ * facility * 8 + level; the kernel forces facility 0, kern, to 1, user, for what user space
+ * writes), one with a tab and non-ASCII bytes (/dev/kmsg readers see them escaped as \x09 and
+ * \xc3\xa9). Each ends in a newline: a record without one stays open for a continuation, and
+ * /dev/kmsg shows it only once another record follows. */
+static void log_known_lines(void) {
+    static const char *const lines[] = {"<5>vmi-wl: kernel log line one (user.notice)\n",
+                                        "<12>vmi-wl: user.warning line with facility 1\n",
+                                        "<14>vmi-wl: tab\there, caf\xc3\xa9 (user.info)\n"};
+    int fd = open("/dev/kmsg", O_WRONLY | O_CLOEXEC);
+    if (fd < 0) die("open /dev/kmsg");
+    for (size_t i = 0; i < sizeof lines / sizeof lines[0]; i++)
+        if (write(fd, lines[i], strlen(lines[i])) != (ssize_t)strlen(lines[i])) die("write /dev/kmsg");
+    close(fd);
 }
 
 static void open_files_b(void) {
@@ -327,6 +374,56 @@ static void open_files_a(void) {
     socket_or_die(AF_PACKET, SOCK_DGRAM, "socket AF_PACKET");
 }
 
+/* vmi-wl-b: file-backed and anonymous mappings (see the header); the fds are closed again */
+static void map_files_b(void) {
+    int fd = open_or_die("/etc/passwd", O_RDONLY, 0);
+    if (mmap(NULL, 4096, PROT_READ, MAP_PRIVATE, fd, 0) == MAP_FAILED) die("mmap /etc/passwd");
+    close(fd);
+    fd = open_or_die("/run/vmi/mapped.bin", O_RDWR | O_CREAT, 0600);
+    if (ftruncate(fd, 8192) != 0) die("ftruncate /run/vmi/mapped.bin");
+    char *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 4096);
+    if (shared == MAP_FAILED) die("mmap /run/vmi/mapped.bin");
+    memset(shared, 'm', 4096);
+    close(fd);
+    char *anon = mmap(NULL, 3 * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (anon == MAP_FAILED) die("mmap anonymous");
+    memset(anon, 'a', 3 * 4096);
+}
+
+#ifndef PR_SET_VMA
+#define PR_SET_VMA 0x53564d41
+#define PR_SET_VMA_ANON_NAME 0
+#endif
+
+/* c1: an anonymous rwx page with code in it (a nop sled and ret), named where the kernel can */
+static void map_rwx_c1(void) {
+    unsigned char *code = mmap(NULL, 4096, PROT_READ | PROT_WRITE | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (code == MAP_FAILED) die("mmap rwx");
+    memset(code, 0x90, 64);
+    code[64] = 0xc3;
+    prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, (unsigned long)code, 4096, (unsigned long)"vmi-wl-rwx"); /* EINVAL
+        without CONFIG_ANON_VMA_NAME: then the page is plain anonymous memory */
+}
+
+/* c1: bounding set without CAP_SYS_MODULE, CAP_NET_RAW inheritable and ambient */
+static void set_caps_c1(void) {
+    if (prctl(PR_CAPBSET_DROP, CAP_SYS_MODULE, 0, 0, 0) != 0) die("PR_CAPBSET_DROP");
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3, .pid = 0};
+    struct __user_cap_data_struct data[2];
+    if (syscall(SYS_capget, &hdr, data) != 0) die("capget");
+    data[0].inheritable |= 1u << CAP_NET_RAW;
+    if (syscall(SYS_capset, &hdr, data) != 0) die("capset");
+    if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, CAP_NET_RAW, 0, 0) != 0) die("PR_CAP_AMBIENT_RAISE");
+}
+
+/* c1: its own mount namespace, private, with a tmpfs only it sees */
+static void unshare_mounts_c1(void) {
+    if (unshare(CLONE_NEWNS) != 0) die("unshare CLONE_NEWNS");
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die("make / private");
+    if (mount("vmi-private", "/mnt/vmi-private", "tmpfs", MS_NOSUID | MS_NODEV, "size=64k,mode=700") != 0)
+        die("mount tmpfs /mnt/vmi-private");
+}
+
 static const char *const a1_threads[] = {"vmi-wl-a1-t1", "vmi-wl-a1-t2", "vmi-wl-a1-t3"};
 static const char *const b_threads[] = {"vmi-wl-b-w1", "vmi-wl-b-w2", "vmi-wl-b-w3", "vmi-wl-b-w4"};
 
@@ -363,6 +460,7 @@ static void proc_b(void) {
     set_ids(1000, 1000, 1000, 1000);
     spawn(proc_b1);           /* fork before the threads: only the caller is copied anyway */
     open_files_b();           /* after the fork: b1 does not inherit them */
+    map_files_b();
     start_threads(b_threads, 4);
     block_forever();
 }
@@ -383,6 +481,9 @@ static void rewrite_c1_strings(void) {
 static void proc_c1(void) {
     set_name("vmi-wl (c1) x");
     rewrite_c1_strings();
+    map_rwx_c1();
+    set_caps_c1();
+    unshare_mounts_c1();
     block_forever();
 }
 static void proc_c(void) {
@@ -836,9 +937,91 @@ static void collect_args(int pid, const char *rest) {
          field[51], field[26], field[27], field[28], hexed, env_hexed);
 }
 
+/* C line: the capability sets of /proc/PID/status (hex, as printed) */
+static void collect_caps(int pid, const char *status) {
+    static const char *const keys[] = {"\nCapInh:", "\nCapPrm:", "\nCapEff:", "\nCapBnd:", "\nCapAmb:"};
+    char values[5][32];
+    for (int i = 0; i < 5; i++) {
+        snprintf(values[i], sizeof values[i], "?");
+        const char *p = strstr(status, keys[i]);
+        if (p) sscanf(p + strlen(keys[i]), " %31s", values[i]);
+    }
+    emit("C\t%d\t%s\t%s\t%s\t%s\t%s\n", pid, values[0], values[1], values[2], values[3], values[4]);
+}
+
+/* emits prefix + line for every line of text */
+static void emit_lines(const char *prefix, const char *text) {
+    for (const char *line = text; *line;) {
+        const char *eol = strchr(line, '\n');
+        size_t n = eol ? (size_t)(eol - line) : strlen(line);
+        emit("%s%.*s\n", prefix, (int)n, line);
+        if (!eol) break;
+        line = eol + 1;
+    }
+}
+
+/* V lines: /proc/PID/maps verbatim (kernel threads have none) */
+static void collect_maps(int pid) {
+    char path[64], prefix[32];
+    snprintf(path, sizeof path, "/proc/%d/maps", pid);
+    ssize_t len = read_file(path, kbuf, sizeof kbuf);
+    if (len < 0) return;
+    if ((size_t)len >= sizeof kbuf - 1) { errno = EFBIG; die(path); }
+    snprintf(prefix, sizeof prefix, "V\t%d\t", pid);
+    emit_lines(prefix, kbuf);
+}
+
+/* NS line: the process's mount namespace; MI lines: the first process seen in a namespace has its
+ * /proc/PID/mountinfo printed (every process of a namespace sees the same mounts here: all share
+ * the root directory "/") */
+static unsigned long long seen_mnt_ns[256];
+static int n_seen_mnt_ns;
+
+static void collect_mounts(int pid) {
+    char path[64], link[64], prefix[48];
+    snprintf(path, sizeof path, "/proc/%d/ns/mnt", pid);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n <= 0) return;
+    link[n] = 0;
+    unsigned long long ns = 0;
+    if (sscanf(link, "mnt:[%llu]", &ns) != 1) return;
+    emit("NS\t%d\t%llu\n", pid, ns);
+    for (int i = 0; i < n_seen_mnt_ns; i++)
+        if (seen_mnt_ns[i] == ns) return;
+    if (n_seen_mnt_ns == 256) return;
+    seen_mnt_ns[n_seen_mnt_ns++] = ns;
+    snprintf(path, sizeof path, "/proc/%d/mountinfo", pid);
+    ssize_t len = read_file(path, kbuf, sizeof kbuf);
+    if (len < 0) return;
+    if ((size_t)len >= sizeof kbuf - 1) { errno = EFBIG; die(path); }
+    snprintf(prefix, sizeof prefix, "MI\t%llu\t", ns);
+    emit_lines(prefix, kbuf);
+}
+
+/*
+ * L lines: every record /dev/kmsg has, as the kernel formats it ("prio,seq,usec,flags;text" and
+ * its " KEY=value" dictionary lines; bytes outside printable ASCII and '\\' as \xNN). Printed in
+ * collection 1 only: the log may grow after it (every record it holds precedes the snapshot).
+ */
+static void collect_kmsg(void) {
+    int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) die("open /dev/kmsg");
+    static char rec[8192 + 1];
+    for (int records = 0; records < 100000; records++) {
+        ssize_t r = read(fd, rec, sizeof rec - 1);
+        if (r < 0 && errno == EPIPE) continue; /* overwritten while we read: the next one */
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;                     /* EAGAIN: no more */
+        rec[r] = 0;
+        emit_lines("L\t", rec);
+    }
+    close(fd);
+}
+
 static void collect_procs(void) {
     static int pids[65536], tids[65536];
     out_len = 0;
+    n_seen_mnt_ns = 0;
     char path[256], comm[64];
 
     int np = numeric_entries("/proc", pids, 65536, 0);
@@ -866,7 +1049,10 @@ static void collect_procs(void) {
         status_ids(kbuf, "\nGid:", &gid, &egid);
         emit("P\t%d\t%ld\t%ld\t%ld\t%ld\t%ld\t%ld\t%llu\t%s\n", pid, ppid, nthreads, uid, gid, euid, egid,
              start, comm);
+        collect_caps(pid, kbuf);
         collect_args(pid, rest);
+        collect_maps(pid);
+        collect_mounts(pid);
 
         snprintf(path, sizeof path, "/proc/%d/task", pid);
         int nt = numeric_entries(path, tids, 65536, 0);
@@ -941,6 +1127,7 @@ static void finish_and_print(int n) {
         ns[ns_len] = 0;
         emit("K\tNET_NS\t%s\n", ns);
     }
+    if (n == 1) collect_kmsg();
     boot_time_facts();
     emit("%s", kcore_lines);
     iomem_facts();
@@ -1066,6 +1253,7 @@ int main(int argc, char **argv) {
     read_kcore_facts();
     read_module_params(); /* sysfs: only now, see the lesson below */
     make_run_vmi();
+    log_known_lines();
     signal(SIGCHLD, SIG_DFL);
     if (pipe2(ready_pipe, O_CLOEXEC) != 0) die("pipe");
 
