@@ -10,12 +10,14 @@
 #include <vector>
 
 #include "vmi/disassembly.hpp"
+#include "vmi/text.hpp"
 
 namespace vmi::cli {
 
 std::string json_string(std::string_view text) {
   std::string out = "\"";
-  for (unsigned char c : text) {
+  for (std::size_t at = 0; at < text.size(); ++at) {
+    const auto c = static_cast<unsigned char>(text[at]);
     switch (c) {
       case '"':
         out += "\\\"";
@@ -33,7 +35,16 @@ std::string json_string(std::string_view text) {
         out += "\\t";
         break;
       default:
-        // Kernel strings are bytes, not UTF-8: escape everything outside printable ASCII.
+        // Well-formed UTF-8 passes through; any other byte outside printable ASCII (kernel
+        // strings are bytes) is escaped as the code point of its value.
+        if (c >= 0x80) {
+          const std::size_t length = utf8_sequence_length(text.substr(at));
+          if (length != 0) {
+            out.append(text.substr(at, length));
+            at += length - 1;
+            break;
+          }
+        }
         if (c < 0x20 || c >= 0x7f)
           out += fmt::format("\\u{:04x}", c);
         else

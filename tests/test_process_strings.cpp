@@ -7,13 +7,13 @@
 #include <set>
 #include <sstream>
 
-#include "plugins/user_text.hpp"
 #include "samples.hpp"
 #include "support.hpp"
 #include "vmi/image.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
+#include "vmi/text.hpp"
 
 using namespace vmi;
 

@@ -292,3 +292,85 @@ TEST_CASE("netstat names a BPF program attached to a socket: classic or extended
   CHECK(test::cell_text(sockets->rows[0], 13) == "CLOSE");
   CHECK(session.diagnostics().warnings().empty());
 }
+
+TEST_CASE("maps walks a maple leaf in address order and skips, with a warning, an area that belongs to another mm") {
+  ThreeTasks t;
+  std::vector<Addr> areas;
+  t.kernel.add_memory(t.shell,
+                      {{.start = 0x400000, .end = 0x401000, .flags = 0x5},     // r-x
+                       {.start = 0x600000, .end = 0x603000, .flags = 0x3},     // rw-
+                       {.start = 0x700000, .end = 0x701000, .mm = 0xdead000},  // someone else's
+                       {.start = 0x7ff000, .end = 0x800000, .flags = 0x8b}},   // rw-s
+                      &areas);
+  Session session = open_synthetic(t.kernel);
+  auto table = run_plugin(session, "maps");
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  REQUIRE(table->rows.size() == 3);
+  constexpr int kStart = 2, kEnd = 3, kFlags = 4, kPath = 9, kPerms = 11;
+  const std::pair<Addr, Addr> expected[] = {{0x400000, 0x401000}, {0x600000, 0x603000}, {0x7ff000, 0x800000}};
+  for (std::size_t i = 0; i < 3; ++i) {
+    CHECK(test::cell_integer(table->rows[i], 0) == 200);
+    CHECK(test::cell_address(table->rows[i], kStart) == expected[i].first);
+    CHECK(test::cell_address(table->rows[i], kEnd) == expected[i].second);
+    CHECK(test::cell_text(table->rows[i], kPath) == "");  // anonymous memory
+  }
+  CHECK(test::cell_text(table->rows[0], kFlags) == "r-x");
+  CHECK(test::cell_text(table->rows[2], kPerms) == "rw-s");
+  CHECK(has_warning(session, "vm_area_struct' at " + hex(areas[2])));
+}
+
+TEST_CASE("kmsg reads the records written into the printk ring; a record whose text block is not its own is skipped") {
+  ThreeTasks t;
+  const Addr descs =
+      t.kernel.add_log({{.text = "first line", .facility = 0, .level = 6, .timestamp_ns = 1'500'000},
+                        {.text = "second line", .facility = 1, .level = 3, .timestamp_ns = 2'000'001'000},
+                        {.text = "third line", .level = 4, .timestamp_ns = 3'000'000'000}});
+  SUBCASE("every record") {
+    Session session = open_synthetic(t.kernel);
+    auto table = run_plugin(session, "dmesg");
+    REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+    REQUIRE(table->rows.size() == 3);
+    CHECK(test::cell_text(table->rows[0], 0) == "kern");
+    CHECK(test::cell_text(table->rows[0], 1) == "info");
+    CHECK(test::cell_text(table->rows[0], 2) == "0.001500");
+    CHECK(test::cell_text(table->rows[0], 4) == "first line");
+    CHECK(test::cell_text(table->rows[1], 0) == "user");
+    CHECK(test::cell_text(table->rows[1], 1) == "err");
+    CHECK(test::cell_text(table->rows[1], 2) == "2.000001");
+    CHECK(test::cell_text(table->rows[1], 3) == "Task(1)");
+    CHECK(test::cell_integer(table->rows[2], 5) == 2);
+    CHECK(session.diagnostics().warnings().empty());
+  }
+  SUBCASE("the second record's block says it belongs to another id") {
+    const Addr begin = t.kernel.read<std::uint64_t>(
+        t.kernel.field_address(descs + t.kernel.size_of("prb_desc"), "prb_desc", "text_blk_lpos.begin"));
+    const Addr data = t.kernel.read<std::uint64_t>(t.kernel.field_address(
+        t.kernel.read<std::uint64_t>(t.kernel.symbol("prb")), "printk_ringbuffer", "text_data_ring.data"));
+    t.kernel.put<std::uint64_t>(data + begin, 7);
+    Session session = open_synthetic(t.kernel);
+    auto table = run_plugin(session, "dmesg");
+    REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+    REQUIRE(table->rows.size() == 2);
+    CHECK(test::cell_text(table->rows[1], 4) == "third line");
+    CHECK(has_warning(session, "record 1 skipped"));
+  }
+}
+
+TEST_CASE("capabilities show the sets written into a task's credentials, by name and as /proc prints them") {
+  ThreeTasks t;
+  const Addr cred = t.kernel.read<std::uint64_t>(t.kernel.field_address(t.shell, "task_struct", "real_cred"));
+  t.kernel.set<std::uint64_t>(cred, "cred", "cap_effective", (1u << 13) | 1u);  // net_raw, chown
+  t.kernel.set<std::uint64_t>(cred, "cred", "cap_bset", 0x1ffffffffffull);      // all 41
+  Session session = open_synthetic(t.kernel);
+  auto table = run_plugin(session, "capabilities");
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  const Row* shell = nullptr;
+  for (const Row& row : table->rows)
+    if (test::cell_integer(row, 1) == 200) shell = &row;
+  REQUIRE(shell != nullptr);
+  CHECK(test::cell_text(*shell, 7) == "chown, net_raw");
+  CHECK(test::cell_text(*shell, 8) == "all");
+  CHECK(test::cell_text(*shell, 5) == "");
+  CHECK(test::cell_text(*shell, 12) == "0000000000002001");
+  CHECK(session.diagnostics().warnings().empty());
+}

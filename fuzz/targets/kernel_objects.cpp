@@ -1,6 +1,7 @@
 // Every Linux plugin over a kernel laid out from the shipped Debian 6.1 profile by the
 // synthetic-kernel builder (synthetic_kernel.hpp, shared with tests/test_synthetic_states.cpp),
-// with the input as patches to its objects (tasks, creds, signals, a descriptor table, socket files): records of [u64
+// with the input as patches to its objects (tasks, creds, signals, a descriptor table, socket files, a maple tree
+// of memory areas, the printk ring): records of [u64
 // offset][u8 length][length bytes], each written at that offset (modulo their size) into the memory the builder
 // allocated. Page tables, banner and symbols stay valid, so every input gets past kernel detection into the walkers'
 // reads of task, cred and signal fields, lists and pointers.
@@ -58,6 +59,11 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
                                        .local_port = 22,
                                        .remote_port = 40000}));
   base->install(daemon, 4, base->add_socket_file({.state = 10, .inode = 101, .local_port = 22}));
+  // The daemon's memory (a maple leaf of areas) and a kernel log, for maps and dmesg.
+  base->add_memory(daemon, {{.start = 0x400000, .end = 0x401000, .flags = 0x5},
+                            {.start = 0x600000, .end = 0x602000},
+                            {.start = 0x7ffff000, .end = 0x80000000, .flags = 0x8b}});
+  base->add_log({{.text = "Linux version 6.1"}, {.text = "second", .facility = 1, .level = 4}});
   // The first session loads the profile into the shared catalog.
   vmi::Session session = open(*base);
   if (!session.kernel()) __builtin_trap();
@@ -80,7 +86,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   DiscardRows sink;
   vmi::PluginArgs threads;
   threads.values["threads"] = "";
-  for (const char* plugin : {"pslist", "pstree", "modules", "handles", "netstat"})
+  for (const char* plugin :
+       {"pslist", "pstree", "modules", "handles", "netstat", "maps", "capabilities", "dmesg", "mountinfo"})
     (void)vmi::run_plugin(session, plugin, {}, sink);
   (void)vmi::run_plugin(session, "pslist", threads, sink);
   return 0;

@@ -96,6 +96,21 @@ struct SocketSpec {
   bool classic_filter = true;             // SO_ATTACH_FILTER (else SO_ATTACH_BPF)
 };
 
+// A memory area of a process (include/linux/mm_types.h vm_area_struct).
+struct AreaSpec {
+  Addr start = 0, end = 0;
+  std::uint64_t flags = 0x3;  // VM_READ | VM_WRITE
+  Addr mm = 0;                // the area's vm_mm; 0: the process's own
+};
+
+// A kernel log record (kernel/printk/printk_ringbuffer.h printk_info and its text).
+struct LogSpec {
+  std::string text;
+  std::uint8_t facility = 0, level = 6;
+  std::uint64_t timestamp_ns = 0;
+  std::uint32_t caller = 1;
+};
+
 class SyntheticKernel {
  public:
   explicit SyntheticKernel(std::shared_ptr<const vmi::Profile> profile) : profile_(std::move(profile)) {
@@ -298,6 +313,83 @@ class SyntheticKernel {
     }
     if (sock_out != nullptr) *sock_out = sock;
     return file;
+  }
+
+  // A memory descriptor for `task` whose maple tree (6.1: mm->mm_mt) is one root leaf holding the
+  // areas in address order, the gaps between them as empty slots (at most 16 slots). Its page
+  // tables are the kernel's (init_top_pgt). Returns the mm_struct; `areas_out` the vm_area_structs.
+  Addr add_memory(Addr task, const std::vector<AreaSpec>& areas, std::vector<Addr>* areas_out = nullptr) {
+    const Addr mm = allocate("mm_struct");
+    set<std::uint64_t>(mm, "mm_struct", "pgd", symbol("init_top_pgt"));
+    const Addr node = allocate("maple_node");
+    std::vector<std::pair<Addr, Addr>> slots;  // entry, pivot (the slot's last address)
+    Addr cursor = 0;
+    for (const AreaSpec& area : areas) {
+      if (area.start > cursor) slots.emplace_back(0, area.start - 1);
+      const Addr vma = allocate("vm_area_struct");
+      set<std::uint64_t>(vma, "vm_area_struct", "vm_start", area.start);
+      set<std::uint64_t>(vma, "vm_area_struct", "vm_end", area.end);
+      set<std::uint64_t>(vma, "vm_area_struct", "vm_flags", area.flags);
+      set<std::uint64_t>(vma, "vm_area_struct", "vm_mm", area.mm != 0 ? area.mm : mm);
+      if (areas_out != nullptr) areas_out->push_back(vma);
+      slots.emplace_back(vma, area.end - 1);
+      cursor = area.end;
+    }
+    slots.emplace_back(0, ~Addr{0});
+    if (slots.size() > 16) throw std::runtime_error("synthetic kernel: more areas than one maple leaf holds");
+    const std::uint32_t pivots = offset("maple_range_64", "pivot"), entries = offset("maple_range_64", "slot");
+    for (std::size_t i = 0; i < slots.size(); ++i) {
+      put<std::uint64_t>(node + entries + 8 * i, slots[i].first);
+      if (i < 15) put<std::uint64_t>(node + pivots + 8 * i, slots[i].second);
+    }
+    put<std::uint8_t>(node + offset("maple_range_64", "meta") + offset("maple_metadata", "end"),
+                      static_cast<std::uint8_t>(slots.size() - 1));
+    // A root leaf: the node's address, its type (maple_leaf_64) in bits 3-6, bit 2 (a node) and
+    // bit 1 (the root).
+    set<std::uint64_t>(mm, "mm_struct", "mm_mt.ma_root", node | (1u << 3) | 0x4 | 0x2);
+    set<std::uint64_t>(task, "task_struct", "mm", mm);
+    set<std::uint64_t>(task, "task_struct", "active_mm", mm);
+    return mm;
+  }
+
+  // The kernel log: `prb` pointing at a ring of 16 descriptors and 4 KiB of text holding these
+  // records, finalized, with ids and sequence numbers from 0. Returns the descriptors' address.
+  Addr add_log(const std::vector<LogSpec>& records) {
+    constexpr unsigned kCountBits = 4, kSizeBits = 12;
+    if (records.empty() || records.size() > (1u << kCountBits))
+      throw std::runtime_error("synthetic kernel: 1 to 16 log records");
+    const Addr ring = allocate("printk_ringbuffer");
+    put<std::uint64_t>(symbol("prb"), ring);
+    const std::uint32_t desc_size = size_of("prb_desc"), info_size = size_of("printk_info");
+    const Addr descs = allocate(desc_size << kCountBits), infos = allocate(info_size << kCountBits);
+    const Addr data = allocate(std::size_t{1} << kSizeBits);
+    set<std::uint32_t>(ring, "printk_ringbuffer", "desc_ring.count_bits", kCountBits);
+    set<std::uint64_t>(ring, "printk_ringbuffer", "desc_ring.descs", descs);
+    set<std::uint64_t>(ring, "printk_ringbuffer", "desc_ring.infos", infos);
+    set<std::uint64_t>(ring, "printk_ringbuffer", "desc_ring.tail_id", 0);
+    set<std::uint64_t>(ring, "printk_ringbuffer", "desc_ring.head_id", records.size() - 1);
+    set<std::uint32_t>(ring, "printk_ringbuffer", "text_data_ring.size_bits", kSizeBits);
+    set<std::uint64_t>(ring, "printk_ringbuffer", "text_data_ring.data", data);
+    std::uint64_t position = 0;
+    for (std::uint64_t id = 0; id < records.size(); ++id) {
+      const LogSpec& record = records[id];
+      const Addr desc = descs + id * desc_size, info = infos + id * info_size;
+      const std::uint64_t size = (8 + record.text.size() + 7) & ~std::uint64_t{7};
+      if (position + size > (1u << kSizeBits)) throw std::runtime_error("synthetic kernel: log text too long");
+      set<std::uint64_t>(desc, "prb_desc", "state_var", std::uint64_t{2} << 62 | id);  // desc_finalized
+      set<std::uint64_t>(desc, "prb_desc", "text_blk_lpos.begin", position);
+      set<std::uint64_t>(desc, "prb_desc", "text_blk_lpos.next", position + size);
+      put<std::uint64_t>(data + position, id);
+      write(data + position + 8, record.text.data(), record.text.size());
+      position += size;
+      set<std::uint64_t>(info, "printk_info", "seq", id);
+      set<std::uint64_t>(info, "printk_info", "ts_nsec", record.timestamp_ns);
+      set<std::uint16_t>(info, "printk_info", "text_len", static_cast<std::uint16_t>(record.text.size()));
+      set<std::uint8_t>(info, "printk_info", "facility", record.facility);
+      set<std::uint8_t>(info, "printk_info", "level", static_cast<std::uint8_t>(record.level << 5));
+      set<std::uint32_t>(info, "printk_info", "caller_id", record.caller);
+    }
+    return descs;
   }
 
   static constexpr std::uint32_t kInitNetInode = 4026531840u;  // PROC_NET_INIT_INO

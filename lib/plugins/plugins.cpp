@@ -12,14 +12,18 @@ namespace vmi {
 
 namespace {
 constexpr const Plugin* kPlugins[] = {
-    &kPslistPlugin,    // linux.pslist
-    &kPstreePlugin,    // linux.pstree
-    &kLsmodPlugin,     // linux.lsmod
-    &kLsofPlugin,      // linux.lsof
-    &kSockstatPlugin,  // linux.sockstat
-    &kPsauxPlugin,     // linux.psaux
-    &kEnvarsPlugin,    // linux.envars
-    &kCpusPlugin,      // linux.cpus
+    &kPslistPlugin,        // linux.pslist
+    &kPstreePlugin,        // linux.pstree
+    &kLsmodPlugin,         // linux.lsmod
+    &kLsofPlugin,          // linux.lsof
+    &kSockstatPlugin,      // linux.sockstat
+    &kPsauxPlugin,         // linux.psaux
+    &kEnvarsPlugin,        // linux.envars
+    &kCpusPlugin,          // linux.cpus
+    &kMapsPlugin,          // linux.proc.maps
+    &kCapabilitiesPlugin,  // linux.capabilities
+    &kKmsgPlugin,          // linux.kmsg
+    &kMountinfoPlugin,     // linux.mountinfo
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};
@@ -30,9 +34,12 @@ Expected<std::vector<std::int64_t>> parse_integers(std::string_view name, std::s
   while (true) {
     const auto comma = rest.find(',');
     const std::string_view item = rest.substr(0, comma);
+    // Decimal, or hexadecimal after 0x (addresses).
+    const bool hexadecimal = item.starts_with("0x") || item.starts_with("0X");
+    const std::string_view digits = hexadecimal ? item.substr(2) : item;
     std::int64_t number = 0;
-    auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
-    if (item.empty() || ec != std::errc() || end != item.data() + item.size()) {
+    auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), number, hexadecimal ? 16 : 10);
+    if (digits.empty() || ec != std::errc() || end != digits.data() + digits.size()) {
       return make_error(Errc::invalid_argument, "--" + std::string(name) + ": '" + std::string(item) +
                                                     "' is not an integer (expected a comma-separated list)");
     }

@@ -13,5 +13,9 @@ extern const Plugin kSockstatPlugin;
 extern const Plugin kCpusPlugin;
 extern const Plugin kPsauxPlugin;
 extern const Plugin kEnvarsPlugin;
+extern const Plugin kMapsPlugin;
+extern const Plugin kCapabilitiesPlugin;
+extern const Plugin kKmsgPlugin;
+extern const Plugin kMountinfoPlugin;
 
 }  // namespace vmi

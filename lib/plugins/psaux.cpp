@@ -2,9 +2,9 @@
 #include <algorithm>
 
 #include "plugins/plugins.hpp"
-#include "plugins/user_text.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/rows.hpp"
+#include "vmi/text.hpp"
 
 namespace vmi {
 

@@ -73,11 +73,78 @@ inline constexpr std::size_t kMaxModules = 1u << 16;
 Expected<void> for_each_module(const Kernel& kernel, Diagnostics& diagnostics,
                                const std::function<bool(Module&&)>& visit);
 
+// One record of the kernel log (the printk ring buffer), as /dev/kmsg shows it.
+struct LogRecord {
+  std::uint64_t sequence = 0;      // printk's sequence number
+  std::uint64_t timestamp_ns = 0;  // local_clock() at printk, ns since boot
+  std::uint8_t facility = 0;       // 0 kern, 1 user, ... (syslog facilities)
+  std::uint8_t level = 0;          // 0 emerg ... 7 debug
+  std::uint32_t caller_id = 0;     // 0x80000000 | CPU in interrupt context, else the task's pid
+  bool finalized = true;           // false: the last record, still open for a continuation
+  std::string text;                // raw bytes, without a trailing newline
+  std::string subsystem, device;   // the dictionary (dev_printk_info), empty when none
+};
+
+// At most this many records are read (the ring of a 6.1 kernel holds 2^15 descriptors by default
+// and log_buf_len allows 2^25 bytes).
+inline constexpr std::size_t kMaxLogRecords = std::size_t{1} << 20;
+
+// Visits the kernel log's records, oldest first, from the lockless ring buffer of 5.10 and later
+// (`prb`). Records whose descriptor was reused, or whose text block is out of place, are skipped
+// with a warning naming the descriptor's address. Fails when the kernel has no such ring (older
+// kernels keep a log_buf of struct printk_log records instead) or it cannot be read.
+Expected<void> for_each_log_record(const Kernel& kernel, Diagnostics& diagnostics,
+                                   const std::function<bool(LogRecord&&)>& visit);
+
+// One mount of a mount namespace, as /proc/PID/mountinfo shows it to a task of that namespace
+// (fs/proc_namespace.c show_mountinfo()): paths and names escaped as there (space, tab, newline
+// and backslash as \ooo). A field that cannot be read, or that the kernel computes with code
+// this reader does not model (a file system's own show_options, show_devname or show_path), is
+// unreadable, with a warning naming the mount and why.
+struct Mount {
+  Addr mount = 0;                  // struct mount, kernel virtual
+  std::uint32_t namespace_id = 0;  // the mount namespace's inode number (/proc/PID/ns/mnt)
+  std::int32_t pid = 0;            // the process of that namespace whose root the paths are under
+  Maybe<std::int32_t> id, parent_id;
+  Maybe<std::uint32_t> major, minor;      // the file system's device
+  Maybe<std::string> root;                // the mount's root inside its file system
+  Maybe<std::string> mount_point;         // as the process sees it
+  Maybe<std::string> options;             // per-mount: "rw,nosuid,relatime"
+  Maybe<std::string> fields;              // "shared:1 master:2 unbindable", "" for none
+  Maybe<std::string> fstype;              // "tmpfs", "fuse.sshfs"
+  Maybe<std::string> source;              // mnt_devname, "none" when it has none
+  Maybe<std::string> superblock_options;  // "rw,size=1024k,inode64"
+};
+
+// At most this many mount namespaces and mounts per namespace are read.
+inline constexpr std::size_t kMaxMountNamespaces = 1u << 12;
+inline constexpr std::size_t kMaxMounts = 1u << 16;
+
+// Visits every mount of every mount namespace a process uses, namespace by namespace in the
+// order their first process is found on the task list, each in /proc/PID/mountinfo's order (the
+// namespace's list before 6.8, its tree ordered by mount id since). A mount that is not below the
+// process's root is left out, as /proc leaves it out. Bounded and cycle-safe; fails only when
+// the profile lacks the structures.
+Expected<void> for_each_mount(const Kernel& kernel, Diagnostics& diagnostics,
+                              const std::function<bool(Mount&&)>& visit);
+
+// A task's capability sets, as /proc/PID/status shows them (CapInh, CapPrm, CapEff, CapBnd,
+// CapAmb), from its objective credentials (real_cred). Bit n is capability n (CAP_CHOWN = 0).
+struct Capabilities {
+  Maybe<std::uint64_t> inheritable, permitted, effective, bounding;
+  Maybe<std::uint64_t> ambient;  // not applicable before 4.3, which had no ambient set
+};
+
+// `task`'s capabilities; a set that cannot be read is unreadable, with a warning naming the task,
+// the field and its address. Fails only when the profile lacks cred's capability fields.
+Expected<Capabilities> capabilities_of(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
+
 // A process's memory as its mm_struct describes it, and where its page tables are.
 struct MemoryLayout {
   Addr mm = 0;               // mm_struct, kernel virtual
   Addr page_table_root = 0;  // mm->pgd, physical
   Addr start_code = 0, end_code = 0, start_stack = 0;
+  Addr start_brk = 0, brk = 0;                                  // the heap
   Addr arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;  // argv and environment strings
 };
 
@@ -103,6 +170,34 @@ inline constexpr std::size_t kMaxUserStrings = std::size_t{2} << 20;
 // page of it is missing. Fails only when the profile lacks mm_struct's fields.
 Expected<Maybe<std::string>> process_arguments(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
 Expected<Maybe<std::string>> process_environment(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
+
+// One memory area of a process (a vm_area_struct), as /proc/PID/maps shows it.
+struct MemoryMap {
+  Addr vma = 0;             // vm_area_struct, kernel virtual
+  Addr start = 0, end = 0;  // [start, end)
+  std::uint64_t flags = 0;  // vm_flags (VM_READ 0x1, VM_WRITE 0x2, VM_EXEC 0x4, VM_MAYSHARE 0x80, ...)
+  Addr file = 0;            // struct file behind the area (vm_file), 0 for anonymous memory
+  // For a file: its offset in bytes (vm_pgoff << 12), its file system's device and its inode
+  // number; 0 for anonymous memory, as /proc shows it.
+  Maybe<std::uint64_t> page_offset, inode;
+  Maybe<std::uint32_t> major, minor;
+  // /proc's last column: the file's path (" (deleted)" after an unlinked one), "[heap]",
+  // "[stack]", "[vdso]", "[vvar]", "[anon:NAME]", or empty for anonymous memory.
+  Maybe<std::string> name;
+  std::string permissions() const;  // /proc's "r-xp": read, write, execute, then shared or private
+};
+
+// At most this many areas are read from one process (vm.max_map_count is 65530 by default).
+inline constexpr std::size_t kMaxMemoryMaps = std::size_t{1} << 18;
+
+// Visits the areas of `task`'s memory (`layout`, its memory_layout) in address order: the maple
+// tree of 6.1 and later (mm->mm_mt), else the vm_next list (mm->mmap). The walk is bounded
+// (kMaxMemoryMaps areas, the tree's depth and node count) and cycle-safe; a node or area that
+// cannot be read, or one that does not belong to this mm or breaks address order, is skipped
+// with a warning naming the task and the address. Fails only when the profile lacks the
+// structures.
+Expected<void> for_each_memory_map(const Kernel& kernel, const Task& task, const MemoryLayout& layout,
+                                   Diagnostics& diagnostics, const std::function<bool(MemoryMap&&)>& visit);
 
 // One open file descriptor of a task, as /proc/PID/fd and /proc/PID/fdinfo show it. The inode's
 // fields are not applicable when the file has none; any field that cannot be read is unreadable,
@@ -143,6 +238,11 @@ std::optional<Addr> file_table_of(const Kernel& kernel, const Task& task, Diagno
 // resolves them for a reader in the same mount namespace.
 Expected<void> for_each_file_descriptor(const Kernel& kernel, const Task& task, Addr table, DescriptorBudget& budget,
                                         Diagnostics& diagnostics, const std::function<bool(FileDescriptor&&)>& visit);
+
+// A struct file `task` holds other than through a descriptor (a memory area's vm_file), read as
+// for_each_file_descriptor reads a descriptor's: path, inode, device, mode, times; fd is -1 and
+// flags are not read.
+FileDescriptor describe_file(const Kernel& kernel, const Task& task, Addr file, Diagnostics& diagnostics);
 
 // The socket behind a file descriptor: its struct socket and the struct sock under it
 // (include/linux/net.h, include/net/sock.h). Endpoints are shown per family as /proc/net/* shows

@@ -1,6 +1,7 @@
-// Bytes a process keeps (arguments, environment) as text: UTF-8 passes through, every byte that
-// is not part of a well-formed UTF-8 sequence becomes "\xNN" (what Python's
-// decode("utf-8", "backslashreplace") writes), so nothing is dropped or guessed.
+// Bytes from the guest (a process's arguments and environment, kernel log lines) as text cells:
+// UTF-8 passes through, every byte that is not part of a well-formed UTF-8 sequence becomes
+// "\xNN" (what Python's decode("utf-8", "backslashreplace") writes), so nothing is dropped or
+// guessed.
 #pragma once
 
 #include <cstdio>

@@ -9,6 +9,7 @@ namespace {
 struct MmLayout {
   std::uint32_t task_mm = 0, pgd = 0;
   std::uint32_t start_code = 0, end_code = 0, start_stack = 0, arg_start = 0, arg_end = 0, env_start = 0, env_end = 0;
+  std::uint32_t start_brk = 0, brk = 0;
 
   static Expected<MmLayout> bind(const Profile& p) {
     MmLayout l;
@@ -21,6 +22,8 @@ struct MmLayout {
     l.arg_end = VMI_TRY(bind_offset(p, "mm_struct", "arg_end"));
     l.env_start = VMI_TRY(bind_offset(p, "mm_struct", "env_start"));
     l.env_end = VMI_TRY(bind_offset(p, "mm_struct", "env_end"));
+    l.start_brk = VMI_TRY(bind_offset(p, "mm_struct", "start_brk"));
+    l.brk = VMI_TRY(bind_offset(p, "mm_struct", "brk"));
     return l;
   }
 };
@@ -61,7 +64,9 @@ Expected<Maybe<MemoryLayout>> memory_layout(const Kernel& kernel, const Task& ta
       {&layout.arg_start, {"mm.arg_start", l.arg_start}},
       {&layout.arg_end, {"mm.arg_end", l.arg_end}},
       {&layout.env_start, {"mm.env_start", l.env_start}},
-      {&layout.env_end, {"mm.env_end", l.env_end}}};
+      {&layout.env_end, {"mm.env_end", l.env_end}},
+      {&layout.start_brk, {"mm.start_brk", l.start_brk}},
+      {&layout.brk, {"mm.brk", l.brk}}};
   for (auto& [target, name_offset] : fields) {
     const auto value = field(name_offset.first, *mm + name_offset.second);
     if (!value) return Maybe<MemoryLayout>{Absence::unreadable};

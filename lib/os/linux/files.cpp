@@ -4,6 +4,7 @@
 #include <array>
 #include <cstdio>
 
+#include "os/linux/mount_paths.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 
@@ -134,10 +135,14 @@ Maybe<std::string> file_type_name(std::uint32_t mode) {
 class FileReader {
  public:
   // `fdt` is the task's fdtable; its close-on-exec bitmap is found once for all its descriptors.
-  FileReader(const Kernel& kernel, const FileLayout& layout, const Task& task, Addr fdt, Diagnostics& diagnostics)
-      : layer_(kernel.kernel_layer()), layout_(layout), task_(task), diagnostics_(diagnostics) {
+  // Without one (a file held other than through a descriptor) no flags are read.
+  // `subject` names what a descriptor-less object is in warnings ("file", "mount").
+  FileReader(const Kernel& kernel, const FileLayout& layout, const Task& task, std::optional<Addr> fdt,
+             Diagnostics& diagnostics, std::string_view subject = "file")
+      : layer_(kernel.kernel_layer()), layout_(layout), task_(task), diagnostics_(diagnostics), subject_(subject) {
     read_root();
-    const Addr at = fdt + layout_.fdt_close_on_exec;
+    if (!fdt) return;
+    const Addr at = *fdt + layout_.fdt_close_on_exec;
     if (auto bitmap = read_value<std::uint64_t>(layer_, at)) {
       close_on_exec_bitmap_ = *bitmap;
     } else {
@@ -146,6 +151,18 @@ class FileReader {
     }
   }
 
+  // A mount's paths, warnings naming the mount: its mount point as the task sees it, and its
+  // root inside its own file system.
+  std::optional<MountPath> mount_point(Addr mount, Addr vfsmount, Addr dentry) {
+    FileDescriptor d = subject(mount);
+    MountPath path;
+    auto text = walk_path(d, vfsmount, dentry, &path.below_root);
+    if (!text) return std::nullopt;
+    path.text = std::move(*text);
+    return path;
+  }
+  std::optional<std::string> root_inside(Addr mount, Addr dentry) { return dentry_path(subject(mount), dentry); }
+
   FileDescriptor read(std::int32_t fd, Addr file) {
     FileDescriptor d;
     d.pid = task_.tgid;
@@ -153,6 +170,11 @@ class FileReader {
     d.process = task_.comm;
     d.fd = fd;
     d.file = file;
+    if (fd < 0) {  // a mapped file: no descriptor, no flags, no position
+      read_inode(d);
+      d.path = path_of(d);
+      return d;
+    }
     if (auto flags = read_at<std::uint32_t>(d, "f_flags", file + layout_.file_flags)) {
       std::uint32_t shown = *flags;
       if (auto cloexec = close_on_exec(d, fd)) {
@@ -169,11 +191,20 @@ class FileReader {
   }
 
  private:
+  FileDescriptor subject(Addr object) const {
+    FileDescriptor d;
+    d.pid = task_.tgid;
+    d.tid = task_.pid;
+    d.fd = -1;
+    d.file = object;
+    return d;
+  }
+
   std::string owner() const { return "task " + hex(task_.address) + " (pid " + std::to_string(task_.pid) + ")"; }
 
   void unreadable(const FileDescriptor& d, std::string_view field, Addr at, std::string_view why = "is unreadable") {
-    diagnostics_.warn(owner() + " fd " + std::to_string(d.fd) + ": field '" + std::string(field) + "' at " + hex(at) +
-                      " " + std::string(why));
+    const std::string holder = d.fd < 0 ? " " + subject_ + " " + hex(d.file) : " fd " + std::to_string(d.fd);
+    diagnostics_.warn(owner() + holder + ": field '" + std::string(field) + "' at " + hex(at) + " " + std::string(why));
   }
 
   // A pointer field that must not be NULL: nothing, with a warning, when it is NULL or unreadable.
@@ -326,12 +357,17 @@ class FileReader {
   }
 
   // prepend_path(): names up to the root of each mount, then across to the mount point below it,
-  // until the task's root or the top of the mount tree.
-  std::optional<std::string> walk_path(const FileDescriptor& d, Addr vfsmount, Addr dentry) {
+  // until the task's root or the top of the mount tree; `below_root` tells which it was.
+  std::optional<std::string> walk_path(const FileDescriptor& d, Addr vfsmount, Addr dentry,
+                                       bool* below_root = nullptr) {
     std::vector<std::string> names;
     std::size_t bytes = 0;
+    if (below_root != nullptr) *below_root = false;
     for (std::size_t step = 0; step < 2 * kMaxPathComponents; ++step) {
-      if (root_ && dentry == root_->second && vfsmount == root_->first) return joined(names);
+      if (root_ && dentry == root_->second && vfsmount == root_->first) {
+        if (below_root != nullptr) *below_root = true;
+        return joined(names);
+      }
       auto mount_root = read_at<std::uint64_t>(d, "vfsmount.mnt_root", vfsmount + layout_.vfsmount_root);
       auto parent = read_at<std::uint64_t>(d, "dentry.d_parent", dentry + layout_.dentry_parent);
       if (!mount_root || !parent) return std::nullopt;
@@ -360,6 +396,25 @@ class FileReader {
     return std::nullopt;
   }
 
+  // dentry_path_raw(): names up to the root of the dentry's own file system.
+  std::optional<std::string> dentry_path(const FileDescriptor& d, Addr dentry) {
+    std::vector<std::string> names;
+    std::size_t bytes = 0;
+    for (std::size_t step = 0; step <= kMaxPathComponents; ++step) {
+      auto parent = read_at<std::uint64_t>(d, "dentry.d_parent", dentry + layout_.dentry_parent);
+      if (!parent) return std::nullopt;
+      if (*parent == dentry) return joined(names);
+      auto name = name_of(d, dentry);
+      if (!name) return std::nullopt;
+      bytes += name->size() + 1;
+      if (bytes > kMaxPathBytes) break;
+      names.push_back(std::move(*name));
+      dentry = *parent;
+    }
+    unreadable(d, "path", dentry, "is longer than PATH_MAX (a dentry cycle?)");
+    return std::nullopt;
+  }
+
   static std::string joined(const std::vector<std::string>& names) {
     if (names.empty()) return "/";
     std::string text;
@@ -371,6 +426,7 @@ class FileReader {
   const FileLayout& layout_;
   const Task& task_;
   Diagnostics& diagnostics_;
+  std::string subject_;
   std::optional<std::pair<Addr, Addr>> root_;  // vfsmount, dentry
   std::optional<Addr> close_on_exec_bitmap_;
 };
@@ -386,6 +442,38 @@ std::optional<Addr> file_table_of(const Kernel& kernel, const Task& task, Diagno
   diagnostics.warn("task " + hex(task.address) + " (pid " + std::to_string(task.pid) + "): field 'files' at " +
                    hex(at) + " is unreadable");
   return std::nullopt;
+}
+
+FileDescriptor describe_file(const Kernel& kernel, const Task& task, Addr file, Diagnostics& diagnostics) {
+  const auto& bound = kernel.layout<FileLayout>();
+  if (!bound) {
+    diagnostics.warn("file " + hex(file) + ": " + bound.error().message);
+    FileDescriptor d;
+    d.pid = task.tgid;
+    d.tid = task.pid;
+    d.process = task.comm;
+    d.fd = -1;
+    d.file = file;
+    d.device = d.type = d.mode = Absence::unreadable;
+    d.inode = Absence::unreadable;
+    d.changed_ns = d.modified_ns = d.accessed_ns = d.size = Absence::unreadable;
+    return d;
+  }
+  return FileReader(kernel, *bound, task, std::nullopt, diagnostics).read(-1, file);
+}
+
+std::optional<MountPath> mount_point_path(const Kernel& kernel, const Task& task, Addr mount, Addr vfsmount,
+                                          Addr dentry, Diagnostics& diagnostics) {
+  const auto& bound = kernel.layout<FileLayout>();
+  if (!bound) return std::nullopt;
+  return FileReader(kernel, *bound, task, std::nullopt, diagnostics, "mount").mount_point(mount, vfsmount, dentry);
+}
+
+std::optional<std::string> root_inside_file_system(const Kernel& kernel, const Task& task, Addr mount, Addr dentry,
+                                                   Diagnostics& diagnostics) {
+  const auto& bound = kernel.layout<FileLayout>();
+  if (!bound) return std::nullopt;
+  return FileReader(kernel, *bound, task, std::nullopt, diagnostics, "mount").root_inside(mount, dentry);
 }
 
 Expected<void> for_each_file_descriptor(const Kernel& kernel, const Task& task, Addr table, DescriptorBudget& budget,
