@@ -24,6 +24,7 @@ constexpr const Plugin* kPlugins[] = {
     &kCapabilitiesPlugin,  // linux.capabilities
     &kKmsgPlugin,          // linux.kmsg
     &kMountinfoPlugin,     // linux.mountinfo
+    &kElfsPlugin,          // linux.elfs
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};

@@ -17,5 +17,6 @@ extern const Plugin kMapsPlugin;
 extern const Plugin kCapabilitiesPlugin;
 extern const Plugin kKmsgPlugin;
 extern const Plugin kMountinfoPlugin;
+extern const Plugin kElfsPlugin;
 
 }  // namespace vmi

@@ -456,7 +456,9 @@ Expected<void> for_each_mount(const Kernel& kernel, Diagnostics& diagnostics,
     return true;
   }));
   MountReader reader(kernel, l, diagnostics);
-  for (const auto& [ns, task] : namespaces) {
+  for (const auto& entry : namespaces) {
+    const Addr ns = entry.first;  // named: a lambda cannot capture a structured binding in clang 14
+    const Task& task = entry.second;
     const FieldReader fields(layer, diagnostics, [ns] { return "mount namespace " + hex(ns); });
     const auto inum = fields.read<std::uint32_t>("ns.inum", ns + l.ns_inum);
     if (!inum) continue;
