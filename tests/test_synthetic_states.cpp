@@ -374,3 +374,22 @@ TEST_CASE("capabilities show the sets written into a task's credentials, by name
   CHECK(test::cell_text(*shell, 12) == "0000000000002001");
   CHECK(session.diagnostics().warnings().empty());
 }
+
+TEST_CASE("an inode time too large for nanoseconds since the epoch is unreadable with a warning, not a wrapped value") {
+  ThreeTasks t;
+  t.kernel.add_file_table(t.sshd);
+  Addr sock = 0;
+  const Addr file = t.kernel.add_socket_file({.inode = 77}, &sock);
+  t.kernel.install(t.sshd, 3, file);
+  const Addr inode = t.kernel.read<std::uint64_t>(t.kernel.field_address(file, "file", "f_inode"));
+  // 6.1's inode keeps i_atime as a timespec64: seconds far past what int64 nanoseconds hold.
+  t.kernel.set<std::int64_t>(inode, "inode", "i_atime.tv_sec", 0x7200000000000000);
+  Session session = open_synthetic(t.kernel);
+  auto table = run_plugin(session, "handles");
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  REQUIRE(table->rows.size() == 1);
+  constexpr int kChanged = 9, kAccessed = 11;
+  CHECK(std::get<Absence>(table->rows[0].cells[kAccessed]) == Absence::unreadable);
+  CHECK(std::holds_alternative<std::int64_t>(table->rows[0].cells[kChanged]));
+  CHECK(has_warning(session, "not a time"));
+}

@@ -17,7 +17,8 @@ inline std::size_t utf8_sequence_length(std::string_view bytes) {
   const unsigned char lead = byte(0);
   if (lead < 0x80) return 1;
   std::size_t length = 0;
-  unsigned char low = 0x80, high = 0xBF;  // the range of the second byte
+  unsigned char low = 0x80;  // the range of the second byte
+  unsigned char high = 0xBF;
   if (lead >= 0xC2 && lead <= 0xDF) {
     length = 2;
   } else if (lead >= 0xE0 && lead <= 0xEF) {

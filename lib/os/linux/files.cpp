@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstdio>
+#include <limits>
 
 #include "os/linux/mount_paths.hpp"
 #include "vmi/linux.hpp"
@@ -292,7 +293,15 @@ class FileReader {
       nanoseconds = read_at<std::int64_t>(d, field, inode + layout->nanoseconds);
     }
     if (!seconds || !nanoseconds) return Absence::unreadable;
-    return *seconds * 1'000'000'000 + *nanoseconds;
+    // A time the kernel can hold (timespec64 normalised: 0 <= ns < 1e9) and that fits in int64 ns.
+    constexpr std::int64_t kNs = 1'000'000'000;
+    constexpr std::int64_t kMaxSeconds = std::numeric_limits<std::int64_t>::max() / kNs - 1;
+    if (*seconds > kMaxSeconds || *seconds < -kMaxSeconds || *nanoseconds < 0 || *nanoseconds >= kNs) {
+      unreadable(d, field, inode + layout->seconds,
+                 "holds " + std::to_string(*seconds) + " s " + std::to_string(*nanoseconds) + " ns, not a time");
+      return Absence::unreadable;
+    }
+    return *seconds * kNs + *nanoseconds;
   }
 
   std::optional<std::string> name_of(const FileDescriptor& d, Addr dentry) {

@@ -92,7 +92,8 @@ Expected<void> for_each_log_record(const Kernel& kernel, Diagnostics& diagnostic
   const auto prb = ring.pointer("prb", *prb_symbol);
   if (!prb)
     return make_error(Errc::unmapped, "the printk ring buffer pointer at " + hex(*prb_symbol) + " is unreadable");
-  const Addr desc_ring = *prb + l.desc_ring, text_ring = *prb + l.text_ring;
+  const Addr desc_ring = *prb + l.desc_ring;
+  const Addr text_ring = *prb + l.text_ring;
   const auto count_bits = ring.read<std::uint32_t>("desc_ring.count_bits", desc_ring + l.count_bits);
   const auto descs = ring.pointer("desc_ring.descs", desc_ring + l.descs);
   const auto infos = ring.pointer("desc_ring.infos", desc_ring + l.infos);
@@ -106,7 +107,8 @@ Expected<void> for_each_log_record(const Kernel& kernel, Diagnostics& diagnostic
     return make_error(Errc::bad_format, "the printk ring buffer at " + hex(*prb) + " claims 2^" +
                                             std::to_string(*count_bits) + " descriptors and 2^" +
                                             std::to_string(*size_bits) + " text bytes");
-  const std::uint64_t count = std::uint64_t{1} << *count_bits, data_size = std::uint64_t{1} << *size_bits;
+  const std::uint64_t count = std::uint64_t{1} << *count_bits;
+  const std::uint64_t data_size = std::uint64_t{1} << *size_bits;
   // Ids run from the tail to the head, modulo the id mask; at most one ring's worth.
   const std::uint64_t span = ((*head - *tail) & kIdMask) + 1;
   if (span > count) {
@@ -115,7 +117,8 @@ Expected<void> for_each_log_record(const Kernel& kernel, Diagnostics& diagnostic
                      " descriptors are read");
   }
   const std::uint64_t records = std::min({span, count, std::uint64_t{kMaxLogRecords}});
-  std::vector<std::byte> info(l.info_size), text;
+  std::vector<std::byte> info(l.info_size);
+  std::vector<std::byte> text;
   for (std::uint64_t i = 0; i < records; ++i) {
     const std::uint64_t id = (*head - (records - 1) + i) & kIdMask;
     const Addr desc = *descs + (id & (count - 1)) * l.desc_size;

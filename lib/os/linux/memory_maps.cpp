@@ -177,8 +177,10 @@ class MapsReader {
     };
     MapleNode node;
     node.type = static_cast<unsigned>((encoded >> kMapleTypeShift) & 0xf);
-    std::size_t slot_count = 0, end = 0;
-    std::uint32_t pivots = 0, slots = 0;
+    std::size_t slot_count = 0;
+    std::size_t end = 0;
+    std::uint32_t pivots = 0;
+    std::uint32_t slots = 0;
     if (node.type == kMapleLeaf64 || node.type == kMapleRange64) {
       slot_count = kRange64Slots;
       pivots = maple.range_pivots;

@@ -219,7 +219,7 @@ class MountReader {
     return text;
   }
 
-  Maybe<std::string> propagation(const FieldReader& fields, Addr mount, std::uint32_t flags) {
+  Maybe<std::string> propagation(const FieldReader& fields, Addr mount, std::uint32_t flags) const {
     std::string text;
     auto add = [&](const std::string& field) { text += (text.empty() ? "" : " ") + field; };
     if ((flags & kMntShared) != 0) {
