@@ -247,10 +247,10 @@ TEST_CASE("global options work after the command and the image as well as before
 }
 
 TEST_CASE("an unknown command names itself and lists the commands") {
-  auto result = test::run_cli({"malfind", "dump.raw"});
+  auto result = test::run_cli({"yarascan", "dump.raw"});
   CHECK(result.exit_code == 1);
   CHECK(count_lines(result.err) == 1);
-  CHECK(result.err.starts_with("vmi-forensics: unknown command 'malfind'; commands: info, pslist, pstree, "));
+  CHECK(result.err.starts_with("vmi-forensics: unknown command 'yarascan'; commands: info, pslist, pstree, "));
   auto after_options = test::run_cli({"-r", "json", "--profile", "x.json", "netscan"});
   CHECK(after_options.exit_code == 1);
   CHECK(after_options.err.starts_with("vmi-forensics: unknown command 'netscan'; commands: "));
@@ -411,12 +411,13 @@ TEST_CASE("profile build reads DWARF from the debug vmlinux by default and says 
 
 // Every row of a plugin's JSON, JSON lines or CSV output as one canonical line, by Python's
 // json/csv modules: tree depth, then each column's value (addresses as integers whatever their
-// rendering, "-" and "N/A" as null), in output order.
+// rendering, "-" and "N/A" as null, CSV's True/False as booleans and its spaced hexdump as
+// JSON's), in output order.
 static std::vector<std::string> canonical_rows(const std::string& output, const std::string& renderer) {
   const auto dir = test::scratch_dir("cli-canonical-" + renderer);
   test::write_file(dir / "out", output);
   const std::string script =
-      "import csv, json, sys\n"
+      "import csv, json, re, sys\n"
       "path, renderer = sys.argv[1], sys.argv[2]\n"
       "def flat(rows, depth):\n"
       "    for r in rows:\n"
@@ -424,8 +425,10 @@ static std::vector<std::string> canonical_rows(const std::string& output, const 
       "        yield from flat(r['__children'], depth + 1)\n"
       "def value(v):\n"
       "    if v is None or v in ('-', 'N/A'): return None\n"
-      "    if isinstance(v, str) and v.startswith('0x'): return int(v, 16)\n"
+      "    if renderer == 'csv' and re.fullmatch('([0-9a-f]{2} )+[0-9a-f]{2}', v): v = v.replace(' ', '')\n"
+      "    if isinstance(v, str) and re.fullmatch('0x[0-9a-f]+', v): return int(v, 16)\n"
       "    if isinstance(v, str) and v.lstrip('-').isdigit(): return int(v)\n"
+      "    if renderer == 'csv' and v in ('True', 'False'): return v == 'True'\n"
       "    return v\n"
       "if renderer == 'json':\n"
       "    rows = list(flat(json.load(open(path)), 0))\n"

@@ -15,7 +15,19 @@ using namespace vmi;
 
 namespace {
 
-enum ModuleColumn : int { kOffset, kName, kCodeSize, kTaints, kArguments, kSize, kBase, kState, kRefcount, kUsedBy };
+enum ModuleColumn : int {
+  kOffset,
+  kName,
+  kCodeSize,
+  kTaints,
+  kArguments,
+  kFileOutput,
+  kSize,
+  kBase,
+  kState,
+  kRefcount,
+  kUsedBy
+};
 
 // A /proc/modules line as the kernel printed it: "brd 20480 0 - Live 0xffffffffc052e000 (E)".
 struct ProcModule {
@@ -99,6 +111,7 @@ void check_modules_equal_proc(Session& session, const test::Sample& sample) {
     REQUIRE(arguments.has_value());
     const auto it = parameters.find(expected.name);
     CHECK(split_arguments(*arguments) == (it == parameters.end() ? std::set<std::string>{} : it->second));
+    CHECK(row.cells[kFileOutput] == Cell(Absence::not_applicable));  // nothing dumped
   }
   // The workload loads brd with parameters and cpuid without.
   CHECK(names.contains("brd"));

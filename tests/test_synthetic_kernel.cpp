@@ -71,11 +71,11 @@ TEST_CASE("modules and handles read a hand-made kernel's module, parameters and 
   CHECK(text(*modules, brd, 2) == "0x1000");
   CHECK(text(*modules, brd, 3) == "E");
   CHECK(text(*modules, brd, 4) == "rd_nr=2, path=tcp:4444");
-  CHECK(text(*modules, brd, 5) == "20480");
-  CHECK(text(*modules, brd, 6) == "0xffffffffc0000000");
-  CHECK(text(*modules, brd, 7) == "Live");
-  CHECK(text(*modules, brd, 8) == "0");
-  CHECK(text(*modules, brd, 9) == "");  // no users
+  CHECK(text(*modules, brd, 6) == "20480");
+  CHECK(text(*modules, brd, 7) == "0xffffffffc0000000");
+  CHECK(text(*modules, brd, 8) == "Live");
+  CHECK(text(*modules, brd, 9) == "0");
+  CHECK(text(*modules, brd, 10) == "");  // no users
 
   auto handles = run_plugin(session, "handles");
   REQUIRE_MESSAGE(handles.has_value(), test::error_text(handles));

@@ -5,7 +5,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstring>
 
+#include "elf_file.hpp"
 #include "samples.hpp"
 #include "support.hpp"
 #include "synthetic_kernel.hpp"
@@ -165,26 +167,65 @@ TEST_CASE("a task whose first page is missing is skipped with a warning, and the
   CHECK(has_warning(session, "link at " + hex(links) + " is unreadable"));
 }
 
-TEST_CASE("the builder's hooked system-call table is read back through the kernel's own symbol") {
-  // A rootkit's hook: one sys_call_table slot points into memory outside the kernel image. The
-  // check_syscall plugin that judges it is future work; this proves the builder lays the table out
-  // where the kernel in the image finds it.
+TEST_CASE("check_syscall accuses a slot pointing outside known code and a slot holding another call's entry") {
+  // A rootkit's hooks: open's slot points into memory outside the kernel image, and read's slot
+  // holds write's entry point (kernel text, but not the function the slot dispatches to).
   SyntheticKernel kernel(shipped_profile());
   const Addr table = kernel.symbol("sys_call_table");
-  const Addr read_handler = kernel.symbol("__x64_sys_read");
   const Addr hook = kernel.allocate(64);
-  kernel.put<std::uint64_t>(table, read_handler);
-  kernel.put<std::uint64_t>(table + 8 * 2, hook);  // open
+  kernel.put<std::uint64_t>(table, kernel.symbol("__x64_sys_write"));       // read
+  kernel.put<std::uint64_t>(table + 8, kernel.symbol("__x64_sys_write"));   // write
+  kernel.put<std::uint64_t>(table + 16, hook);                              // open
+  kernel.put<std::uint64_t>(table + 24, kernel.symbol("__x64_sys_close"));  // close
   Session session = open_synthetic(kernel);
-  const Kernel& found = **session.kernel();
-  const Addr slot = found.symbol("sys_call_table").value();
-  const auto first = read_value<std::uint64_t>(found.kernel_layer(), slot);
-  const auto open = read_value<std::uint64_t>(found.kernel_layer(), slot + 16);
-  REQUIRE(first.has_value());
-  REQUIRE(open.has_value());
-  CHECK(*first == read_handler);
-  CHECK(*open == hook);
-  CHECK(hook >= vmi_synthetic::kDirectMap);
+  auto rows = run_plugin(session, "check_syscall");
+  REQUIRE_MESSAGE(rows.has_value(), test::error_text(rows));
+  std::vector<const Row*> slots;
+  for (const Row& row : rows->rows) {
+    if (test::cell_text(row, 1) == "64bit") slots.push_back(&row);
+  }
+  REQUIRE(slots.size() == 4);  // the zero slots after the last handler are the table's padding
+  enum { kHandler = 3, kSymbol = 4, kModule = 5, kExpected = 6, kHooked = 7 };
+  CHECK(test::cell_text(*slots[0], kSymbol) == "__x64_sys_write+0x0");
+  CHECK(test::cell_text(*slots[0], kExpected) == "__x64_sys_read");
+  CHECK(slots[0]->cells[kHooked] == Cell(true));
+  CHECK(slots[1]->cells[kHooked] == Cell(false));
+  CHECK(test::cell_address(*slots[2], kHandler) == hook);
+  CHECK(slots[2]->cells[kModule] == Cell(Absence::unreadable));  // no known code holds it
+  CHECK(slots[2]->cells[kHooked] == Cell(true));
+  CHECK(slots[3]->cells[kHooked] == Cell(false));
+}
+
+TEST_CASE("check_idt accuses a gate whose handler lies outside known code, and only that gate") {
+  SyntheticKernel kernel(shipped_profile());
+  const Addr idt = kernel.symbol("idt_table");
+  const Addr hook = kernel.allocate(64);
+  // An interrupt gate (type 0xe, present) for `handler` at vector `vector`.
+  auto gate = [&](std::size_t vector, Addr handler) {
+    const Addr at = idt + vector * 16;
+    kernel.put<std::uint16_t>(at, static_cast<std::uint16_t>(handler));
+    kernel.put<std::uint16_t>(at + 2, 0x10);  // __KERNEL_CS
+    kernel.put<std::uint16_t>(at + 4, 0x8e00);
+    kernel.put<std::uint16_t>(at + 6, static_cast<std::uint16_t>(handler >> 16));
+    kernel.put<std::uint32_t>(at + 8, static_cast<std::uint32_t>(handler >> 32));
+  };
+  gate(3, kernel.symbol("asm_exc_int3"));
+  gate(14, hook);
+  Session session = open_synthetic(kernel);
+  auto rows = run_plugin(session, "check_idt");
+  REQUIRE_MESSAGE(rows.has_value(), test::error_text(rows));
+  REQUIRE(rows->rows.size() == 256);
+  enum { kAddress = 1, kModule = 2, kSymbol = 3, kPresent = 4, kHooked = 5 };
+  for (std::size_t vector = 0; vector < 256; ++vector) {
+    CAPTURE(vector);
+    const Row& row = rows->rows[vector];
+    CHECK(row.cells[kHooked] == Cell(vector == 14));
+    CHECK(row.cells[kPresent] == Cell(vector == 3 || vector == 14));
+  }
+  CHECK(test::cell_text(rows->rows[3], kSymbol) == "asm_exc_int3+0x0");
+  CHECK(test::cell_text(rows->rows[3], kModule) == "__kernel__");
+  CHECK(test::cell_address(rows->rows[14], kAddress) == hook);
+  CHECK(rows->rows[0].cells[kAddress] == Cell(Absence::not_applicable));
 }
 
 TEST_CASE("sessions sharing a profile catalog load the profile once and keep their own kernels and warnings") {
@@ -354,6 +395,21 @@ TEST_CASE("kmsg reads the records written into the printk ring; a record whose t
     CHECK(test::cell_text(table->rows[1], 4) == "third line");
     CHECK(has_warning(session, "record 1 skipped"));
   }
+  SUBCASE("the first record's text_len claims more than its block holds") {
+    const Addr infos = t.kernel.read<std::uint64_t>(t.kernel.field_address(
+        t.kernel.read<std::uint64_t>(t.kernel.symbol("prb")), "printk_ringbuffer", "desc_ring.infos"));
+    t.kernel.set<std::uint16_t>(infos, "printk_info", "text_len", 4000);
+    Session session = open_synthetic(t.kernel);
+    auto table = run_plugin(session, "dmesg");
+    REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+    REQUIRE(table->rows.size() == 3);
+    // The block is "first line" padded to 8 bytes: the text is cut at the block's end, and said to be.
+    CHECK(test::cell_text(table->rows[0], 4).value().starts_with("first line"));
+    CHECK(test::cell_text(table->rows[0], 4).value().size() <= 16);
+    CHECK(has_warning(session, "field 'printk_info.text_len' at " +
+                                   hex(t.kernel.field_address(infos, "printk_info", "text_len")) +
+                                   " is 4000 but the record's text block holds"));
+  }
 }
 
 TEST_CASE("capabilities show the sets written into a task's credentials, by name and as /proc prints them") {
@@ -392,4 +448,100 @@ TEST_CASE("an inode time too large for nanoseconds since the epoch is unreadable
   CHECK(std::get<Absence>(table->rows[0].cells[kAccessed]) == Absence::unreadable);
   CHECK(std::holds_alternative<std::int64_t>(table->rows[0].cells[kChanged]));
   CHECK(has_warning(session, "not a time"));
+}
+
+TEST_CASE("modules --dump rebuilds the sections and symbols written into a module; a missing page is counted, named") {
+  ThreeTasks t;
+  using namespace test::elf;
+  const std::string code(0x1800, '\x90');  // two pages of text
+  const std::string strings("hello\0world\0", 12);
+  std::vector<Addr> at;
+  const Addr module = t.kernel.add_module({.name = "rootkit",
+                                           .sections = {{".text", code, 0}, {".rodata.str1.1", strings, 1}},
+                                           .symbols = {{"hide_task", 0, 0x10}, {"greeting", 1, 6, 0x01}}},
+                                          &at);
+  const auto out = test::scratch_dir("synthetic-module-dump");
+  PluginArgs args;
+  args.values = {{"dump", out.string()}};
+  enum { kName = 1, kOutput = 5, kParses = 11, kMissing = 12 };
+  SUBCASE("every page present: the file holds what was written, at the addresses it was written to") {
+    Session session = open_synthetic(t.kernel);
+    auto table = run_plugin(session, "modules", args);
+    REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+    REQUIRE(table->rows.size() == 1);
+    const Row& row = table->rows[0];
+    CHECK(test::cell_text(row, kName) == "rootkit");
+    CHECK(test::cell_text(row, kOutput) == "kernel_module.rootkit." + hex(module) + ".elf");
+    CHECK(row.cells[kParses] == Cell(true));
+    CHECK(test::cell_integer(row, kMissing) == 0);
+    const std::string file = test::read_file(out / ("kernel_module.rootkit." + hex(module) + ".elf"));
+    const auto sections = elf_sections(file);
+    const auto text = std::ranges::find(sections, ".text", &ElfSection::name);
+    const auto rodata = std::ranges::find(sections, ".rodata.str1.1", &ElfSection::name);
+    REQUIRE(text != sections.end());
+    REQUIRE(rodata != sections.end());
+    CHECK(text->address == at[0]);
+    CHECK(rodata->address == at[1]);
+    CHECK(file.compare(text->offset, code.size(), code) == 0);
+    CHECK(file.compare(rodata->offset, strings.size(), strings) == 0);
+    CHECK(elf_symbols(file, sections) ==
+          std::multiset<std::pair<std::uint64_t, std::string>>{{at[0] + 0x10, "hide_task"}, {at[1] + 6, "greeting"}});
+    CHECK(session.diagnostics().warnings().empty());
+  }
+  SUBCASE("the second page of .text is not in the snapshot: zeros, counted, and its address named") {
+    t.kernel.unmap(at[0] + 0x1000);
+    Session session = open_synthetic(t.kernel);
+    auto table = run_plugin(session, "modules", args);
+    REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+    REQUIRE(table->rows.size() == 1);
+    CHECK(test::cell_integer(table->rows[0], kMissing) == 1);
+    CHECK(table->rows[0].cells[kParses] == Cell(true));
+    CHECK(has_warning(session, "module " + hex(module) +
+                                   " (rootkit): 1 pages of its sections are not in the snapshot "
+                                   "and are written as zeros: " +
+                                   hex(at[0] + 0x1000)));
+    const std::string file = test::read_file(out / ("kernel_module.rootkit." + hex(module) + ".elf"));
+    const auto sections = elf_sections(file);
+    const auto text = std::ranges::find(sections, ".text", &ElfSection::name);
+    REQUIRE(text != sections.end());
+    CHECK(file.compare(text->offset, 0x1000, code, 0, 0x1000) == 0);
+    CHECK(file.compare(text->offset + 0x1000, 0x800, std::string(0x800, '\0')) == 0);
+  }
+  SUBCASE("a section table that is unreadable leaves the module listed and says why it was not rebuilt") {
+    t.kernel.unmap(t.kernel.read<std::uint64_t>(t.kernel.field_address(module, "module", "sect_attrs")));
+    Session session = open_synthetic(t.kernel);
+    auto table = run_plugin(session, "modules", args);
+    REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+    REQUIRE(table->rows.size() == 1);
+    CHECK(table->rows[0].cells[kOutput] == Cell(Absence::unreadable));
+    CHECK(has_warning(session, "(rootkit): not rebuilt"));
+  }
+}
+
+TEST_CASE("malfind flags executable memory with no file, and rwx memory whose page is missing, with a warning") {
+  ThreeTasks t;
+  t.kernel.add_memory(t.shell, {{.start = 0x400000, .end = 0x401000, .flags = 0x5},    // r-x, no file
+                                {.start = 0x600000, .end = 0x601000, .flags = 0x7},    // rwx, page missing
+                                {.start = 0x700000, .end = 0x702000, .flags = 0x3}});  // rw-: not code
+  const Addr code = t.kernel.map_user_page(0x400000);
+  const std::string shellcode = "\x48\x31\xc0\xc3";  // xor rax, rax; ret
+  t.kernel.write(code, shellcode.data(), shellcode.size());
+  Session session = open_synthetic(t.kernel);
+  auto table = run_plugin(session, "malfind");
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  REQUIRE(table->rows.size() == 2);
+  enum { kPid = 0, kStart = 2, kProtection = 5, kHexdump = 6, kReason = 9 };
+  const Row& fileless = table->rows[0];
+  CHECK(test::cell_integer(fileless, kPid) == 200);
+  CHECK(test::cell_address(fileless, kStart) == 0x400000);
+  CHECK(test::cell_text(fileless, kProtection) == "r-x");
+  CHECK(test::cell_text(fileless, kReason) == "executable with no file behind it");
+  std::vector<std::uint8_t> expected(64, 0);
+  std::memcpy(expected.data(), shellcode.data(), shellcode.size());
+  CHECK(fileless.cells[kHexdump] == Cell(Code{0x400000, expected}));
+  const Row& rwx = table->rows[1];
+  CHECK(test::cell_address(rwx, kStart) == 0x600000);
+  CHECK(test::cell_text(rwx, kReason) == "writable and executable");
+  CHECK(rwx.cells[kHexdump] == Cell(Absence::unreadable));
+  CHECK(has_warning(session, "pid 200 area 0x600000-0x601000: its first page is not in the snapshot"));
 }

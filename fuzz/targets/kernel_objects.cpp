@@ -20,6 +20,7 @@ const std::filesystem::path kProfile =
     std::filesystem::path(VMI_SOURCE_PROFILES_DIR) / "linux/debian-6.1.0-56-amd64.json.xz";
 std::shared_ptr<vmi::ProfileCatalog> profiles;  // the profile is loaded once, for every session
 vmi_synthetic::SyntheticKernel* base = nullptr;
+std::string dump_dir;  // modules --dump writes here
 
 // A rows sink that keeps nothing: the walk is what is under test.
 class DiscardRows final : public vmi::RowSink {
@@ -64,6 +65,14 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
                             {.start = 0x600000, .end = 0x602000},
                             {.start = 0x7ffff000, .end = 0x80000000, .flags = 0x8b}});
   base->add_log({{.text = "Linux version 6.1"}, {.text = "second", .facility = 1, .level = 4}});
+  // A module with text, read-only strings and symbols, for modules --dump.
+  base->add_module({.name = "brd",
+                    .sections = {{".text", std::string(0x1100, '\xcc'), 0},
+                                 {".rodata.str1.1", "brd\0ram\0", 1},
+                                 {".bss", std::string(64, '\0'), 3}},
+                    .symbols = {{"brd_init", 0, 0}, {"brd_name", 1, 0, 0x01}}});
+  dump_dir = std::string(dir) + "/dump";
+  std::filesystem::create_directory(dump_dir);
   // The first session loads the profile into the shared catalog.
   vmi::Session session = open(*base);
   if (!session.kernel()) __builtin_trap();
@@ -86,9 +95,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   DiscardRows sink;
   vmi::PluginArgs threads;
   threads.values["threads"] = "";
-  for (const char* plugin :
-       {"pslist", "pstree", "modules", "handles", "netstat", "maps", "capabilities", "dmesg", "mountinfo"})
+  for (const char* plugin : {"pslist", "pstree", "modules", "handles", "netstat", "maps", "capabilities", "dmesg",
+                             "mountinfo", "malfind", "check_syscall", "check_idt"})
     (void)vmi::run_plugin(session, plugin, {}, sink);
   (void)vmi::run_plugin(session, "pslist", threads, sink);
+  vmi::PluginArgs dump;
+  dump.values["dump"] = dump_dir;
+  (void)vmi::run_plugin(session, "modules", dump, sink);
   return 0;
 }

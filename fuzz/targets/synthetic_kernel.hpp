@@ -14,6 +14,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -35,7 +36,7 @@ constexpr Addr kTextPhysical = 0x1000000;           // _text's physical address 
 constexpr Addr kTablePhysical = 0x7000000;          // page-table pages below the text's PML4
 constexpr Addr kHeapPhysical = 0x8000000;           // objects allocated by the builder
 constexpr Addr kDirectMap = 0xffff888000000000ull;  // page_offset_base without KASLR
-constexpr std::uint64_t kPresentWritable = 0x3, kLargePage = 0x80;
+constexpr std::uint64_t kPresentWritable = 0x3, kUser = 0x4, kLargePage = 0x80;
 constexpr std::uint32_t kPfKthread = 0x00200000;
 
 // Physical memory made of 4 KiB pages; everything between them is a hole (Errc::unmapped).
@@ -109,6 +110,28 @@ struct LogSpec {
   std::uint8_t facility = 0, level = 6;
   std::uint64_t timestamp_ns = 0;
   std::uint32_t caller = 1;
+};
+
+// A module's section as the loader places it: in its core region (0 text, 1 rodata,
+// 2 ro_after_init, 3 data), named as /sys/module/NAME/sections names it.
+struct ModuleSectionSpec {
+  std::string name;
+  std::string bytes;
+  unsigned region = 0;
+};
+
+// A symbol of a module's core symbol table (Elf64_Sym), at an offset in one of its sections.
+struct ModuleSymbolSpec {
+  std::string name;
+  std::size_t section = 0;  // index into ModuleSpec::sections
+  std::uint64_t offset = 0;
+  std::uint8_t info = 0x12;  // STB_GLOBAL, STT_FUNC
+};
+
+struct ModuleSpec {
+  std::string name;
+  std::vector<ModuleSectionSpec> sections;
+  std::vector<ModuleSymbolSpec> symbols;
 };
 
 class SyntheticKernel {
@@ -238,6 +261,76 @@ class SyntheticKernel {
     const auto found = pages_.find(physical & ~(kPageSize - 1));
     if (found != pages_.end()) std::memcpy(&value, found->second.data() + (physical & (kPageSize - 1)), sizeof value);
     return value;
+  }
+
+  // A live module on the `modules` list, laid out as a 6.1 kernel lays out its core: regions in
+  // order, each page-aligned, sections 16-byte aligned within theirs, the symbol and string tables
+  // after the data (layout_symtab). Returns the struct module; `sections_out` gets each section's
+  // address.
+  Addr add_module(const ModuleSpec& spec, std::vector<Addr>* sections_out = nullptr) {
+    const Addr module = allocate("module");
+    write(field_address(module, "module", "name"), spec.name.data(), spec.name.size());
+    list_add_tail(symbol("modules"), field_address(module, "module", "list"));
+    init_list(field_address(module, "module", "source_list"));  // no module uses it
+    init_list(field_address(module, "module", "target_list"));
+    // Where each section goes: an offset in the core, region by region.
+    std::vector<std::uint64_t> offsets(spec.sections.size());
+    std::array<std::uint64_t, 4> region_ends{};
+    std::uint64_t at = 0;
+    for (unsigned region = 0; region < 4; ++region) {
+      for (std::size_t i = 0; i < spec.sections.size(); ++i) {
+        if (spec.sections[i].region != region) continue;
+        at = (at + 15) & ~std::uint64_t{15};
+        offsets[i] = at;
+        at += spec.sections[i].bytes.size();
+      }
+      at = (at + kPageSize - 1) & ~(kPageSize - 1);
+      region_ends[region] = at;
+    }
+    const std::size_t symbol_bytes = (spec.symbols.size() + 1) * 24;
+    std::string strtab(1, '\0');
+    for (const auto& symbol : spec.symbols) strtab += symbol.name + '\0';
+    const std::uint64_t core_size = at + symbol_bytes + strtab.size();
+    const Addr base = allocate(core_size);
+    for (std::size_t i = 0; i < spec.sections.size(); ++i)
+      write(base + offsets[i], spec.sections[i].bytes.data(), spec.sections[i].bytes.size());
+    const Addr core = field_address(module, "module", "core_layout");
+    set<std::uint64_t>(core, "module_layout", "base", base);
+    set<std::uint32_t>(core, "module_layout", "text_size", static_cast<std::uint32_t>(region_ends[0]));
+    set<std::uint32_t>(core, "module_layout", "ro_size", static_cast<std::uint32_t>(region_ends[1]));
+    set<std::uint32_t>(core, "module_layout", "ro_after_init_size", static_cast<std::uint32_t>(region_ends[2]));
+    set<std::uint32_t>(core, "module_layout", "size", static_cast<std::uint32_t>(core_size));
+    // sect_attrs: one module_sect_attr per section, each naming it.
+    const std::uint32_t attr_size = size_of("module_sect_attr");
+    const Addr attrs = allocate(offset("module_sect_attrs", "attrs") + spec.sections.size() * attr_size);
+    set<std::uint32_t>(attrs, "module_sect_attrs", "nsections", static_cast<std::uint32_t>(spec.sections.size()));
+    for (std::size_t i = 0; i < spec.sections.size(); ++i) {
+      const Addr attr = attrs + offset("module_sect_attrs", "attrs") + i * attr_size;
+      const Addr name = allocate(spec.sections[i].name.size() + 1);
+      write(name, spec.sections[i].name.data(), spec.sections[i].name.size());
+      set<std::uint64_t>(attr, "module_sect_attr", "battr.attr.name", name);
+      set<std::uint64_t>(attr, "module_sect_attr", "address", base + offsets[i]);
+      if (sections_out != nullptr) sections_out->push_back(base + offsets[i]);
+    }
+    set<std::uint64_t>(module, "module", "sect_attrs", attrs);
+    // The core symbol table (Elf64_Sym: name, info, other, shndx, value, size) and its strings.
+    const Addr symtab = base + at, strings = symtab + symbol_bytes;
+    std::uint32_t name_at = 1;
+    for (std::size_t i = 0; i < spec.symbols.size(); ++i) {
+      const ModuleSymbolSpec& symbol = spec.symbols[i];
+      const Addr entry = symtab + (i + 1) * 24;
+      put<std::uint32_t>(entry, name_at);
+      put<std::uint8_t>(entry + 4, symbol.info);
+      put<std::uint64_t>(entry + 8, base + offsets.at(symbol.section) + symbol.offset);
+      name_at += static_cast<std::uint32_t>(symbol.name.size() + 1);
+    }
+    write(strings, strtab.data(), strtab.size());
+    const Addr kallsyms = field_address(module, "module", "core_kallsyms");
+    set<std::uint64_t>(kallsyms, "mod_kallsyms", "symtab", symtab);
+    set<std::uint32_t>(kallsyms, "mod_kallsyms", "num_symtab", static_cast<std::uint32_t>(spec.symbols.size() + 1));
+    set<std::uint64_t>(kallsyms, "mod_kallsyms", "strtab", strings);
+    set<std::uint64_t>(module, "module", "kallsyms", kallsyms);
+    return module;
   }
 
   // A process (thread-group leader) with its own cred and signal_struct, on the task list after
@@ -400,6 +493,20 @@ class SyntheticKernel {
 
   // The physical memory as a layer (a copy: the builder can go on changing its own).
   std::shared_ptr<const vmi::Layer> image() const { return std::make_shared<SparseLayer>(pages_); }
+
+  // Maps the 4 KiB page at user address `virt` to fresh zeroed memory under init_top_pgt, the pgd
+  // the builder gives every process, and returns the page's direct-map address to write through.
+  Addr map_user_page(Addr virt) {
+    const Addr memory = allocate(kPageSize);
+    const Addr pml4 = kTextPhysical + (symbol("init_top_pgt") - text_);
+    const Addr pdpt = table_under(pml4 + ((virt >> 39) & 511) * 8);
+    const Addr pd = table_under(pdpt + ((virt >> 30) & 511) * 8);
+    const Addr pt = table_under(pd + ((virt >> 21) & 511) * 8);
+    const std::uint64_t entry = (memory - kDirectMap) | kPresentWritable | kUser;
+    const Addr at = pt + ((virt >> 12) & 511) * 8;
+    std::memcpy(page(at & ~(kPageSize - 1)).data() + (at & (kPageSize - 1)), &entry, 8);
+    return memory;
+  }
 
  private:
   void fill_task(Addr task, const TaskSpec& spec) {

@@ -52,4 +52,13 @@ std::optional<KernelSymbol> kernel_symbol_at(const Kernel& kernel, Addr address)
   return KernelSymbol{std::string(profile.str(profile.symbols[first->second].name)), linked - start};
 }
 
+std::optional<std::uint64_t> kernel_symbol_extent(const Kernel& kernel, std::string_view name) {
+  const auto& bound = kernel.layout<AddressIndex>();
+  const auto address = kernel.profile().symbol_address(name);
+  if (!bound || !address || *address < bound->text || *address >= bound->end) return std::nullopt;
+  auto next = std::ranges::upper_bound(bound->symbols, std::pair<Addr, std::uint32_t>{*address, UINT32_MAX});
+  const Addr end = next == bound->symbols.end() ? bound->end : next->first;
+  return end - *address;
+}
+
 }  // namespace vmi

@@ -63,18 +63,26 @@ T load(const std::byte* bytes) {
   return value;
 }
 
-// A 64-bit little-endian ELF header at `at`, or nothing.
-std::optional<ElfHeader> elf_header(const Layer& space, Addr at) {
+enum class HeaderRead { elf, not_elf, not_in_snapshot };
+
+// A 64-bit little-endian ELF header at `at`: what was found there, and the header when it is one.
+std::pair<HeaderRead, ElfHeader> elf_header(const Layer& space, Addr at) {
   std::array<std::byte, 64> raw{};
-  if (!read_exact(space, at, raw)) return std::nullopt;
+  if (!read_exact(space, at, raw)) return {HeaderRead::not_in_snapshot, {}};
   if (std::memcmp(raw.data(),
                   "\x7f"
                   "ELF",
                   4) != 0 ||
       raw[4] != std::byte{2} || raw[5] != std::byte{1})
-    return std::nullopt;
-  return ElfHeader{load<std::uint16_t>(&raw[16]), load<std::uint64_t>(&raw[32]), load<std::uint16_t>(&raw[54]),
-                   load<std::uint16_t>(&raw[56])};
+    return {HeaderRead::not_elf, {}};
+  return {HeaderRead::elf, ElfHeader{load<std::uint16_t>(&raw[16]), load<std::uint64_t>(&raw[32]),
+                                     load<std::uint16_t>(&raw[54]), load<std::uint16_t>(&raw[56])}};
+}
+
+Maybe<std::string> type_name(std::uint16_t type) {
+  if (type == kExec) return std::string("EXEC");
+  if (type == kDyn) return std::string("DYN");
+  return std::to_string(type);
 }
 
 struct Rebuilt {
@@ -141,72 +149,65 @@ std::string file_name(std::int32_t pid, std::string comm, Addr start) {
   return "pid." + std::to_string(pid) + "." + comm + "." + hex(start) + ".dmp";
 }
 
+// Rebuilds the image at `map` into `directory` and fills the row's File Output, Parses and
+// Missing Pages; each stays unreadable, with a warning, when that step fails.
+void dump_image(const linux_objects::ProcessMemory& process, const MemoryMap& map, const ElfHeader& header,
+                const std::filesystem::path& directory, Diagnostics& diagnostics, ElfRow& row) {
+  const linux_objects::Task& task = process.task;
+  const std::string owner = "task " + hex(task.address) + " (pid " + std::to_string(task.pid) + ")";
+  auto image = rebuild(process.space, map, header, diagnostics, owner);
+  if (!image) return;
+  const std::string name = file_name(task.tgid, task.comm, map.start);
+  std::ofstream file(directory / name, std::ios::binary | std::ios::trunc);
+  file.write(reinterpret_cast<const char*>(image->bytes.data()), static_cast<std::streamsize>(image->bytes.size()));
+  if (!file) {
+    diagnostics.warn("cannot write " + (directory / name).string());
+    return;
+  }
+  row.file_output = name;
+  if (auto parses = lief_parses_elf(image->bytes)) {
+    row.parses = *parses;
+  } else {
+    diagnostics.warn(name + ": not read back: " + parses.error().message);
+  }
+  row.missing_pages = image->missing_pages;
+}
+
 Expected<void> run_elfs(PluginContext& context) {
   const auto pids = VMI_TRY(context.args.integers("pid"));
   const std::string_view dump = context.args.text("dump");
-  const Kernel& kernel = *context.kernel;
   RowWriter rows(context.out, kElfRow);
-  std::optional<Error> failed;
-  VMI_TRY_VOID(linux_objects::for_each_task(kernel, false, context.diagnostics, [&](auto&& task) {
-    if (!pids.empty() && std::ranges::find(pids, task.tgid) == pids.end()) return true;
-    if (task.kernel_thread.value_or(false)) return true;
-    auto layout = linux_objects::memory_layout(kernel, task, context.diagnostics);
-    if (!layout) {
-      failed = layout.error();
-      return false;
-    }
-    const auto* memory = std::get_if<linux_objects::MemoryLayout>(&*layout);
-    if (memory == nullptr) return true;
-    const auto space = linux_objects::address_space(kernel, *memory);
-    const std::string owner = "task " + hex(task.address) + " (pid " + std::to_string(task.pid) + ")";
-    bool more = true;
-    auto walked = linux_objects::for_each_memory_map(kernel, task, *memory, context.diagnostics, [&](MemoryMap&& map) {
-      const auto header = elf_header(*space, map.start);
-      if (!header) return true;
-      ElfRow row{task.tgid,
-                 task.comm,
-                 map.start,
-                 map.end,
-                 map.name,
-                 Absence::not_applicable,
-                 header->type == kExec  ? Maybe<std::string>(std::string("EXEC"))
-                 : header->type == kDyn ? Maybe<std::string>(std::string("DYN"))
-                                        : Maybe<std::string>(std::to_string(header->type)),
-                 Absence::not_applicable,
-                 Absence::not_applicable};
-      if (!dump.empty()) {
-        row.file_output = Absence::unreadable;
-        row.parses = Absence::unreadable;
-        row.missing_pages = Absence::unreadable;
-        if (auto image = rebuild(*space, map, *header, context.diagnostics, owner)) {
-          const std::string name = file_name(task.tgid, task.comm, map.start);
-          std::ofstream file(std::filesystem::path(dump) / name, std::ios::binary | std::ios::trunc);
-          file.write(reinterpret_cast<const char*>(image->bytes.data()),
-                     static_cast<std::streamsize>(image->bytes.size()));
-          if (file) {
-            row.file_output = name;
-            if (auto parses = lief_parses_elf(image->bytes)) {
-              row.parses = *parses;
-            } else {
-              context.diagnostics.warn(name + ": not read back: " + parses.error().message);
-            }
-            row.missing_pages = image->missing_pages;
-          } else {
-            context.diagnostics.warn("cannot write " + (std::filesystem::path(dump) / name).string());
-          }
+  return linux_objects::for_each_process_area(
+      *context.kernel, pids, context.diagnostics, [&](const linux_objects::ProcessMemory& process, MemoryMap&& map) {
+        const linux_objects::Task& task = process.task;
+        const auto [found, header] = elf_header(process.space, map.start);
+        // A file mapped from its start may be an image whose header page the snapshot lacks: it
+        // gets a row with its type unreadable rather than vanishing.
+        const bool file_start = map.file != 0 && map.page_offset == Maybe<std::uint64_t>(std::uint64_t{0});
+        if (found == HeaderRead::not_elf || (found == HeaderRead::not_in_snapshot && !file_start)) return true;
+        ElfRow row{task.tgid,
+                   task.comm,
+                   map.start,
+                   map.end,
+                   map.name,
+                   Absence::not_applicable,
+                   found == HeaderRead::elf ? type_name(header.type) : Absence::unreadable,
+                   Absence::not_applicable,
+                   Absence::not_applicable};
+        if (!dump.empty()) {
+          row.file_output = Absence::unreadable;
+          row.parses = Absence::unreadable;
+          row.missing_pages = Absence::unreadable;
         }
-      }
-      more = rows.write(row);
-      return more;
-    });
-    if (!walked) {
-      failed = walked.error();
-      return false;
-    }
-    return more;
-  }));
-  if (failed) return *failed;
-  return {};
+        const std::string owner = "task " + hex(task.address) + " (pid " + std::to_string(task.pid) + ")";
+        if (found == HeaderRead::not_in_snapshot) {
+          context.diagnostics.warn(owner + ": the first page of the file area at " + hex(map.start) +
+                                   " is not in the snapshot; whether it holds an ELF image is unknown");
+        } else if (!dump.empty()) {
+          dump_image(process, map, header, std::filesystem::path(dump), context.diagnostics, row);
+        }
+        return rows.write(row);
+      });
 }
 
 }  // namespace

@@ -25,6 +25,9 @@ constexpr const Plugin* kPlugins[] = {
     &kKmsgPlugin,          // linux.kmsg
     &kMountinfoPlugin,     // linux.mountinfo
     &kElfsPlugin,          // linux.elfs
+    &kMalfindPlugin,       // linux.malfind
+    &kCheckSyscallPlugin,  // linux.check_syscall
+    &kCheckIdtPlugin,      // linux.check_idt
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};

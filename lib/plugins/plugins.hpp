@@ -18,5 +18,8 @@ extern const Plugin kCapabilitiesPlugin;
 extern const Plugin kKmsgPlugin;
 extern const Plugin kMountinfoPlugin;
 extern const Plugin kElfsPlugin;
+extern const Plugin kMalfindPlugin;
+extern const Plugin kCheckSyscallPlugin;
+extern const Plugin kCheckIdtPlugin;
 
 }  // namespace vmi

@@ -3,6 +3,7 @@
 
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -72,6 +73,69 @@ inline constexpr std::size_t kMaxModules = 1u << 16;
 // Bounded (kMaxModules) and cycle-safe; fails only when the list head is unknown or unreadable.
 Expected<void> for_each_module(const Kernel& kernel, Diagnostics& diagnostics,
                                const std::function<bool(Module&&)>& visit);
+
+// A module as it lies in memory, enough to rebuild it as a relocatable ELF file: its loaded
+// sections, named as /sys/module/NAME/sections names them, and its symbols as /proc/kallsyms
+// lists them. Sections of the init regions, freed once the module's init ran, are left out.
+struct ModuleSection {
+  std::string name;
+  Addr address = 0;
+  // From the section's address to the next section's or the end of its memory region (a section's
+  // own size is not kept in memory): alignment padding is counted in.
+  std::uint64_t size = 0;
+  bool executable = false, writable = false;  // from the region holding it
+  std::vector<std::byte> bytes;               // `size` bytes; pages the snapshot lacks are zero
+};
+struct ModuleSymbol {
+  std::string name;
+  Addr address = 0;
+  std::uint64_t size = 0;
+  std::uint8_t info = 0, other = 0;  // Elf64_Sym's st_info and st_other, as the kernel keeps them
+};
+struct ModuleImage {
+  std::vector<ModuleSection> sections;  // in address order
+  std::vector<ModuleSymbol> symbols;    // in the module's core symbol table's order
+  std::vector<Addr> missing_pages;      // pages of the sections not in the snapshot, in order
+};
+
+// At most this many sections, symbols and bytes are read for one module (real modules have tens
+// of sections, thousands of symbols and a few MiB).
+inline constexpr std::uint32_t kMaxModuleSections = 4096;
+inline constexpr std::uint32_t kMaxModuleSymbols = 1u << 20;
+inline constexpr std::uint64_t kMaxModuleImageBytes = std::uint64_t{1} << 26;
+
+// Reads `module`'s sections (module->sect_attrs) and core symbols (module->kallsyms). Fails when
+// the profile cannot place them or the section table is unreadable; unreadable symbols are left
+// out with a warning naming the module, the field and its address.
+Expected<ModuleImage> read_module_image(const Kernel& kernel, const Module& module, Diagnostics& diagnostics);
+// The module's core symbols alone (what /proc/kallsyms lists for it), without its sections.
+Expected<std::vector<ModuleSymbol>> read_module_symbols(const Kernel& kernel, const Module& module,
+                                                        Diagnostics& diagnostics);
+
+// The kernel's code as a hook check sees it: the kernel image's text (_stext.._etext, and the
+// init text _sinittext.._einittext the kernel's own stale pointers may lead to) and each listed
+// module's core text. A handler elsewhere (module data, the direct map, a module unlinked
+// from the list) belongs to no known code.
+struct CodeOwner {
+  std::string module;                 // "__kernel__" or a module's name; empty: no known code
+  std::optional<std::string> symbol;  // "name+0xoff" when the owner's symbols name the address
+};
+class KnownCode {
+ public:
+  // Fails when the profile lacks _stext/_etext or the module list cannot be read.
+  static Expected<KnownCode> gather(const Kernel& kernel, Diagnostics& diagnostics);
+  CodeOwner owner_of(Addr address) const;
+
+ private:
+  struct ModuleText {
+    Addr start = 0, end = 0;
+    std::string name;
+    std::vector<std::pair<Addr, std::string>> symbols;  // sorted by address
+  };
+  const Kernel* kernel_ = nullptr;
+  std::vector<std::pair<Addr, Addr>> kernel_text_;  // [start, end) of the text and the init text
+  std::vector<ModuleText> modules_;
+};
 
 // One record of the kernel log (the printk ring buffer), as /dev/kmsg shows it.
 struct LogRecord {
@@ -199,6 +263,27 @@ inline constexpr std::size_t kMaxMemoryMaps = std::size_t{1} << 18;
 Expected<void> for_each_memory_map(const Kernel& kernel, const Task& task, const MemoryLayout& layout,
                                    Diagnostics& diagnostics, const std::function<bool(MemoryMap&&)>& visit);
 
+// A user process's memory, as walks over every process's areas see it.
+struct ProcessMemory {
+  const Task& task;
+  const MemoryLayout& layout;
+  const PagedLayer& space;  // its address space (address_space())
+};
+
+// Visits each area of each user process (thread-group leaders with memory: kernel threads have
+// none) in task-list order, each process's in address order; `pids`, when not empty, keeps only
+// those processes. A process whose memory cannot be read is warned about and skipped. Fails only
+// when the profile lacks the structures.
+Expected<void> for_each_process_area(const Kernel& kernel, std::span<const std::int64_t> pids, Diagnostics& diagnostics,
+                                     const std::function<bool(const ProcessMemory&, MemoryMap&&)>& visit);
+
+// A file system's device number (stat's st_dev) split as the kernel's MAJOR() and MINOR() split it.
+struct DeviceNumber {
+  std::uint32_t major = 0;
+  std::uint32_t minor = 0;
+  std::string text() const { return std::to_string(major) + ":" + std::to_string(minor); }
+};
+
 // One open file descriptor of a task, as /proc/PID/fd and /proc/PID/fdinfo show it. The inode's
 // fields are not applicable when the file has none; any field that cannot be read is unreadable,
 // with a warning naming the task, the descriptor, the field and its address.
@@ -211,7 +296,7 @@ struct FileDescriptor {
   // What readlink(/proc/PID/fd/N) shows: the path through dentries and mount points (with
   // " (deleted)" after an unlinked file), "pipe:[INO]", "socket:[INO]", "anon_inode:[eventfd]".
   std::optional<std::string> path;
-  Maybe<std::string> device;  // "major:minor" of the inode's file system (stat's st_dev)
+  Maybe<DeviceNumber> device;  // the inode's file system (stat's st_dev), shown as "major:minor"
   Maybe<std::uint64_t> inode;
   Maybe<std::string> type;  // REG, DIR, LNK, FIFO, SOCK, CHR, BLK; N/A for an anonymous inode
   Maybe<std::string> mode;  // as `ls -l` shows it: "-rw-r--r--"

@@ -59,6 +59,16 @@ struct Traits<Code> {
   static Cell cell(const Code& value) { return value; }
 };
 
+// A value type that spells itself (a device number as "major:minor") is a text cell.
+template <class T>
+requires requires(const T& value) {
+  { value.text() } -> std::convertible_to<std::string>;
+}
+struct Traits<T> {
+  static constexpr ColumnType type = ColumnType::text;
+  static Cell cell(const T& value) { return value.text(); }
+};
+
 template <class T>
 struct Traits<std::optional<T>> {
   static constexpr ColumnType type = Traits<T>::type;
@@ -133,6 +143,20 @@ constexpr auto column(std::string_view name) {
   using F = typename rows_detail::MemberOf<decltype(Member)>::Field;
   static_assert(rows_detail::compatible<F, Declared>(), "the field's type cannot be shown as the declared column type");
   return RowColumn<R>{{name, Declared}, [](const R& row) { return rows_detail::Traits<F>::cell(row.*Member); }};
+}
+
+// A column bound to the data member `Inner` of the row's member `Outer`: a plugin's row that
+// wraps a library object shows the object's fields beside its own.
+template <auto Outer, auto Inner,
+          ColumnType Declared = rows_detail::Traits<typename rows_detail::MemberOf<decltype(Inner)>::Field>::type>
+constexpr auto nested_column(std::string_view name) {
+  using R = typename rows_detail::MemberOf<decltype(Outer)>::Row;
+  using F = typename rows_detail::MemberOf<decltype(Inner)>::Field;
+  static_assert(std::same_as<typename rows_detail::MemberOf<decltype(Outer)>::Field,
+                             typename rows_detail::MemberOf<decltype(Inner)>::Row>,
+                "Inner must be a member of Outer's type");
+  static_assert(rows_detail::compatible<F, Declared>(), "the field's type cannot be shown as the declared column type");
+  return RowColumn<R>{{name, Declared}, [](const R& row) { return rows_detail::Traits<F>::cell(row.*Outer.*Inner); }};
 }
 
 // A row type's columns, in order: `columns` is what the Plugin declaration points at.

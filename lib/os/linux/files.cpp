@@ -257,7 +257,8 @@ class FileReader {
     const auto inode = read_at<std::uint64_t>(d, "f_inode", d.file + layout_.file_inode);
     if (!inode || *inode == 0) {
       const Absence why = inode ? Absence::not_applicable : Absence::unreadable;
-      d.device = d.type = d.mode = why;
+      d.type = d.mode = why;
+      d.device = why;
       d.inode = why;
       d.changed_ns = d.modified_ns = d.accessed_ns = d.size = why;
       return;
@@ -277,7 +278,7 @@ class FileReader {
     d.device = Absence::unreadable;
     if (const auto sb = pointer_at(d, "inode.i_sb", at + layout_.inode_sb)) {
       if (auto dev = read_at<std::uint32_t>(d, "super_block.s_dev", *sb + layout_.sb_dev))
-        d.device = std::to_string(*dev >> kMinorBits) + ":" + std::to_string(*dev & ((1u << kMinorBits) - 1));
+        d.device = DeviceNumber{*dev >> kMinorBits, *dev & ((1u << kMinorBits) - 1)};
     }
   }
 
@@ -463,7 +464,8 @@ FileDescriptor describe_file(const Kernel& kernel, const Task& task, Addr file, 
     d.process = task.comm;
     d.fd = -1;
     d.file = file;
-    d.device = d.type = d.mode = Absence::unreadable;
+    d.device = Absence::unreadable;
+    d.type = d.mode = Absence::unreadable;
     d.inode = Absence::unreadable;
     d.changed_ns = d.modified_ns = d.accessed_ns = d.size = Absence::unreadable;
     return d;

@@ -176,6 +176,11 @@ Expected<void> for_each_log_record(const Kernel& kernel, Diagnostics& diagnostic
                       " skipped");
       continue;
     }
+    if (text_len > size - 8) {
+      fields.warn("printk_info.text_len", info_at + l.text_len,
+                  "is " + std::to_string(text_len) + " but the record's text block holds " + std::to_string(size - 8) +
+                      " bytes; record " + std::to_string(record.sequence) + "'s text is cut there");
+    }
     text.resize(std::min<std::uint64_t>(text_len, size - 8));
     if (!read_exact(layer, block + 8, text)) {
       fields.warn("text", block + 8);

@@ -1,6 +1,7 @@
 // A process's memory areas (vm_area_struct) in address order, named as fs/proc/task_mmu.c
 // show_map_vma() names them. Kernels from 6.1 keep the areas in a maple tree (lib/maple_tree.c);
 // older ones in a list through vm_next.
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <unordered_set>
@@ -227,8 +228,8 @@ class MapsReader {
   // Reads, checks and hands over one area; false when it was skipped.
   bool area(Addr vma) {
     if (count_ == kMaxMemoryMaps) {
-      if (count_++ == kMaxMemoryMaps)
-        fields_.warn("memory areas", vma, "exceed " + std::to_string(kMaxMemoryMaps) + "; the rest are left out");
+      fields_.warn("memory areas", vma, "exceed " + std::to_string(kMaxMemoryMaps) + "; the rest are left out");
+      stopped_ = true;
       return false;
     }
     MemoryMap map;
@@ -282,10 +283,9 @@ class MapsReader {
     const FileDescriptor file = describe_file(kernel_, task_, map.file, diagnostics_);
     map.inode = file.inode;
     map.major = map.minor = Absence::unreadable;
-    if (const auto* device = std::get_if<std::string>(&file.device)) {
-      const auto colon = device->find(':');
-      map.major = static_cast<std::uint32_t>(std::stoul(device->substr(0, colon)));
-      map.minor = static_cast<std::uint32_t>(std::stoul(device->substr(colon + 1)));
+    if (const auto* device = std::get_if<DeviceNumber>(&file.device)) {
+      map.major = device->major;
+      map.minor = device->minor;
     }
     if (file.path) {
       map.name = *file.path;
@@ -370,6 +370,36 @@ Expected<void> for_each_memory_map(const Kernel& kernel, const Task& task, const
   const auto& bound = kernel.layout<MapsLayout>();
   if (!bound) return bound.error();
   MapsReader(kernel, *bound, task, layout, diagnostics, visit).run();
+  return {};
+}
+
+Expected<void> for_each_process_area(const Kernel& kernel, std::span<const std::int64_t> pids, Diagnostics& diagnostics,
+                                     const std::function<bool(const ProcessMemory&, MemoryMap&&)>& visit) {
+  std::optional<Error> failed;  // the profile lacks the structures
+  VMI_TRY_VOID(for_each_task(kernel, false, diagnostics, [&](const Task& task) {
+    if (!pids.empty() && std::ranges::find(pids, task.tgid) == pids.end()) return true;
+    if (task.kernel_thread.value_or(false)) return true;  // no user memory
+    auto layout = memory_layout(kernel, task, diagnostics);
+    if (!layout) {
+      failed = layout.error();
+      return false;
+    }
+    const auto* memory = std::get_if<MemoryLayout>(&*layout);
+    if (memory == nullptr) return true;  // warned about, or an exiting task without memory
+    const auto space = address_space(kernel, *memory);
+    const ProcessMemory process{task, *memory, *space};
+    bool more = true;
+    auto walked = for_each_memory_map(kernel, task, *memory, diagnostics, [&](MemoryMap&& map) {
+      more = visit(process, std::move(map));
+      return more;
+    });
+    if (!walked) {
+      failed = walked.error();
+      return false;
+    }
+    return more;
+  }));
+  if (failed) return *failed;
   return {};
 }
 
