@@ -1,10 +1,12 @@
-// check_syscall and check_idt on clean guests: nothing is accused, and every handler is where the
-// guest's own /proc/kallsyms puts the entry point it names (the system-call table's slots by
-// their ABI numbers, the IDT's exception gates by vector).
+// check_syscall, check_idt and check_creds on clean guests: nothing is accused; every handler is
+// where the guest's own /proc/kallsyms puts the entry point it names (the system-call table's
+// slots by their ABI numbers, the IDT's exception gates by vector), and every process /proc shows
+// holds credentials of its own.
 #include <doctest/doctest.h>
 
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 
 #include "samples.hpp"
@@ -103,7 +105,30 @@ void check_idt_clean(Session& session, const test::Sample& sample) {
   CHECK(handlers.size() > 200);  // the exceptions, system vectors and external interrupt stubs
 }
 
+void check_creds_clean(Session& session, const test::Sample& sample) {
+  auto shared = run_plugin(session, "check_creds");
+  REQUIRE_MESSAGE(shared.has_value(), test::error_text(shared));
+  CHECK(shared->rows.empty());
+  PluginArgs all;
+  all.values = {{"all", ""}};
+  auto every = run_plugin(session, "check_creds", all);
+  REQUIRE_MESSAGE(every.has_value(), test::error_text(every));
+  std::set<std::int64_t> holders;
+  for (const Row& row : every->rows) {
+    CHECK(row.cells[3] == Cell(false));
+    CHECK(test::cell_integer(row, 2) == 1);
+    holders.insert(std::stoll(test::cell_text(row, 1).value()));
+  }
+  std::set<std::int64_t> processes;
+  for (const auto& p : sample.processes) processes.insert(p.pid);
+  CHECK(holders == processes);
+}
+
 }  // namespace
+
+TEST_CASE("check_creds on every clean sample, raw and ELF: each process /proc shows holds its own cred") {
+  test::for_each_sample_image(check_creds_clean);
+}
 
 TEST_CASE("check_syscall on every clean sample, raw and ELF, accuses nothing; slots hold kallsyms' entry points") {
   test::for_each_sample_image(check_syscalls_clean);

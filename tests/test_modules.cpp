@@ -119,7 +119,37 @@ void check_modules_equal_proc(Session& session, const test::Sample& sample) {
   CHECK(parameters.at("brd") == std::set<std::string>{"max_part=1", "rd_nr=2", "rd_size=4096"});
 }
 
+// On a clean guest the three routes agree: hidden_modules shows nothing, and modxview shows each
+// module of /proc/modules in procfs, sysfs and the scan, none suspicious.
+void check_module_views_agree(Session& session, const test::Sample& sample) {
+  const auto truth = proc_modules(sample);
+  auto hidden = vmi::run_plugin(session, "hidden_modules");
+  REQUIRE_MESSAGE(hidden.has_value(), test::error_text(hidden));
+  CHECK(hidden->rows.empty());
+  auto views = vmi::run_plugin(session, "modxview");
+  REQUIRE_MESSAGE(views.has_value(), test::error_text(views));
+  std::set<std::string> names;
+  for (const Row& row : views->rows) {
+    const std::string name = test::cell_text(row, 0).value_or("-");
+    CAPTURE(name);
+    names.insert(name);
+    for (int view = 2; view <= 4; ++view) CHECK(row.cells[view] == Cell(true));
+    CHECK(row.cells[6] == Cell(false));
+  }
+  std::set<std::string> expected;
+  for (const ProcModule& module : truth) expected.insert(module.name);
+  CHECK(names == expected);
+}
+
 }  // namespace
+
+TEST_CASE("hidden_modules and modxview on every clean sample, raw and ELF: the list, sysfs and the scan agree") {
+  test::for_each_sample_image(check_module_views_agree);
+}
+
+TEST_CASE("hidden_modules and modxview on every recovery kernel: the list, sysfs and the scan agree") {
+  test::for_each_recovery_image(check_module_views_agree);
+}
 
 TEST_CASE("modules on every sample, raw and ELF, equals the guest's /proc/modules and module parameters") {
   test::for_each_sample_image(check_modules_equal_proc);

@@ -545,3 +545,50 @@ TEST_CASE("malfind flags executable memory with no file, and rwx memory whose pa
   CHECK(rwx.cells[kHexdump] == Cell(Absence::unreadable));
   CHECK(has_warning(session, "pid 200 area 0x600000-0x601000: its first page is not in the snapshot"));
 }
+
+TEST_CASE("hidden_modules finds a module unlinked from the list and from /sys/module; modxview says which route") {
+  ThreeTasks t;
+  const Addr visible =
+      t.kernel.add_module({.name = "brd", .sections = {{".text", std::string(64, '\xcc'), 0}}, .symbols = {}});
+  const Addr hidden = t.kernel.add_module({.name = "rootkit",
+                                           .sections = {{".text", std::string(64, '\xcc'), 0}},
+                                           .symbols = {},
+                                           .listed = false,
+                                           .in_sysfs = false});
+  Session session = open_synthetic(t.kernel);
+  auto listed = run_plugin(session, "modules");
+  REQUIRE_MESSAGE(listed.has_value(), test::error_text(listed));
+  REQUIRE(listed->rows.size() == 1);
+  CHECK(test::cell_text(listed->rows[0], 1) == "brd");
+  auto found = run_plugin(session, "hidden_modules");
+  REQUIRE_MESSAGE(found.has_value(), test::error_text(found));
+  REQUIRE(found->rows.size() == 1);
+  CHECK(test::cell_address(found->rows[0], 0) == hidden);
+  CHECK(test::cell_text(found->rows[0], 1) == "rootkit");
+  auto views = run_plugin(session, "modxview");
+  REQUIRE_MESSAGE(views.has_value(), test::error_text(views));
+  REQUIRE(views->rows.size() == 2);
+  enum { kName, kAddress, kProcfs, kSysfs, kScan, kTaints, kSuspicious };
+  for (const Row& row : views->rows) {
+    const bool is_hidden = test::cell_address(row, kAddress) == hidden;
+    CHECK(test::cell_address(row, kAddress) == (is_hidden ? hidden : visible));
+    CHECK(test::cell_text(row, kName) == (is_hidden ? "rootkit" : "brd"));
+    CHECK(row.cells[kProcfs] == Cell(!is_hidden));
+    CHECK(row.cells[kSysfs] == Cell(!is_hidden));
+    CHECK(row.cells[kScan] == Cell(true));
+    CHECK(row.cells[kSuspicious] == Cell(is_hidden));
+  }
+}
+
+TEST_CASE("check_creds accuses a cred two processes hold, and only that one") {
+  ThreeTasks t;
+  const Addr sshd_cred = t.kernel.read<std::uint64_t>(t.kernel.field_address(t.sshd, "task_struct", "real_cred"));
+  t.kernel.set<std::uint64_t>(t.shell, "task_struct", "real_cred", sshd_cred);  // bash borrows sshd's root cred
+  Session session = open_synthetic(t.kernel);
+  auto rows = run_plugin(session, "check_creds");
+  REQUIRE_MESSAGE(rows.has_value(), test::error_text(rows));
+  REQUIRE(rows->rows.size() == 1);
+  CHECK(test::cell_address(rows->rows[0], 0) == sshd_cred);
+  CHECK(test::cell_text(rows->rows[0], 1) == "100, 200");
+  CHECK(rows->rows[0].cells[3] == Cell(true));
+}

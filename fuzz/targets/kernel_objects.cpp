@@ -95,8 +95,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   DiscardRows sink;
   vmi::PluginArgs threads;
   threads.values["threads"] = "";
-  for (const char* plugin : {"pslist", "pstree", "modules", "handles", "netstat", "maps", "capabilities", "dmesg",
-                             "mountinfo", "malfind", "check_syscall", "check_idt"})
+  for (const char* plugin :
+       {"pslist", "pstree", "modules", "handles", "netstat", "maps", "capabilities", "dmesg", "mountinfo", "malfind",
+        "check_syscall", "check_idt", "hidden_modules", "modxview", "check_creds"})
     (void)vmi::run_plugin(session, plugin, {}, sink);
   (void)vmi::run_plugin(session, "pslist", threads, sink);
   vmi::PluginArgs dump;

@@ -132,6 +132,8 @@ struct ModuleSpec {
   std::string name;
   std::vector<ModuleSectionSpec> sections;
   std::vector<ModuleSymbolSpec> symbols;
+  bool listed = true;    // false: unlinked from `modules`, as a rootkit hides itself
+  bool in_sysfs = true;  // false: its kobject removed from /sys/module too
 };
 
 class SyntheticKernel {
@@ -330,6 +332,18 @@ class SyntheticKernel {
     set<std::uint32_t>(kallsyms, "mod_kallsyms", "num_symtab", static_cast<std::uint32_t>(spec.symbols.size() + 1));
     set<std::uint64_t>(kallsyms, "mod_kallsyms", "strtab", strings);
     set<std::uint64_t>(module, "module", "kallsyms", kallsyms);
+    // The other views: mkobj.mod points back, the kobject in /sys/module's kset, mod_tree's bounds.
+    set<std::uint64_t>(module, "module", "mkobj.mod", module);
+    if (spec.in_sysfs)
+      list_add_tail(module_kset() + offset("kset", "list"), field_address(module, "module", "mkobj.kobj.entry"));
+    const Addr tree = symbol("mod_tree");
+    const Addr low = read<std::uint64_t>(field_address(tree, "mod_tree_root", "addr_min"));
+    const Addr high = read<std::uint64_t>(field_address(tree, "mod_tree_root", "addr_max"));
+    set<std::uint64_t>(tree, "mod_tree_root", "addr_min",
+                       low == 0 ? std::min(module, base) : std::min({low, module, base}));
+    set<std::uint64_t>(tree, "mod_tree_root", "addr_max",
+                       std::max({high, module + size_of("module"), base + core_size}));
+    if (!spec.listed) list_del(field_address(module, "module", "list"));
     return module;
   }
 
@@ -551,6 +565,16 @@ class SyntheticKernel {
     set<std::uint32_t>(sockfs_sb_, "super_block", "s_dev", kSockfsDevice);
     set<std::uint64_t>(sockfs_sb_, "super_block", "s_type", type);
     return sockfs_sb_;
+  }
+
+  // /sys/module's kset (module_kset), made on first use.
+  Addr module_kset() {
+    const Addr pointer = symbol("module_kset");
+    if (const auto kset = read<std::uint64_t>(pointer); kset != 0) return kset;
+    const Addr kset = allocate("kset");
+    init_list(field_address(kset, "kset", "list"));
+    put<std::uint64_t>(pointer, kset);
+    return kset;
   }
 
   // The vfsmount of sockfs's internal mount (struct mount.mnt), its own parent: a tree's top.

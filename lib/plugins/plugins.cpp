@@ -12,22 +12,25 @@ namespace vmi {
 
 namespace {
 constexpr const Plugin* kPlugins[] = {
-    &kPslistPlugin,        // linux.pslist
-    &kPstreePlugin,        // linux.pstree
-    &kLsmodPlugin,         // linux.lsmod
-    &kLsofPlugin,          // linux.lsof
-    &kSockstatPlugin,      // linux.sockstat
-    &kPsauxPlugin,         // linux.psaux
-    &kEnvarsPlugin,        // linux.envars
-    &kCpusPlugin,          // linux.cpus
-    &kMapsPlugin,          // linux.proc.maps
-    &kCapabilitiesPlugin,  // linux.capabilities
-    &kKmsgPlugin,          // linux.kmsg
-    &kMountinfoPlugin,     // linux.mountinfo
-    &kElfsPlugin,          // linux.elfs
-    &kMalfindPlugin,       // linux.malfind
-    &kCheckSyscallPlugin,  // linux.check_syscall
-    &kCheckIdtPlugin,      // linux.check_idt
+    &kPslistPlugin,         // linux.pslist
+    &kPstreePlugin,         // linux.pstree
+    &kLsmodPlugin,          // linux.lsmod
+    &kLsofPlugin,           // linux.lsof
+    &kSockstatPlugin,       // linux.sockstat
+    &kPsauxPlugin,          // linux.psaux
+    &kEnvarsPlugin,         // linux.envars
+    &kCpusPlugin,           // linux.cpus
+    &kMapsPlugin,           // linux.proc.maps
+    &kCapabilitiesPlugin,   // linux.capabilities
+    &kKmsgPlugin,           // linux.kmsg
+    &kMountinfoPlugin,      // linux.mountinfo
+    &kElfsPlugin,           // linux.elfs
+    &kMalfindPlugin,        // linux.malfind
+    &kCheckSyscallPlugin,   // linux.check_syscall
+    &kCheckIdtPlugin,       // linux.check_idt
+    &kHiddenModulesPlugin,  // linux.hidden_modules
+    &kModxviewPlugin,       // linux.modxview
+    &kCheckCredsPlugin,     // linux.check_creds
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};

@@ -21,5 +21,8 @@ extern const Plugin kElfsPlugin;
 extern const Plugin kMalfindPlugin;
 extern const Plugin kCheckSyscallPlugin;
 extern const Plugin kCheckIdtPlugin;
+extern const Plugin kHiddenModulesPlugin;
+extern const Plugin kModxviewPlugin;
+extern const Plugin kCheckCredsPlugin;
 
 }  // namespace vmi

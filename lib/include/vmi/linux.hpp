@@ -74,6 +74,19 @@ inline constexpr std::size_t kMaxModules = 1u << 16;
 Expected<void> for_each_module(const Kernel& kernel, Diagnostics& diagnostics,
                                const std::function<bool(Module&&)>& visit);
 
+// The module whose struct module is at `address`, found by another route than the list (a scan,
+// sysfs); fails when its name cannot be read.
+Expected<Module> read_module(const Kernel& kernel, Addr address, Diagnostics& diagnostics);
+
+// Modules found by two routes besides the `modules` list, as struct module addresses in address
+// order. The scan reads the module area (mod_tree's addr_min..addr_max, at most
+// kMaxModuleScanBytes) for a struct module whose mkobj.mod points back to it, with a state and a
+// printable name; sysfs walks /sys/module's kset (module_kset), leaving out built-in modules,
+// which have a kobject but no struct module. Each fails only when the profile lacks the structures.
+inline constexpr std::uint64_t kMaxModuleScanBytes = std::uint64_t{1} << 31;
+Expected<std::vector<Addr>> scan_for_modules(const Kernel& kernel, Diagnostics& diagnostics);
+Expected<std::vector<Addr>> sysfs_modules(const Kernel& kernel, Diagnostics& diagnostics);
+
 // A module as it lies in memory, enough to rebuild it as a relocatable ELF file: its loaded
 // sections, named as /sys/module/NAME/sections names them, and its symbols as /proc/kallsyms
 // lists them. Sections of the init regions, freed once the module's init ran, are left out.
@@ -202,6 +215,11 @@ struct Capabilities {
 // `task`'s capabilities; a set that cannot be read is unreadable, with a warning naming the task,
 // the field and its address. Fails only when the profile lacks cred's capability fields.
 Expected<Capabilities> capabilities_of(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
+
+// The address of `task`'s objective credentials (task->real_cred), which only the threads of one
+// process share on a clean kernel (copy_creds() gives every other child its own); nothing, with a
+// warning, when it is unreadable or NULL. Fails only when the profile lacks the field.
+Expected<std::optional<Addr>> credentials_of(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
 
 // A process's memory as its mm_struct describes it, and where its page tables are.
 struct MemoryLayout {

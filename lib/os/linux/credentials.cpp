@@ -26,7 +26,23 @@ struct CredentialLayout {
   }
 };
 
+struct CredentialPointerLayout {
+  std::uint32_t real_cred = 0;
+
+  static Expected<CredentialPointerLayout> bind(const Profile& p) {
+    return CredentialPointerLayout{VMI_TRY(bind_offset(p, "task_struct", "real_cred"))};
+  }
+};
+
 }  // namespace
+
+Expected<std::optional<Addr>> credentials_of(const Kernel& kernel, const Task& task, Diagnostics& diagnostics) {
+  const auto& bound = kernel.layout<CredentialPointerLayout>();
+  if (!bound) return bound.error();
+  const FieldReader fields(kernel.kernel_layer(), diagnostics,
+                           [&task] { return "task " + hex(task.address) + " (pid " + std::to_string(task.pid) + ")"; });
+  return fields.pointer("real_cred", task.address + bound->real_cred);
+}
 
 Expected<Capabilities> capabilities_of(const Kernel& kernel, const Task& task, Diagnostics& diagnostics) {
   const auto& bound = kernel.layout<CredentialLayout>();

@@ -436,6 +436,13 @@ class ModuleReader {
 
 }  // namespace
 
+Expected<Module> read_module(const Kernel& kernel, Addr address, Diagnostics& diagnostics) {
+  if (kernel.os() != "linux") return make_error(Errc::invalid_argument, "not a Linux kernel");
+  const auto& bound = kernel.layout<ModuleLayout>();
+  if (!bound) return bound.error();
+  return ModuleReader(kernel, *bound, diagnostics).read(address);
+}
+
 Expected<void> for_each_module(const Kernel& kernel, Diagnostics& diagnostics,
                                const std::function<bool(Module&&)>& visit) {
   if (kernel.os() != "linux") return make_error(Errc::invalid_argument, "not a Linux kernel");
