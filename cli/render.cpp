@@ -5,7 +5,10 @@
 #include <fmt/chrono.h>
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <cstdio>
 #include <ctime>
 #include <vector>
 
@@ -13,6 +16,19 @@
 #include "vmi/text.hpp"
 
 namespace vmi::cli {
+
+void RenderSink::progress(std::string_view activity, std::uint64_t done, std::uint64_t total) {
+  static const bool terminal = ::isatty(STDERR_FILENO) == 1;
+  if (!terminal || total == 0) return;
+  if (done >= total) {
+    std::fputs("\r\x1b[K", stderr);  // the rows and warnings that follow start on a clean line
+    return;
+  }
+  constexpr std::uint64_t kWidth = 30;
+  fmt::print(stderr, "\r{} [{:<{}}] {:3}% ({} of {} MiB)", activity, std::string(done * kWidth / total, '#'), kWidth,
+             done * 100 / total, done >> 20, total >> 20);
+  std::fflush(stderr);
+}
 
 std::string json_string(std::string_view text) {
   std::string out = "\"";

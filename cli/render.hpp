@@ -26,6 +26,8 @@ class RenderSink : public RowSink {
   void finish() {
     if (started_) end();
   }
+  // A bar on stderr while a long plugin runs, when stderr is a terminal; erased when done.
+  void progress(std::string_view activity, std::uint64_t done, std::uint64_t total) override;
 
  protected:
   virtual void start(std::span<const Column> columns, bool tree) = 0;

@@ -12,7 +12,7 @@ trap 'rm -rf "$scratch"' EXIT
 echo "no-such-sample" >"$scratch/samples.list"
 : >"$scratch/recovery-samples.list"
 : >"$scratch/lime-samples.list"
-for run in "vmi-bench 1" "vmi-bench-formats no-such-sample" "vmi-bench-profiles 1"; do
+for run in "vmi-bench 1" "vmi-bench-formats no-such-sample" "vmi-bench-profiles 1" "vmi-bench-scan 1"; do
   program=${run%% *}
   status=0
   VMI_SAMPLES_DIR=$scratch "$bench_dir/$program" "${run#* }" >"$scratch/out" 2>"$scratch/err" || status=$?

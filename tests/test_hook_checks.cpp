@@ -1,13 +1,14 @@
-// check_syscall, check_idt and check_creds on clean guests: nothing is accused; every handler is
-// where the guest's own /proc/kallsyms puts the entry point it names (the system-call table's
-// slots by their ABI numbers, the IDT's exception gates by vector), and every process /proc shows
-// holds credentials of its own.
+// check_syscall, check_idt, check_afinfo, tty_check, keyboard_notifiers and check_creds on clean
+// guests: nothing is accused; every handler is where the guest's own /proc/kallsyms puts the entry
+// point it names (the system-call table's slots by their ABI numbers, the IDT's exception gates by
+// vector), and every process /proc shows holds credentials of its own.
 #include <doctest/doctest.h>
 
 #include <fstream>
 #include <map>
 #include <set>
 #include <sstream>
+#include <vector>
 
 #include "samples.hpp"
 #include "support.hpp"
@@ -124,7 +125,66 @@ void check_creds_clean(Session& session, const test::Sample& sample) {
   CHECK(holders == processes);
 }
 
+// check_afinfo, tty_check and keyboard_notifiers on a clean guest: nothing accused, and every
+// handler is the entry point of a kernel function at the address the guest's kallsyms gives it.
+// Returns the rows, for the checks' own expectations.
+std::vector<Row> check_handlers_clean(Session& session, const test::Sample& sample, std::string_view plugin,
+                                      int address, int module, int symbol, int hooked) {
+  const auto kallsyms = kallsyms_by_name(sample);
+  std::set<std::uint64_t> entry_points;
+  for (const auto& [name, at] : kallsyms) entry_points.insert(at);
+  auto table = run_plugin(session, plugin);
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  for (const Row& row : table->rows) {
+    const std::string name = test::cell_text(row, symbol).value_or("-");
+    const std::uint64_t at = test::cell_address(row, address).value();
+    CAPTURE(name);
+    CHECK(row.cells[hooked] == Cell(false));
+    CHECK(test::cell_text(row, module) == "__kernel__");
+    CHECK(entry_points.contains(at));  // the first byte of a function the guest names
+    if (name.ends_with("+0x0")) CHECK(kallsyms_has(kallsyms, entry_name(name), at));
+  }
+  return table->rows;
+}
+
+// The seq_operations of /proc/net the guest's kallsyms names: each shows its four members.
+void check_afinfo_clean(Session& session, const test::Sample& sample) {
+  const auto rows = check_handlers_clean(session, sample, "check_afinfo", 2, 3, 4, 5);
+  std::map<std::string, int> members;
+  for (const Row& row : rows) ++members[test::cell_text(row, 0).value()];
+  const auto kallsyms = kallsyms_by_name(sample);
+  for (const char* table : {"tcp4_seq_ops", "tcp6_seq_ops", "udp_seq_ops", "udp6_seq_ops", "raw_seq_ops",
+                            "raw6_seq_ops", "unix_seq_ops", "packet_seq_ops", "arp_seq_ops", "netlink_seq_ops"}) {
+    CAPTURE(table);
+    CHECK(members[table] == (kallsyms.contains(table) ? 4 : 0));
+  }
+  CHECK(members["tcp4_seq_ops"] == 4);
+}
+
+// Every tty open in the guest (its console at least) has a line discipline in kernel code.
+void tty_check_clean(Session& session, const test::Sample& sample) {
+  const auto rows = check_handlers_clean(session, sample, "tty_check", 1, 2, 3, 4);
+  CHECK(!rows.empty());
+  MESSAGE(sample.name, ": ", rows.size(), " ttys, none hooked");
+}
+
+void keyboard_notifiers_clean(Session& session, const test::Sample& sample) {
+  check_handlers_clean(session, sample, "keyboard_notifiers", 0, 1, 2, 3);
+}
+
 }  // namespace
+
+TEST_CASE("check_afinfo, tty_check and keyboard_notifiers on every clean sample accuse nothing") {
+  test::for_each_sample_image(check_afinfo_clean);
+  test::for_each_sample_image(tty_check_clean);
+  test::for_each_sample_image(keyboard_notifiers_clean);
+}
+
+TEST_CASE("check_afinfo, tty_check and keyboard_notifiers on every recovery kernel accuse nothing") {
+  test::for_each_recovery_image(check_afinfo_clean);
+  test::for_each_recovery_image(tty_check_clean);
+  test::for_each_recovery_image(keyboard_notifiers_clean);
+}
 
 TEST_CASE("check_creds on every clean sample, raw and ELF: each process /proc shows holds its own cred") {
   test::for_each_sample_image(check_creds_clean);

@@ -11,6 +11,7 @@
 #include "samples.hpp"
 #include "support.hpp"
 #include "synthetic_kernel.hpp"
+#include "synthetic_session.hpp"
 #include "vmi/isf.hpp"
 #include "vmi/kernel.hpp"
 #include "vmi/linux.hpp"
@@ -18,43 +19,11 @@
 #include "vmi/session.hpp"
 
 using namespace vmi;
+using vmi::test::open_synthetic;
+using vmi::test::shipped_isf;
 using vmi_synthetic::SyntheticKernel;
 
 namespace {
-
-const std::filesystem::path& shipped_profile_path() {
-  static const auto path = test::source_dir() / "profiles/linux/debian-6.1.0-56-amd64.json.xz";
-  return path;
-}
-
-std::shared_ptr<const Profile> shipped_profile() {
-  static const std::shared_ptr<const Profile> profile = [] {
-    auto loaded = load_isf_file(shipped_profile_path());
-    REQUIRE_MESSAGE(loaded.has_value(), test::error_text(loaded));
-    return std::make_shared<const Profile>(std::move(*loaded));
-  }();
-  return profile;
-}
-
-// The shipped profile's catalog, shared by every session of this file: the ISF is parsed once.
-std::shared_ptr<ProfileCatalog> shared_catalog() {
-  static const auto catalog = [] {
-    auto made = std::make_shared<ProfileCatalog>(std::vector<std::filesystem::path>{shipped_profile_path()},
-                                                 CacheOptions{true, test::scratch_dir("synthetic-states-cache")});
-    made->set_snapshot_recovery(false);
-    return made;
-  }();
-  return catalog;
-}
-
-// A session over the builder's image that finds the kernel with the shipped profile.
-Session open_synthetic(const SyntheticKernel& kernel) {
-  SessionOptions options;
-  options.shared_profiles = shared_catalog();
-  Session session = Session::over_layer(kernel.image(), options);
-  REQUIRE_MESSAGE(session.kernel().has_value(), test::error_text(session.kernel()));
-  return session;
-}
 
 const Row* row_with_pid(const Table& table, std::int64_t pid) {
   for (const Row& row : table.rows) {
@@ -70,7 +39,7 @@ bool has_warning(Session& session, std::string_view text) {
 
 // init (1) with two children, as the tests below start from.
 struct ThreeTasks {
-  SyntheticKernel kernel{shipped_profile()};
+  SyntheticKernel kernel{shipped_isf()};
   Addr init = kernel.add_task({.pid = 1, .tgid = 1, .comm = "init", .start_boottime_ns = 1'000'000});
   Addr sshd = kernel.add_task({.pid = 100,
                                .tgid = 100,
@@ -170,7 +139,7 @@ TEST_CASE("a task whose first page is missing is skipped with a warning, and the
 TEST_CASE("check_syscall accuses a slot pointing outside known code and a slot holding another call's entry") {
   // A rootkit's hooks: open's slot points into memory outside the kernel image, and read's slot
   // holds write's entry point (kernel text, but not the function the slot dispatches to).
-  SyntheticKernel kernel(shipped_profile());
+  SyntheticKernel kernel(shipped_isf());
   const Addr table = kernel.symbol("sys_call_table");
   const Addr hook = kernel.allocate(64);
   kernel.put<std::uint64_t>(table, kernel.symbol("__x64_sys_write"));       // read
@@ -197,7 +166,7 @@ TEST_CASE("check_syscall accuses a slot pointing outside known code and a slot h
 }
 
 TEST_CASE("check_idt accuses a gate whose handler lies outside known code, and only that gate") {
-  SyntheticKernel kernel(shipped_profile());
+  SyntheticKernel kernel(shipped_isf());
   const Addr idt = kernel.symbol("idt_table");
   const Addr hook = kernel.allocate(64);
   // An interrupt gate (type 0xe, present) for `handler` at vector `vector`.

@@ -1,7 +1,7 @@
 // Every Linux plugin over a kernel laid out from the shipped Debian 6.1 profile by the
 // synthetic-kernel builder (synthetic_kernel.hpp, shared with tests/test_synthetic_states.cpp),
 // with the input as patches to its objects (tasks, creds, signals, a descriptor table, socket files, a maple tree
-// of memory areas, the printk ring): records of [u64
+// of memory areas, the printk ring, the pid table): records of [u64
 // offset][u8 length][length bytes], each written at that offset (modulo their size) into the memory the builder
 // allocated. Page tables, banner and symbols stay valid, so every input gets past kernel detection into the walkers'
 // reads of task, cred and signal fields, lists and pointers.
@@ -48,9 +48,15 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   base = new vmi_synthetic::SyntheticKernel(std::make_shared<const vmi::Profile>(std::move(*profile)));
   const vmi::Addr init = base->add_task({.pid = 1, .tgid = 1, .comm = "init", .start_boottime_ns = 1000});
   const vmi::Addr daemon = base->add_task({.pid = 50, .tgid = 50, .comm = "daemon", .parent = init, .uid = 100});
-  base->add_task({.pid = 60, .tgid = 60, .comm = "kworker/0:1", .parent = init, .kernel_thread = true});
-  base->add_task({.pid = 70, .tgid = 70, .comm = "child", .parent = daemon, .uid = 1000, .gid = 1000});
-  base->add_task({.pid = 80, .tgid = 80, .comm = "hidden", .parent = daemon, .on_task_list = false});
+  const vmi::Addr worker =
+      base->add_task({.pid = 60, .tgid = 60, .comm = "kworker/0:1", .parent = init, .kernel_thread = true});
+  const vmi::Addr child =
+      base->add_task({.pid = 70, .tgid = 70, .comm = "child", .parent = daemon, .uid = 1000, .gid = 1000});
+  const vmi::Addr hidden =
+      base->add_task({.pid = 80, .tgid = 80, .comm = "hidden", .parent = daemon, .on_task_list = false});
+  // Every task in the pid table (init_pid_ns.idr), the hidden one too, for pidhashtable and psscan.
+  for (const auto& [task, pid] : {std::pair{init, 1}, {daemon, 50}, {worker, 60}, {child, 70}, {hidden, 80}})
+    base->add_to_pid_table(task, pid);
   // The daemon's descriptors: a TCP connection and a listener, for handles and netstat.
   base->add_file_table(daemon);
   base->install(daemon, 3,
@@ -95,11 +101,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   DiscardRows sink;
   vmi::PluginArgs threads;
   threads.values["threads"] = "";
-  for (const char* plugin :
-       {"pslist", "pstree", "modules", "handles", "netstat", "maps", "capabilities", "dmesg", "mountinfo", "malfind",
-        "check_syscall", "check_idt", "hidden_modules", "modxview", "check_creds"})
+  for (const char* plugin : {"pslist", "pstree", "modules", "handles", "netstat", "maps", "capabilities", "dmesg",
+                             "mountinfo", "malfind", "check_syscall", "check_idt", "hidden_modules", "modxview",
+                             "check_creds", "pidhashtable", "check_afinfo", "tty_check", "keyboard_notifiers"})
     (void)vmi::run_plugin(session, plugin, {}, sink);
   (void)vmi::run_plugin(session, "pslist", threads, sink);
+  vmi::PluginArgs one_job;  // the carve on the fuzzer's own thread
+  one_job.values["jobs"] = "1";
+  (void)vmi::run_plugin(session, "psscan", one_job, sink);
   vmi::PluginArgs dump;
   dump.values["dump"] = dump_dir;
   (void)vmi::run_plugin(session, "modules", dump, sink);

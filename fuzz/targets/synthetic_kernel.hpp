@@ -36,6 +36,8 @@ constexpr Addr kTextPhysical = 0x1000000;           // _text's physical address 
 constexpr Addr kTablePhysical = 0x7000000;          // page-table pages below the text's PML4
 constexpr Addr kHeapPhysical = 0x8000000;           // objects allocated by the builder
 constexpr Addr kDirectMap = 0xffff888000000000ull;  // page_offset_base without KASLR
+constexpr Addr kStacks = 0xffffc90000000000ull;     // vmalloc_base without KASLR: tasks' stacks (never read)
+constexpr Addr kThreadSize = 0x4000;
 constexpr std::uint64_t kPresentWritable = 0x3, kUser = 0x4, kLargePage = 0x80;
 constexpr std::uint32_t kPfKthread = 0x00200000;
 
@@ -353,9 +355,35 @@ class SyntheticKernel {
     const Addr task = allocate("task_struct");
     if (spec.parent == 0) spec.parent = init_task_;
     fill_task(task, spec);
-    if (spec.on_task_list)
-      list_add_tail(init_task_ + offset("task_struct", "tasks"), task + offset("task_struct", "tasks"));
+    list_add_tail(init_task_ + offset("task_struct", "tasks"), task + offset("task_struct", "tasks"));
+    if (!spec.on_task_list) list_del(task + offset("task_struct", "tasks"));
     return task;
+  }
+
+  // Enters `task` in init_pid_ns's pid table (include/linux/idr.h over an xarray) as `pid`, below
+  // 4096: a struct pid whose tasks[PIDTYPE_PID] holds the task's pid_links[PIDTYPE_PID], in a
+  // two-level tree of 64-slot nodes (the root's shift 6, its children's 0). Returns the struct pid.
+  Addr add_to_pid_table(Addr task, std::int32_t pid) {
+    if (pid < 0 || pid >= 4096) throw std::runtime_error("synthetic pid table: pid out of range");
+    const Addr head = field_address(symbol("init_pid_ns"), "pid_namespace", "idr.idr_rt.xa_head");
+    const Addr slots = offset("xa_node", "slots");
+    Addr root = read<std::uint64_t>(head);
+    if (root == 0) {
+      root = allocate("xa_node") + 2;  // an internal entry: a node's address plus 2
+      set<std::uint8_t>(root - 2, "xa_node", "shift", 6);
+      put<std::uint64_t>(head, root);
+    }
+    const Addr child_slot = root - 2 + slots + (pid >> 6) * 8;
+    Addr child = read<std::uint64_t>(child_slot);
+    if (child == 0) {
+      child = allocate("xa_node") + 2;
+      set<std::uint64_t>(child - 2, "xa_node", "parent", root - 2);
+      put<std::uint64_t>(child_slot, child);
+    }
+    const Addr pid_struct = allocate("pid");
+    set<std::uint64_t>(pid_struct, "pid", "tasks", field_address(task, "task_struct", "pid_links"));
+    put<std::uint64_t>(child - 2 + slots + (pid & 63) * 8, pid_struct);
+    return pid_struct;
   }
 
   // A descriptor table for `task` (task->files, files_struct.fdt) with room for max_fds.
@@ -530,6 +558,10 @@ class SyntheticKernel {
     std::memcpy(comm, spec.comm.data(), std::min<std::size_t>(spec.comm.size(), 15));
     write(field_address(task, "task_struct", "comm"), comm, sizeof comm);
     set<std::uint32_t>(task, "task_struct", "flags", spec.kernel_thread ? kPfKthread : 0);
+    // What a task carved from memory is judged by (psscan): its scheduler class and its stack.
+    set<std::uint64_t>(task, "task_struct", "sched_class",
+                       symbol(spec.pid == 0 ? "idle_sched_class" : "fair_sched_class"));
+    set<std::uint64_t>(task, "task_struct", "stack", kStacks + ++stacks_ * kThreadSize);
     set<std::uint64_t>(task, "task_struct", "real_parent", spec.parent);
     set<std::uint64_t>(task, "task_struct", "parent", spec.parent);
     set<std::uint64_t>(task, "task_struct", "start_boottime", spec.start_boottime_ns);
@@ -622,7 +654,7 @@ class SyntheticKernel {
   }
 
   std::shared_ptr<const vmi::Profile> profile_;
-  Addr text_ = 0, init_task_ = 0, sockfs_sb_ = 0, sockfs_mnt_ = 0;
+  Addr text_ = 0, init_task_ = 0, sockfs_sb_ = 0, sockfs_mnt_ = 0, stacks_ = 0;
   Addr next_heap_ = kHeapPhysical, next_table_ = kTablePhysical;
   std::set<Addr> mapped_heap_;
   std::map<Addr, std::vector<std::byte>> pages_;

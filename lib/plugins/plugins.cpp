@@ -12,25 +12,30 @@ namespace vmi {
 
 namespace {
 constexpr const Plugin* kPlugins[] = {
-    &kPslistPlugin,         // linux.pslist
-    &kPstreePlugin,         // linux.pstree
-    &kLsmodPlugin,          // linux.lsmod
-    &kLsofPlugin,           // linux.lsof
-    &kSockstatPlugin,       // linux.sockstat
-    &kPsauxPlugin,          // linux.psaux
-    &kEnvarsPlugin,         // linux.envars
-    &kCpusPlugin,           // linux.cpus
-    &kMapsPlugin,           // linux.proc.maps
-    &kCapabilitiesPlugin,   // linux.capabilities
-    &kKmsgPlugin,           // linux.kmsg
-    &kMountinfoPlugin,      // linux.mountinfo
-    &kElfsPlugin,           // linux.elfs
-    &kMalfindPlugin,        // linux.malfind
-    &kCheckSyscallPlugin,   // linux.check_syscall
-    &kCheckIdtPlugin,       // linux.check_idt
-    &kHiddenModulesPlugin,  // linux.hidden_modules
-    &kModxviewPlugin,       // linux.modxview
-    &kCheckCredsPlugin,     // linux.check_creds
+    &kPslistPlugin,             // linux.pslist
+    &kPstreePlugin,             // linux.pstree
+    &kLsmodPlugin,              // linux.lsmod
+    &kLsofPlugin,               // linux.lsof
+    &kSockstatPlugin,           // linux.sockstat
+    &kPsauxPlugin,              // linux.psaux
+    &kEnvarsPlugin,             // linux.envars
+    &kCpusPlugin,               // linux.cpus
+    &kMapsPlugin,               // linux.proc.maps
+    &kCapabilitiesPlugin,       // linux.capabilities
+    &kKmsgPlugin,               // linux.kmsg
+    &kMountinfoPlugin,          // linux.mountinfo
+    &kElfsPlugin,               // linux.elfs
+    &kMalfindPlugin,            // linux.malfind
+    &kCheckSyscallPlugin,       // linux.check_syscall
+    &kCheckIdtPlugin,           // linux.check_idt
+    &kHiddenModulesPlugin,      // linux.hidden_modules
+    &kModxviewPlugin,           // linux.modxview
+    &kCheckCredsPlugin,         // linux.check_creds
+    &kPsscanPlugin,             // linux.psscan
+    &kPidhashtablePlugin,       // linux.pidhashtable
+    &kCheckAfinfoPlugin,        // linux.check_afinfo
+    &kTtyCheckPlugin,           // linux.tty_check
+    &kKeyboardNotifiersPlugin,  // linux.keyboard_notifiers
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};

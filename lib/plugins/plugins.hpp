@@ -24,5 +24,10 @@ extern const Plugin kCheckIdtPlugin;
 extern const Plugin kHiddenModulesPlugin;
 extern const Plugin kModxviewPlugin;
 extern const Plugin kCheckCredsPlugin;
+extern const Plugin kPsscanPlugin;
+extern const Plugin kPidhashtablePlugin;
+extern const Plugin kCheckAfinfoPlugin;
+extern const Plugin kTtyCheckPlugin;
+extern const Plugin kKeyboardNotifiersPlugin;
 
 }  // namespace vmi

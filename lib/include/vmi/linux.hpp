@@ -46,6 +46,71 @@ Expected<void> for_each_task(const Kernel& kernel, bool include_threads, Diagnos
 // for_each_task's tasks, collected.
 Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics);
 
+// The tasks at these task_struct addresses (found by another route than the task list), read as
+// for_each_task reads them, in the order given; a task whose pid, tgid or comm cannot be read is
+// reported and left out. `threads` is not read (it is empty).
+Expected<std::vector<Task>> read_tasks(const Kernel& kernel, std::span<const Addr> addresses, Diagnostics& diagnostics);
+
+// Every task the initial pid namespace's pid table holds (init_pid_ns.idr, the radix tree of 4.15
+// and later; pid_hash before, which this reader does not know): the task_struct each allocated
+// pid's PIDTYPE_PID list names, in pid order. A pid that no task holds any longer (a session or
+// process group outliving its leader) is left out, as /proc leaves it out. Bounded (kMaxTasks
+// entries, kMaxPidTableNodes nodes, the tree's depth) and cycle-safe; a node that cannot be read
+// or does not belong where it is found is skipped with a warning naming its address. Fails only
+// when the profile lacks the structures or the table's root cannot be read.
+inline constexpr std::size_t kMaxPidTableNodes = std::size_t{1} << 16;
+struct PidTableEntry {
+  std::int32_t pid = 0;  // the number in the initial namespace (the tree's index)
+  Addr pid_struct = 0;   // struct pid
+  Addr task = 0;         // task_struct
+};
+Expected<void> for_each_pid_table_entry(const Kernel& kernel, Diagnostics& diagnostics,
+                                        const std::function<bool(const PidTableEntry&)>& visit);
+
+// A task_struct carved from physical memory, judged by its own consistency rather than by any
+// list holding it (a hidden, exited or freed task is found as well as a listed one): sched_class
+// points at one of the kernel's scheduler classes; pid and tgid lie within PID_MAX_LIMIT; the
+// exit state is one the kernel sets; the task-list links are kernel pointers or the poison
+// list_del() leaves; the stack is a THREAD_SIZE-aligned kernel pointer (NULL once an exited
+// task's stack is freed); a task with an mm has it as active_mm too, and one without is a kernel
+// thread or exiting; the real parent is a kernel pointer; comm is a non-empty NUL-terminated
+// name without control characters.
+struct CarvedTask {
+  Addr physical = 0;  // task_struct's physical address
+  std::int32_t pid = 0, tgid = 0;
+  std::string comm;
+  std::uint32_t flags = 0;       // PF_*
+  std::uint32_t exit_state = 0;  // 0, EXIT_DEAD 0x10, EXIT_ZOMBIE 0x20, EXIT_TRACE 0x30
+  Addr real_parent = 0;          // kernel virtual
+  Addr mm = 0;
+};
+
+struct TaskScanOptions {
+  // Threads reading the image at once; 0: one per core (std::thread::hardware_concurrency).
+  unsigned workers = 0;
+  // Called from the calling thread as the scan advances (bytes scanned, bytes in all); may be empty.
+  std::function<void(std::uint64_t done, std::uint64_t total)> progress;
+};
+
+// What a scan went through.
+struct TaskScanStatistics {
+  std::uint64_t bytes = 0;    // of physical memory scanned
+  unsigned workers = 0;       // threads that scanned
+  std::uint64_t matches = 0;  // words equal to a scheduler class's address (candidates judged)
+};
+
+// At most this many tasks are carved (kMaxTasks live tasks, and as many exited ones again).
+inline constexpr std::size_t kMaxCarvedTasks = kMaxTasks * 2;
+
+// Scans all of `image` (the physical memory `kernel` was found in) for tasks (CarvedTask), in
+// chunks on `options.workers` threads, the file pages behind scanned chunks dropped from the
+// process as the scan goes, so peak RSS stays bounded whatever the image's size. Tasks are
+// returned in physical-address order. Fails only when the profile lacks task_struct's fields or
+// every scheduler class symbol.
+Expected<std::vector<CarvedTask>> scan_for_tasks(const Kernel& kernel, const PhysicalImage& image,
+                                                 const TaskScanOptions& options, Diagnostics& diagnostics,
+                                                 TaskScanStatistics* statistics = nullptr);
+
 // One loaded kernel module, as /proc/modules and /sys/module show it. The name is always read (a
 // module without one is reported and skipped); every other field is empty when it could not be
 // read, with a warning naming the module's address and the field.
@@ -149,6 +214,23 @@ class KnownCode {
   std::vector<std::pair<Addr, Addr>> kernel_text_;  // [start, end) of the text and the init text
   std::vector<ModuleText> modules_;
 };
+
+// A function pointer the kernel calls through, where a rootkit may put its own code.
+struct Handler {
+  std::string owner;            // what holds it: "tcp4_seq_ops", a tty's name ("ttyS0"), a notifier_block's address
+  std::string member;           // the pointer's field: "show", "receive_buf", "notifier_call"
+  Addr at = 0;                  // where the pointer is kept
+  std::optional<Addr> handler;  // its value; empty (with a warning) when unreadable
+};
+
+// The start/next/stop/show of the seq_operations behind /proc/net's tcp, tcp6, udp, udp6, raw,
+// raw6, unix, packet, arp and netlink tables (kernels of 4.18 and later), those the profile names.
+Expected<std::vector<Handler>> network_seq_handlers(const Kernel& kernel, Diagnostics& diagnostics);
+// Each tty's line discipline's receive_buf (tty_drivers → driver->ttys[] → tty->ldisc->ops),
+// owner the tty's name; a tty without a line discipline (hung up) is left out. Bounded per driver.
+Expected<std::vector<Handler>> tty_receive_handlers(const Kernel& kernel, Diagnostics& diagnostics);
+// The notifier_call of every block on keyboard_notifier_list, in chain order; bounded, cycle-safe.
+Expected<std::vector<Handler>> keyboard_notifiers(const Kernel& kernel, Diagnostics& diagnostics);
 
 // One record of the kernel log (the printk ring buffer), as /dev/kmsg shows it.
 struct LogRecord {

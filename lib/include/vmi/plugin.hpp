@@ -57,6 +57,9 @@ class RowSink {
   virtual void begin(std::span<const Column> columns, bool tree) = 0;
   // Returns false to stop the plugin early (a closed pipe, a row limit).
   virtual bool row(const Row& row) = 0;
+  // How far a long plugin (a scan of all physical memory) has come: `done` of `total` units of
+  // `activity`, called now and then from the plugin's thread. A renderer may draw it on a terminal.
+  virtual void progress(std::string_view /*activity*/, std::uint64_t /*done*/, std::uint64_t /*total*/) {}
 };
 
 // Every row kept: for library callers and tests that want the whole result.

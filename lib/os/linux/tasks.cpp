@@ -472,4 +472,23 @@ Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_thread
   return tasks;
 }
 
+Expected<std::vector<Task>> read_tasks(const Kernel& kernel, std::span<const Addr> addresses,
+                                       Diagnostics& diagnostics) {
+  if (kernel.os() != "linux") return make_error(Errc::invalid_argument, "not a Linux kernel");
+  const auto& bound = kernel.layout<TaskLayout>();
+  if (!bound) return bound.error();
+  TaskReader reader(kernel, *bound, diagnostics);
+  std::vector<Task> tasks;
+  tasks.reserve(std::min(addresses.size(), kMaxTasks));
+  for (const Addr address : addresses.first(std::min(addresses.size(), kMaxTasks))) {
+    auto task = reader.read(address);
+    if (task) {
+      tasks.push_back(std::move(*task));
+    } else {
+      diagnostics.warn("task at " + hex(address) + ": " + task.error().message);
+    }
+  }
+  return tasks;
+}
+
 }  // namespace vmi::linux_objects

@@ -1,0 +1,277 @@
+// Carving task_structs out of physical memory. Every task points at one of the kernel's few
+// scheduler classes (task->sched_class), so the scan looks for aligned words equal to one of
+// their addresses and judges the task_struct around each hit by its own consistency, never by a
+// list a rootkit can unlink it from. The image is read in chunks by every core, and the chunks'
+// file pages are dropped from the process as the scan passes them.
+#include <algorithm>
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "vmi/linux.hpp"
+#include "vmi/object.hpp"
+
+namespace vmi::linux_objects {
+
+namespace {
+
+constexpr std::uint64_t kChunkSize = std::uint64_t{4} << 20;      // read and scanned at a time, per worker
+constexpr std::uint64_t kReleaseEvery = std::uint64_t{16} << 20;  // scanned bytes between page drops
+constexpr auto kProgressInterval = std::chrono::milliseconds(100);
+
+constexpr std::int64_t kPidMaxLimit = std::int64_t{1} << 22;  // PID_MAX_LIMIT on 64-bit
+constexpr std::uint32_t kPfExiting = 0x00000004;              // include/linux/sched.h
+constexpr std::uint32_t kPfKthread = 0x00200000;
+constexpr std::uint32_t kExitStates[] = {0, 0x10, 0x20, 0x30};  // running, EXIT_DEAD, EXIT_ZOMBIE, EXIT_TRACE
+constexpr std::uint64_t kListPoison1 = 0xdead000000000100ull;   // list_del() (POISON_POINTER_DELTA on x86-64)
+constexpr std::uint64_t kListPoison2 = 0xdead000000000122ull;
+constexpr std::uint64_t kThreadSize = 16384;  // THREAD_SIZE on x86-64 (without KASAN)
+constexpr std::size_t kCommSize = 16;         // TASK_COMM_LEN
+
+// Every scheduler class a kernel of 4.x to 6.12 may have (ext with CONFIG_SCHED_CLASS_EXT).
+constexpr std::string_view kSchedulerClasses[] = {"stop_sched_class", "dl_sched_class",  "rt_sched_class",
+                                                  "fair_sched_class", "ext_sched_class", "idle_sched_class"};
+
+struct TaskScanLayout {
+  std::uint32_t sched_class, pid, tgid, comm, flags, exit_state, tasks, stack, mm, active_mm, real_parent;
+  std::uint32_t first = 0, end = 0;  // the span of task_struct these fields lie in
+
+  static Expected<TaskScanLayout> bind(const Profile& p) {
+    TaskScanLayout l{};
+    l.sched_class = VMI_TRY(bind_offset(p, "task_struct", "sched_class"));
+    l.pid = VMI_TRY(bind_offset(p, "task_struct", "pid"));
+    l.tgid = VMI_TRY(bind_offset(p, "task_struct", "tgid"));
+    l.comm = VMI_TRY(bind_offset(p, "task_struct", "comm"));
+    l.flags = VMI_TRY(bind_offset(p, "task_struct", "flags"));
+    l.exit_state = VMI_TRY(bind_offset(p, "task_struct", "exit_state"));
+    l.tasks = VMI_TRY(bind_offset(p, "task_struct", "tasks"));
+    l.stack = VMI_TRY(bind_offset(p, "task_struct", "stack"));
+    l.mm = VMI_TRY(bind_offset(p, "task_struct", "mm"));
+    l.active_mm = VMI_TRY(bind_offset(p, "task_struct", "active_mm"));
+    l.real_parent = VMI_TRY(bind_offset(p, "task_struct", "real_parent"));
+    const std::array<std::pair<std::uint32_t, std::uint32_t>, 11> fields = {{{l.sched_class, 8},
+                                                                             {l.pid, 4},
+                                                                             {l.tgid, 4},
+                                                                             {l.comm, kCommSize},
+                                                                             {l.flags, 4},
+                                                                             {l.exit_state, 4},
+                                                                             {l.tasks, 16},
+                                                                             {l.stack, 8},
+                                                                             {l.mm, 8},
+                                                                             {l.active_mm, 8},
+                                                                             {l.real_parent, 8}}};
+    l.first = UINT32_MAX;
+    for (const auto& [offset, size] : fields) {
+      l.first = std::min(l.first, offset);
+      l.end = std::max(l.end, offset + size);
+    }
+    return l;
+  }
+};
+
+// The scheduler classes' run-time addresses, sorted, and the range they span: almost every word
+// of memory falls outside it and is rejected with one comparison.
+struct SchedulerClasses {
+  std::vector<Addr> addresses;
+  Addr lowest = 0, span = 0;
+
+  bool contains(std::uint64_t word) const {
+    return word - lowest <= span && std::binary_search(addresses.begin(), addresses.end(), word);
+  }
+};
+
+// The judge of one candidate: the rules of CarvedTask (vmi/linux.hpp), on the task's own bytes.
+class TaskJudge {
+ public:
+  TaskJudge(const TaskScanLayout& layout, std::uint8_t virtual_bits)
+      : layout_(layout), kernel_half_shift_(virtual_bits - 1), kernel_half_top_((1ull << (65 - virtual_bits)) - 1) {}
+
+  std::optional<CarvedTask> judge(const Layer& image, Addr task) const {
+    std::array<std::byte, 16384> bytes{};
+    const std::uint32_t size = layout_.end - layout_.first;
+    if (size > bytes.size() || !read_exact(image, task + layout_.first, std::span(bytes).first(size))) return {};
+    auto field = [&]<class T>(std::uint32_t offset, T) {
+      T value;
+      std::memcpy(&value, bytes.data() + (offset - layout_.first), sizeof value);
+      return value;
+    };
+    CarvedTask carved;
+    carved.physical = task;
+    carved.pid = field(layout_.pid, std::int32_t{});
+    carved.tgid = field(layout_.tgid, std::int32_t{});
+    if (carved.pid < 0 || carved.pid >= kPidMaxLimit || carved.tgid < 0 || carved.tgid >= kPidMaxLimit) return {};
+    if (carved.pid == 0 && carved.tgid != 0) return {};
+    carved.exit_state = field(layout_.exit_state, std::uint32_t{});
+    if (std::ranges::find(kExitStates, carved.exit_state) == std::end(kExitStates)) return {};
+    carved.flags = field(layout_.flags, std::uint32_t{});
+    const bool exiting = carved.exit_state != 0 || (carved.flags & kPfExiting) != 0;
+
+    const std::uint64_t next = field(layout_.tasks, std::uint64_t{});
+    const std::uint64_t prev = field(layout_.tasks + 8, std::uint64_t{});
+    const bool unlinked = next == kListPoison1 && prev == kListPoison2;
+    if (!unlinked && (!kernel_pointer(next) || !kernel_pointer(prev))) return {};
+    const std::uint64_t stack = field(layout_.stack, std::uint64_t{});
+    if (stack == 0 ? !exiting : (!kernel_pointer(stack) || stack % kThreadSize != 0)) return {};
+    carved.mm = field(layout_.mm, std::uint64_t{});
+    const std::uint64_t active_mm = field(layout_.active_mm, std::uint64_t{});
+    if (carved.mm != 0 && (!kernel_pointer(carved.mm) || active_mm != carved.mm)) return {};
+    if (carved.mm == 0 && (carved.flags & kPfKthread) == 0 && !exiting) return {};
+    if (active_mm != 0 && !kernel_pointer(active_mm)) return {};
+    carved.real_parent = field(layout_.real_parent, std::uint64_t{});
+    if (!kernel_pointer(carved.real_parent)) return {};
+
+    const char* comm = reinterpret_cast<const char*>(bytes.data() + (layout_.comm - layout_.first));
+    const std::size_t length = strnlen(comm, kCommSize);
+    if (length == 0 || length == kCommSize) return {};
+    const auto is_control = [](char c) { return static_cast<unsigned char>(c) < 0x20 || c == 0x7f; };
+    if (std::any_of(comm, comm + length, is_control)) return {};
+    carved.comm.assign(comm, length);
+    return carved;
+  }
+
+ private:
+  bool kernel_pointer(std::uint64_t value) const { return (value >> kernel_half_shift_) == kernel_half_top_; }
+
+  const TaskScanLayout& layout_;
+  unsigned kernel_half_shift_;
+  std::uint64_t kernel_half_top_;
+};
+
+// The image cut into chunks that begin at 8-byte aligned addresses.
+std::vector<Range> chunks_of(std::span<const Range> ranges) {
+  std::vector<Range> chunks;
+  for (const Range& range : ranges) {
+    for (Addr begin = (range.begin + 7) & ~Addr{7}; begin < range.end; begin += kChunkSize)
+      chunks.push_back({begin, std::min(range.end, begin + kChunkSize)});
+  }
+  return chunks;
+}
+
+// State the workers share. Each keeps its own hits; the counters and the first failure are shared.
+struct SharedScan {
+  std::span<const Range> chunks;
+  std::atomic<std::size_t> next_chunk{0};
+  std::atomic<std::uint64_t> bytes_done{0}, released_at{0}, matches{0};
+  std::mutex failure_mutex;
+  std::vector<Addr> unreadable_chunks;
+};
+
+class ScanWorker {
+ public:
+  ScanWorker(const PhysicalImage& image, const SchedulerClasses& classes, const TaskJudge& judge,
+             std::uint32_t sched_class_offset, SharedScan& shared)
+      : image_(image), classes_(classes), judge_(judge), sched_class_offset_(sched_class_offset), shared_(shared) {}
+
+  // Scans chunks until none is left; `between_chunks` runs after each (the caller's progress).
+  void run(const std::function<void()>& between_chunks = {}) {
+    std::vector<std::uint64_t> words(kChunkSize / 8);
+    for (;;) {
+      const std::size_t index = shared_.next_chunk.fetch_add(1, std::memory_order_relaxed);
+      if (index >= shared_.chunks.size()) return;
+      scan_chunk(shared_.chunks[index], words);
+      if (between_chunks) between_chunks();
+    }
+  }
+
+  std::vector<CarvedTask>& found() { return found_; }
+
+ private:
+  void scan_chunk(const Range& chunk, std::vector<std::uint64_t>& words) {
+    const std::size_t count = chunk.size() / 8;
+    if (!read_exact(image_, chunk.begin, std::as_writable_bytes(std::span(words).first(count)))) {
+      std::lock_guard lock(shared_.failure_mutex);
+      shared_.unreadable_chunks.push_back(chunk.begin);
+    } else {
+      std::uint64_t matches = 0;
+      for (std::size_t i = 0; i < count; ++i) {
+        if (!classes_.contains(words[i])) [[likely]]
+          continue;
+        ++matches;
+        const Addr hit = chunk.begin + i * 8;
+        if (hit < sched_class_offset_) continue;
+        if (auto task = judge_.judge(image_, hit - sched_class_offset_)) found_.push_back(std::move(*task));
+      }
+      shared_.matches.fetch_add(matches, std::memory_order_relaxed);
+    }
+    const std::uint64_t done = shared_.bytes_done.fetch_add(chunk.size(), std::memory_order_relaxed) + chunk.size();
+    std::uint64_t released = shared_.released_at.load(std::memory_order_relaxed);
+    // One worker drops the pages every kReleaseEvery bytes; the others' current chunks fault back
+    // from the page cache.
+    if (done - released >= kReleaseEvery && image_.file() != nullptr &&
+        shared_.released_at.compare_exchange_strong(released, done))
+      image_.file()->release(0, image_.file()->size());
+  }
+
+  const PhysicalImage& image_;
+  const SchedulerClasses& classes_;
+  const TaskJudge& judge_;
+  std::uint32_t sched_class_offset_;
+  SharedScan& shared_;
+  std::vector<CarvedTask> found_;
+};
+
+}  // namespace
+
+Expected<std::vector<CarvedTask>> scan_for_tasks(const Kernel& kernel, const PhysicalImage& image,
+                                                 const TaskScanOptions& options, Diagnostics& diagnostics,
+                                                 TaskScanStatistics* statistics) {
+  if (kernel.os() != "linux") return make_error(Errc::invalid_argument, "not a Linux kernel");
+  const auto& bound = kernel.layout<TaskScanLayout>();
+  if (!bound) return bound.error();
+  SchedulerClasses classes;
+  for (std::string_view name : kSchedulerClasses)
+    if (auto address = kernel.symbol(name)) classes.addresses.push_back(*address);
+  if (classes.addresses.empty()) return make_error(Errc::not_found, "profile has no scheduler class symbol");
+  std::ranges::sort(classes.addresses);
+  classes.lowest = classes.addresses.front();
+  classes.span = classes.addresses.back() - classes.lowest;
+
+  const std::vector<Range> chunks = chunks_of(image.ranges());
+  std::uint64_t total = 0;
+  for (const Range& chunk : chunks) total += chunk.size();
+
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const unsigned workers = static_cast<unsigned>(std::clamp<std::size_t>(options.workers != 0 ? options.workers : cores,
+                                                                         1, std::max<std::size_t>(chunks.size(), 1)));
+  const TaskJudge judge(*bound, kernel.kernel_layer().mode().virtual_bits);
+  SharedScan shared;
+  shared.chunks = chunks;
+  std::vector<ScanWorker> scanners;
+  scanners.reserve(workers);
+  for (unsigned i = 0; i < workers; ++i) scanners.emplace_back(image, classes, judge, bound->sched_class, shared);
+  {
+    std::vector<std::jthread> helpers;
+    for (unsigned i = 1; i < workers; ++i) helpers.emplace_back([&scanner = scanners[i]] { scanner.run(); });
+    // The calling thread scans too, and reports progress between its chunks.
+    auto last_report = std::chrono::steady_clock::now();
+    scanners[0].run([&] {
+      if (!options.progress) return;
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_report < kProgressInterval) return;
+      last_report = now;
+      options.progress(shared.bytes_done.load(std::memory_order_relaxed), total);
+    });
+  }
+  if (options.progress) options.progress(total, total);
+  if (image.file() != nullptr) image.file()->release(0, image.file()->size());
+
+  std::vector<CarvedTask> tasks;
+  for (ScanWorker& scanner : scanners) std::ranges::move(scanner.found(), std::back_inserter(tasks));
+  std::ranges::sort(tasks, {}, &CarvedTask::physical);
+  if (tasks.size() > kMaxCarvedTasks) {
+    diagnostics.warn("psscan: " + std::to_string(tasks.size()) + " tasks carved, more than " +
+                     std::to_string(kMaxCarvedTasks) + "; those at the highest addresses are left out");
+    tasks.resize(kMaxCarvedTasks);
+  }
+  std::ranges::sort(shared.unreadable_chunks);
+  for (const Addr chunk : shared.unreadable_chunks)
+    diagnostics.warn("psscan: physical memory at " + hex(chunk) + " (up to " + std::to_string(kChunkSize >> 20) +
+                     " MiB) is listed by " + std::string(image.name()) + " but unreadable; not scanned");
+  if (statistics != nullptr) *statistics = {.bytes = total, .workers = workers, .matches = shared.matches.load()};
+  return tasks;
+}
+
+}  // namespace vmi::linux_objects
