@@ -39,7 +39,7 @@ constexpr vmi::bench::Target kScanPeakRss{"psscan, whole process, peak RSS", 64,
 
 void print_row(std::string_view image, std::string_view workers, std::string_view scan_ms, std::string_view gbps,
                std::string_view per_worker, std::string_view wall_ms, std::string_view rss, std::string_view target) {
-  fmt::print("{:<26} {:>7} {:>11} {:>8} {:>12} {:>13} {:>13} {:>7}\n", image, workers, scan_ms, gbps, per_worker,
+  fmt::print("{:<30} {:>7} {:>11} {:>8} {:>12} {:>13} {:>13} {:>7}\n", image, workers, scan_ms, gbps, per_worker,
              wall_ms, rss, target);
 }
 
