@@ -3,6 +3,7 @@
 #pragma once
 
 #include <memory>
+#include <vector>
 
 #include "synthetic_kernel.hpp"
 #include "vmi/profile.hpp"
@@ -15,5 +16,7 @@ std::shared_ptr<const Profile> shipped_isf();
 // A session over the builder's image that finds the kernel with the shipped profile (one catalog
 // shared by every such session); REQUIREs that the kernel is found.
 Session open_synthetic(const vmi_synthetic::SyntheticKernel& kernel);
+// The same, the image carrying these vCPU registers as a snapshot format saves them.
+Session open_synthetic(const vmi_synthetic::SyntheticKernel& kernel, std::vector<CpuState> cpus);
 
 }  // namespace vmi::test

@@ -1,8 +1,10 @@
-// check_afinfo, tty_check and keyboard_notifiers on synthetic kernels: a handler moved out of known
-// code is accused, one left in the kernel's text is not, and a notifier chain that loops stops.
+// check_afinfo, tty_check, keyboard_notifiers and check_idt on synthetic kernels: a handler moved
+// out of known code is accused, one left in the kernel's text is not, a notifier chain that loops
+// stops, and a vCPU running on an IDT of its own has that table's differing gates accused.
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 
 #include "samples.hpp"
@@ -109,4 +111,55 @@ TEST_CASE("keyboard_notifiers accuses a callback outside known code and stops at
   const auto& warnings = session.diagnostics().warnings();
   CHECK(std::ranges::any_of(
       warnings, [&](const std::string& w) { return w.find("returns to " + hex(first)) != std::string::npos; }));
+}
+
+namespace {
+
+// An x86-64 interrupt gate (Intel SDM vol. 3, 6.14.1): present, DPL 0, kernel code segment.
+std::array<std::byte, 16> interrupt_gate(Addr handler) {
+  std::array<std::byte, 16> gate{};
+  const auto put = [&gate]<class T>(std::size_t offset, T value) {
+    std::memcpy(gate.data() + offset, &value, sizeof value);
+  };
+  put(0, static_cast<std::uint16_t>(handler));
+  put(2, std::uint16_t{0x10});
+  put(4, std::uint16_t{0x8e00});
+  put(6, static_cast<std::uint16_t>(handler >> 16));
+  put(8, static_cast<std::uint32_t>(handler >> 32));
+  return gate;
+}
+
+enum IdtColumn : int { kVector, kAddress, kModule, kSymbol, kPresent, kHooked, kTable };
+
+}  // namespace
+
+TEST_CASE("check_idt reads the IDT a vCPU loaded when it is not idt_table, accusing exactly the gates that differ") {
+  SyntheticKernel kernel(test::shipped_isf());
+  const Addr idt = kernel.symbol("idt_table");
+  const auto int3 = interrupt_gate(kernel.symbol("asm_exc_int3"));
+  const auto page_fault = interrupt_gate(kernel.symbol("asm_exc_page_fault"));
+  kernel.write(idt + 3 * 16, int3.data(), int3.size());
+  kernel.write(idt + 14 * 16, page_fault.data(), page_fault.size());
+  // A copy of the table with the breakpoint gate sent to code outside the kernel.
+  const Addr copy = kernel.allocate(256 * 16);
+  const Addr implant = kernel.allocate(64);
+  const auto hooked_int3 = interrupt_gate(implant);
+  kernel.write(copy + 3 * 16, hooked_int3.data(), hooked_int3.size());
+  kernel.write(copy + 14 * 16, page_fault.data(), page_fault.size());
+  CpuState clean{.index = 0, .registers = {{"idt_base", idt}}};
+  CpuState rootkit{.index = 1, .registers = {{"idt_base", copy}}};
+  Session session = test::open_synthetic(kernel, {clean, rootkit});
+  auto table = run_plugin(session, "check_idt");
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  REQUIRE(table->rows.size() == 2 * 256);  // idt_table, then vCPU 1's; vCPU 0 runs on idt_table
+  std::vector<std::pair<std::string, std::uint64_t>> accused;
+  for (const Row& row : table->rows)
+    if (row.cells[kHooked] == Cell(true))
+      accused.emplace_back(test::cell_text(row, kTable).value(), test::cell_address(row, kVector).value());
+  CHECK(accused == std::vector<std::pair<std::string, std::uint64_t>>{{"vCPU 1 IDTR", 3}});
+  CHECK(test::cell_text(table->rows[256 + 14], kSymbol) == "asm_exc_page_fault+0x0");
+  CHECK(test::cell_address(table->rows[256 + 3], kAddress) == implant);
+  const auto& warnings = session.diagnostics().warnings();
+  CHECK(std::ranges::any_of(
+      warnings, [&](const std::string& w) { return w.find("vCPU 1 IDTR base " + hex(copy)) != std::string::npos; }));
 }

@@ -80,7 +80,7 @@ void check_syscalls_clean(Session& session, const test::Sample& sample) {
           " x64_sys_call targets, none hooked");
 }
 
-enum IdtColumn : int { kVector, kAddress, kIdtModule, kIdtSymbol, kPresent, kIdtHooked };
+enum IdtColumn : int { kVector, kAddress, kIdtModule, kIdtSymbol, kPresent, kIdtHooked, kTable };
 
 void check_idt_clean(Session& session, const test::Sample& sample) {
   const auto kallsyms = kallsyms_by_name(sample);
@@ -100,6 +100,23 @@ void check_idt_clean(Session& session, const test::Sample& sample) {
     if (handlers[vector].ends_with("+0x0"))
       CHECK(kallsyms_has(kallsyms, entry_name(handlers[vector]), test::cell_address(row, kAddress).value()));
   }
+  // Every vCPU the snapshot saved runs on idt_table (through its alias in the CPU entry area): no
+  // other table's gates follow.
+  CHECK(std::ranges::all_of(table->rows, [](const Row& row) { return test::cell_text(row, kTable) == "idt_table"; }));
+  std::size_t idtrs = 0;
+  for (const CpuState& cpu : session.image().cpu_states()) {
+    const auto base = cpu.registers.find("idt_base");
+    if (base == cpu.registers.end()) continue;
+    ++idtrs;
+    const auto kernel = session.kernel();
+    REQUIRE(kernel.has_value());
+    const auto idtr = (*kernel)->kernel_layer().translate(base->second);
+    const auto idt_table = (*kernel)->kernel_layer().translate(kallsyms.find("idt_table")->second);
+    REQUIRE(idtr.has_value());
+    REQUIRE(idt_table.has_value());
+    CHECK(idtr->physical == idt_table->physical);
+  }
+  if (session.image().format() != "raw") CHECK(idtrs == test::guest_number(sample, "NPROC_ONLN"));
   CHECK(handlers[0] == "asm_exc_divide_error+0x0");
   CHECK(handlers[3] == "asm_exc_int3+0x0");
   CHECK(handlers[14] == "asm_exc_page_fault+0x0");
