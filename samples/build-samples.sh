@@ -11,7 +11,8 @@
 # recovery samples (indexed in recovery-samples.list): Debian 12 kernels for which
 # the repository ships no profile, so a profile must be recovered from the snapshot,
 # and a LiME sample (indexed in lime-samples.list): a real lime.ko capture taken in the
-# pinned kernel, plus memory.raw of the same boot (see samples/README.md).
+# pinned kernel, plus memory.raw of the same boot (see samples/README.md), and a rootkit sample
+# (indexed in rootkit-samples.list): the pinned kernel with samples/rootkit/vmi_rootkit.ko loaded.
 set -euo pipefail
 # No `cmd | grep -q`: grep -q exits at the first match, the writer then dies of SIGPIPE, and
 # pipefail turns that into a failure (it hid the 6.12 kernel's .BTF once). Use grep >/dev/null.
@@ -87,6 +88,12 @@ RECOVERY_SAMPLES=(
 # with one ~0.34% (samples/README.md).
 LIME_SAMPLE="lime-6.1-4level|max,la57=off|4|1"
 LIME_NET_KO=kernel/drivers/net/ethernet/intel/e1000/e1000.ko # QEMU -device e1000
+
+# Rootkit sample: name | qemu -cpu | expected paging levels. samples/rootkit/vmi_rootkit.c is built
+# against linux-headers-<pinned release>; the workload loads it once its tree is up, to hide
+# vmi-wl-a2 (see workload.c). If it cannot be built the sample is skipped with a WARNING
+# (rootkit-samples.list stays empty and the rootkit tests fail, naming the list).
+ROOTKIT_SAMPLE="rootkit-6.1-4level|max,la57=off|4"
 
 # Kernel modules every sample's /init loads before the workload (mkinitramfs.py --module), for the
 # modules plugin: path under lib/modules/<release>/ of the booted kernel's own package | insmod
@@ -491,6 +498,24 @@ done
 # install, root), lime-forensics-dkms (apt-get download, extracted), `make -C <headers> M=<src>
 # modules`; e1000.ko comes from the kernel package. Cached in $CACHE/lime/<release>_<version>/.
 # Sets LIME_DIR; returns 1 after a WARNING when any of it is unavailable.
+# linux-headers-$KREL at exactly $KVER, installed with apt-get unless it is; who -> 1 after a
+# WARNING naming the sample it is for
+ensure_headers() { # who
+  local hdr="linux-headers-$KREL"
+  if [ "$(dpkg-query -W -f='${Status} ${Version}' "$hdr" 2>/dev/null || true)" != "install ok installed $KVER" ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+      warn "$hdr $KVER is not installed and this is not root; skipping the $1 sample"; return 1
+    fi
+    step "$1: apt-get install $hdr=$KVER"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$hdr=$KVER" make gcc </dev/null >/dev/null 2>&1; then
+      apt_refresh
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$hdr=$KVER" make gcc </dev/null >/dev/null 2>&1 \
+        || { warn "apt-get install $hdr=$KVER failed (the headers must match the kernel package); skipping the $1 sample"; return 1; }
+    fi
+  fi
+  [ -d "/usr/src/$hdr" ] || { warn "/usr/src/$hdr is missing; skipping the $1 sample"; return 1; }
+}
+
 LIME_DIR=""
 ensure_lime_ko() {
   local d="$CACHE/lime/${KREL}_${KVER}" hdr="linux-headers-$KREL" x src deb kdeb vm t=$SECONDS
@@ -499,18 +524,7 @@ ensure_lime_ko() {
     step "lime.ko: reusing $d/lime.ko ($(cat "$d/lime.version"))"
     return 0
   fi
-  if [ "$(dpkg-query -W -f='${Status} ${Version}' "$hdr" 2>/dev/null || true)" != "install ok installed $KVER" ]; then
-    if [ "$(id -u)" -ne 0 ]; then
-      warn "$hdr $KVER is not installed and this is not root; skipping the LiME sample"; return 1
-    fi
-    step "lime.ko: apt-get install $hdr=$KVER"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$hdr=$KVER" make gcc </dev/null >/dev/null 2>&1; then
-      apt_refresh
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$hdr=$KVER" make gcc </dev/null >/dev/null 2>&1 \
-        || { warn "apt-get install $hdr=$KVER failed (the headers must match the kernel package); skipping the LiME sample"; return 1; }
-    fi
-  fi
-  [ -d "/usr/src/$hdr" ] || { warn "/usr/src/$hdr is missing; skipping the LiME sample"; return 1; }
+  ensure_headers LiME || return 1
   deb="$(ls "$CACHE"/downloads/lime-forensics-dkms_*_all.deb 2>/dev/null | sort -V | tail -n1 || true)"
   if [ -z "$deb" ]; then
     step "lime.ko: apt-get download lime-forensics-dkms"
@@ -559,6 +573,59 @@ elif ensure_lime_ko; then
   ltodo+=("$LIME_SAMPLE")
 fi
 
+# ------------------------------------------------------------------ vmi_rootkit.ko (rootkit sample)
+# Built from samples/rootkit/ (copied: kbuild writes beside the sources) against linux-headers-$KREL
+# at $KVER; cached in $CACHE/rootkit/<release>_<version>_<source hash>/. Sets ROOTKIT_KO; returns 1
+# after a WARNING when it cannot be built.
+ROOTKIT_KO=""
+rootkit_key() { cat "$HERE/rootkit/vmi_rootkit.c" "$HERE/rootkit/Makefile" | sha256sum | cut -c1-16; }
+ensure_rootkit_ko() {
+  local d="$CACHE/rootkit/${KREL}_${KVER}_$(rootkit_key)" x vm t=$SECONDS
+  if [ -s "$d/vmi_rootkit.ko" ]; then
+    ROOTKIT_KO="$d/vmi_rootkit.ko"
+    step "vmi_rootkit.ko: reusing $ROOTKIT_KO"
+    return 0
+  fi
+  ensure_headers rootkit || return 1
+  mkdir -p "$CACHE/rootkit"
+  x="$(mktemp -d "$CACHE/rootkit/.build.XXXXXX")"
+  cp "$HERE/rootkit/vmi_rootkit.c" "$HERE/rootkit/Makefile" "$x/"
+  step "vmi_rootkit.ko: make -C /usr/src/linux-headers-$KREL M=$x modules"
+  if ! nice -n 5 make -C "/usr/src/linux-headers-$KREL" M="$x" modules >"$x/build.log" 2>&1 || [ ! -s "$x/vmi_rootkit.ko" ]; then
+    tail -n 20 "$x/build.log" >&2
+    warn "building vmi_rootkit.ko against linux-headers-$KREL failed (log: $x/build.log); skipping the rootkit sample"; return 1
+  fi
+  vm="$(strings "$x/vmi_rootkit.ko" | sed -n 's/^vermagic=//p' | head -n1 | sed 's/ *$//')"
+  [ "${vm%% *}" = "$KREL" ] || { warn "vmi_rootkit.ko vermagic '$vm' does not match $KREL; skipping the rootkit sample"; return 1; }
+  rm -rf "$d"
+  mkdir -p "$d"
+  cp "$x/vmi_rootkit.ko" "$x/build.log" "$d/"
+  rm -rf "$x"
+  ROOTKIT_KO="$d/vmi_rootkit.ko"
+  step "vmi_rootkit.ko: built in $((SECONDS - t))s (vermagic $vm)"
+}
+
+# The rootkit's own record of what it did (its printk lines in truth/kmsg.txt) and the process it
+# hid (truth/guest.env); the rootkit tests read both.
+rootkit_truth_ok() { # sample-tmp-or-dir
+  local d="$1" pid
+  pid="$(sed -n 's/^ROOTKIT_HIDDEN_PID=//p' "$d/truth/guest.env")"
+  [ -n "$pid" ] || { err "rootkit sample: no ROOTKIT_HIDDEN_PID in truth/guest.env"; return 1; }
+  grep -q "vmi_rootkit: hid pid $pid task " "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log hiding pid $pid"; return 1; }
+  grep -q 'vmi_rootkit: sys_call_table .* slot 62 now ' "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log its sys_call_table hook"; return 1; }
+  grep -q 'vmi_rootkit: module .* hides itself' "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log hiding itself"; return 1; }
+  ! grep -q '^vmi_rootkit ' "$d/truth/modules.txt" || { err "rootkit sample: vmi_rootkit is still in /proc/modules"; return 1; }
+}
+IFS='|' read -r rkname _ _ <<<"$ROOTKIT_SAMPLE"
+rktodo=() rootkit_ok=0
+if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$rkname" "$KERNEL_DIR" "$KVER" "$PINNED" basic \
+  && grep -qx "ROOTKIT_MODULE_KEY=$(rootkit_key)" "$CACHE/$rkname/sample.env" && rootkit_truth_ok "$CACHE/$rkname"; then
+  step "sample $rkname: complete, reusing"
+  rootkit_ok=1
+elif ensure_rootkit_ko; then
+  rktodo+=("$ROOTKIT_SAMPLE")
+fi
+
 # ------------------------------------------------------------------ initramfs
 # One per kernel (it holds that kernel's SAMPLE_MODULES), and the LiME sample's. The key hashes
 # workload.c, mkinitramfs.py, busybox, the given files (modules, lime.ko, e1000.ko) and the
@@ -582,7 +649,7 @@ make_initrd() {
     | sed 's/^/  /'
 }
 INITRD=""
-kernel_initrd() { # kernel-dir [lime] -> sets INITRD: the initramfs with that kernel's modules (built unless cached)
+kernel_initrd() { # kernel-dir [lime|rootkit] -> sets INITRD: the initramfs with that kernel's modules (built unless cached)
   local kdir="$1" spec m args files=() opts=() prefix=""
   for spec in "${SAMPLE_MODULES[@]}"; do
     m="${spec%%|*}" m="$kdir/modules/${m##*/}" args="${spec#*|}"
@@ -594,6 +661,10 @@ kernel_initrd() { # kernel-dir [lime] -> sets INITRD: the initramfs with that ke
     files+=("$LIME_DIR/lime.ko" "$LIME_DIR/e1000.ko")
     opts+=(--lime-ko "$LIME_DIR/lime.ko" --net-ko "$LIME_DIR/e1000.ko")
     prefix=lime-
+  elif [ "${2:-}" = rootkit ]; then
+    files+=("$ROOTKIT_KO") # the rootkit sample's: + /rootkit.ko, loaded by the workload
+    opts+=(--rootkit-ko "$ROOTKIT_KO")
+    prefix=rootkit-
   fi
   INITRD="$CACHE/initramfs/$prefix$(initramfs_key "${files[@]}")/initrd.img"
   make_initrd "$(dirname "$INITRD")" "${opts[@]}"
@@ -709,6 +780,17 @@ QEMU_NIC=e1000"; then
   fi
 done
 
+for spec in ${rktodo[@]+"${rktodo[@]}"}; do
+  IFS='|' read -r name cpu levels <<<"$spec"
+  kernel_initrd "$KERNEL_DIR" rootkit
+  if build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" basic "$INITRD" <<<"ROOTKIT_MODULE_KEY=$(rootkit_key)" \
+    && rootkit_truth_ok "$CACHE/$name"; then
+    rootkit_ok=1
+  else
+    warn "rootkit sample $name could not be built; it is left out of rootkit-samples.list"
+  fi
+done
+
 # ------------------------------------------------------------------ System.map (main samples only)
 ensure_system_map() { # sample dir [check]
   local d="$1" kd
@@ -755,4 +837,7 @@ write_list "$CACHE/recovery-samples.list" ${rlist[@]+"${rlist[@]}"}
 llist=()
 ((lime_ok)) && llist+=("$lname")
 write_list "$CACHE/lime-samples.list" ${llist[@]+"${llist[@]}"}
+rklist=()
+((rootkit_ok)) && rklist+=("$rkname")
+write_list "$CACHE/rootkit-samples.list" ${rklist[@]+"${rklist[@]}"}
 step "done in $((SECONDS - T0))s"

@@ -21,8 +21,12 @@ With --lime-ko and --net-ko (the LiME sample) it also holds /lime.ko and the NIC
 /net.ko; /init loads net.ko and brings eth0 up as 10.0.2.15/24 (QEMU user networking) *before*
 the workload starts, and passes /lime.ko to the workload (argv[3], see workload.c).
 
+With --rootkit-ko (the rootkit sample) it holds /rootkit.ko (samples/rootkit/vmi_rootkit.c) and
+passes it to the workload (argv[4]), which loads it once the process tree is up.
+
 usage: mkinitramfs.py --busybox PATH --workload PATH --out initrd.img [--settle N]
                       [--module PATH[:ARGS]]... [--lime-ko lime.ko --net-ko e1000.ko]
+                      [--rootkit-ko vmi_rootkit.ko]
 """
 import argparse
 import gzip
@@ -40,7 +44,7 @@ INIT_SCRIPT = r"""#!/bin/busybox sh
 /bin/busybox mount -t devtmpfs devtmpfs /dev 2>/dev/null
 echo "@@VMI-INIT $(/bin/busybox cat /proc/sys/kernel/osrelease)"
 @MODULES@/bin/busybox ip link set lo up || echo "@@VMI-NET-FAILED lo"
-@NET@/bin/vmi-workload @SETTLE@@LIME@
+@NET@/bin/vmi-workload @SETTLE@@EXTRA@
 echo "@@VMI-WORKLOAD-EXITED $?"
 /bin/busybox poweroff -f
 """
@@ -103,6 +107,7 @@ def main():
     ap.add_argument("--settle", type=int, default=3, help="seconds the workload waits before collecting")
     ap.add_argument("--lime-ko", help="lime.ko to put in as /lime.ko (needs --net-ko)")
     ap.add_argument("--net-ko", help="NIC driver module (e1000.ko) to put in as /net.ko")
+    ap.add_argument("--rootkit-ko", help="the sample rootkit to put in as /rootkit.ko, loaded by the workload")
     ap.add_argument("--module", action="append", default=[], type=parse_module, metavar="PATH[:ARGS]",
                     help="kernel module to put in as /modules/<basename> and load (insmod with ARGS) "
                          "before the workload; repeatable, loaded in this order")
@@ -125,14 +130,19 @@ def main():
     with open(a.workload, "rb") as f:
         entries["bin/vmi-workload"] = (S_IFREG | 0o755, f.read(), (0, 0))
     init = INIT_SCRIPT.replace("@SETTLE@", str(a.settle)).replace("@MODULES@", insmod_lines(a.module))
-    init = init.replace("@NET@", NET_SETUP if a.lime_ko else "").replace("@LIME@", " 4 /lime.ko" if a.lime_ko else "")
+    # The workload's arguments beyond the first only when a mode needs them: the plain samples'
+    # command line (which c1 rewrites, see workload.c) stays as it was.
+    extra = ""
+    if a.lime_ko or a.rootkit_ko:
+        extra = " 4 " + ("/lime.ko" if a.lime_ko else "''") + (" /rootkit.ko" if a.rootkit_ko else "")
+    init = init.replace("@NET@", NET_SETUP if a.lime_ko else "").replace("@EXTRA@", extra)
     entries["init"] = (S_IFREG | 0o755, init.encode(), (0, 0))
     if a.module:
         entries["modules"] = (S_IFDIR | 0o755, b"", (0, 0))
     for path, name, _ in a.module:
         with open(path, "rb") as f:
             entries["modules/" + name] = (S_IFREG | 0o644, f.read(), (0, 0))
-    for name, path in (("lime.ko", a.lime_ko), ("net.ko", a.net_ko)):
+    for name, path in (("lime.ko", a.lime_ko), ("net.ko", a.net_ko), ("rootkit.ko", a.rootkit_ko)):
         if path:
             with open(path, "rb") as f:
                 entries[name] = (S_IFREG | 0o644, f.read(), (0, 0))

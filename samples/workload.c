@@ -106,6 +106,13 @@
  * The host reads the dump over TCP, stops the VM, saves memory.raw, continues and writes "GO";
  * the collector reaps insmod and prints collection 3 (K facts LIME_INSMOD_*: the insmod process
  * that existed while lime.ko dumped), then @@VMI-DONE. The host checks collection 3 equals 1.
+ *
+ * Rootkit mode (argv[4] = path of vmi_rootkit.ko, samples/rootkit/): once the tree is up the
+ * collector runs `/sbin/insmod <vmi_rootkit.ko> hide_pid=<pid of vmi-wl-a2>` and requires it to
+ * succeed, before the view must settle. The module unlinks vmi-wl-a2 from the task list (it stays
+ * in the pid table, so /proc and the truth still show it), hides itself from the module list and
+ * sysfs, and replaces sys_call_table[__NR_kill]; its printk lines are in the kernel log (truth
+ * kmsg.txt). Collection 1 gains K facts ROOTKIT_HIDDEN_PID and ROOTKIT_HIDDEN_COMM.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -148,6 +155,8 @@
 #include <unistd.h>
 
 static int ready_pipe[2];
+#define ROOTKIT_VICTIM "vmi-wl-a2" /* rootkit mode: the process vmi_rootkit.ko hides (run_rootkit) */
+static pid_t rootkit_hidden_pid;
 static int main_argc;     /* main's argc and argv: c1 rewrites its copy of the strings (see proc_c1) */
 static char **main_argv;
 extern char **environ;
@@ -1121,6 +1130,10 @@ static void finish_and_print(int n) {
         emit("K\tMEMTOTAL_KB\t%ld\n", kb);
     }
     emit("K\tCOLLECTOR_PID\t%d\n", (int)getpid());
+    if (rootkit_hidden_pid > 0) {
+        emit("K\tROOTKIT_HIDDEN_PID\t%d\n", (int)rootkit_hidden_pid);
+        emit("K\tROOTKIT_HIDDEN_COMM\t%s\n", ROOTKIT_VICTIM);
+    }
     char ns[64]; /* procfs only formats the namespace's inode number: "net:[4026531840]" */
     ssize_t ns_len = readlink("/proc/self/ns/net", ns, sizeof ns - 1);
     if (ns_len > 0) {
@@ -1240,11 +1253,48 @@ static void run_lime(const char *ko) {
     finish_and_print(3);
 }
 
+/*
+ * Rootkit mode: loads the sample rootkit, telling it to hide ROOTKIT_VICTIM (a leaf of the tree
+ * with no threads or children, blocked for good). Any failure kills the collector: a rootkit
+ * sample whose rootkit did not load must not be built.
+ */
+static void run_rootkit(const char *ko) {
+    DIR *d = opendir("/proc");
+    if (!d) die("opendir /proc");
+    struct dirent *e;
+    char path[300], comm[64], *rest;
+    while ((e = readdir(d)) != NULL && rootkit_hidden_pid <= 0) {
+        if (!isdigit((unsigned char)e->d_name[0])) continue;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        if (read_file(path, fbuf, sizeof fbuf) > 0 && parse_stat(fbuf, comm, sizeof comm, &rest) == 0 &&
+            strcmp(comm, ROOTKIT_VICTIM) == 0)
+            rootkit_hidden_pid = (pid_t)atoi(e->d_name);
+    }
+    closedir(d);
+    if (rootkit_hidden_pid <= 0) { errno = ESRCH; die("rootkit: no " ROOTKIT_VICTIM); }
+    char arg[32];
+    snprintf(arg, sizeof arg, "hide_pid=%d", (int)rootkit_hidden_pid);
+    pid_t p = fork();
+    if (p < 0) die("fork");
+    if (p == 0) {
+        execl("/sbin/insmod", "insmod", ko, arg, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    while (waitpid(p, &status, 0) < 0)
+        if (errno != EINTR) die("rootkit: waitpid");
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) { errno = EIO; die("rootkit: insmod failed"); }
+    char line[96];
+    snprintf(line, sizeof line, "@@VMI-ROOTKIT hid pid=%d comm=%s\n", (int)rootkit_hidden_pid, ROOTKIT_VICTIM);
+    say(line);
+}
+
 int main(int argc, char **argv) {
     main_argc = argc;
     main_argv = argv;
     /* argv[1]: seconds to wait after the tree is up; argv[2]: stable checks wanted;
-     * argv[3] (optional): lime.ko, see run_lime() */
+     * argv[3] (optional, may be empty): lime.ko, see run_lime(); argv[4] (optional): vmi_rootkit.ko,
+     * see run_rootkit() */
     int settle = argc > 1 ? atoi(argv[1]) : 2;
     setvbuf(stdout, NULL, _IONBF, 0);
     set_name("vmi-wl-root");
@@ -1273,6 +1323,7 @@ int main(int argc, char **argv) {
     }
     close(ready_pipe[0]);
     say("@@VMI-TREE-UP\n");
+    if (argc > 4 && argv[4][0]) run_rootkit(argv[4]);
     sleep((unsigned)settle); /* let boot-time kernel threads settle */
 
     /*

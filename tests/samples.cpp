@@ -144,6 +144,8 @@ std::vector<Sample> load_recovery_samples() { return load_sample_list("recovery-
 
 std::vector<Sample> load_lime_samples() { return load_sample_list("lime-samples.list"); }
 
+std::vector<Sample> load_rootkit_samples() { return load_sample_list("rootkit-samples.list"); }
+
 const std::string& guest_fact(const Sample& sample, const std::string& key) {
   const auto it = sample.guest.find(key);
   REQUIRE_MESSAGE(it != sample.guest.end(), "sample ", sample.name, ": truth/guest.env has no ", key,
@@ -295,8 +297,10 @@ std::string without_worker_desc(const std::string& name) {
   return name;
 }
 
-void for_each_sample_image(const std::function<void(Session&, const Sample&)>& check) {
-  for (const auto& sample : load_samples()) {
+namespace {
+
+void for_each_image(const std::vector<Sample>& samples, const std::function<void(Session&, const Sample&)>& check) {
+  for (const auto& sample : samples) {
     const auto profile = profile_for(sample);
     for (const char* format : {"memory.raw", "memory.elf"}) {
       CAPTURE(sample.name);
@@ -306,6 +310,16 @@ void for_each_sample_image(const std::function<void(Session&, const Sample&)>& c
       CHECK_MESSAGE(session.diagnostics().warnings().empty(), joined(session.diagnostics().warnings()));
     }
   }
+}
+
+}  // namespace
+
+void for_each_sample_image(const std::function<void(Session&, const Sample&)>& check) {
+  for_each_image(load_samples(), check);
+}
+
+void for_each_rootkit_image(const std::function<void(Session&, const Sample&)>& check) {
+  for_each_image(load_rootkit_samples(), check);
 }
 
 void for_each_recovery_image(const std::function<void(Session&, const Sample&)>& check) {

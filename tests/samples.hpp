@@ -56,6 +56,9 @@ std::vector<Sample> load_recovery_samples();
 // Every LiME sample listed in lime-samples.list (memory.lime by lime.ko in the pinned kernel and
 // memory.raw of the same boot, saved after the dump).
 std::vector<Sample> load_lime_samples();
+// Every rootkit sample listed in rootkit-samples.list (the pinned kernel with the sample rootkit,
+// samples/rootkit/vmi_rootkit.c, loaded; truth/guest.env has ROOTKIT_HIDDEN_PID).
+std::vector<Sample> load_rootkit_samples();
 
 // A fact of truth/guest.env. REQUIREs it: a sample built before the fact was recorded fails,
 // naming the key and how to rebuild it.
@@ -106,6 +109,8 @@ Session open_sample(const std::filesystem::path& image, const std::filesystem::p
 // Runs `check` on a session over each sample's raw and ELF image (read with profile_for(sample)),
 // then CHECKs that the session was left without warnings.
 void for_each_sample_image(const std::function<void(Session&, const Sample&)>& check);
+// The same over each rootkit sample's raw and ELF image.
+void for_each_rootkit_image(const std::function<void(Session&, const Sample&)>& check);
 // The same over each recovery sample's raw and ELF image, with no profile file: the profile is
 // recovered from the snapshot (and cached per sample for the run).
 void for_each_recovery_image(const std::function<void(Session&, const Sample&)>& check);

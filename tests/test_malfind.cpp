@@ -89,3 +89,7 @@ void check_malfind_flags_the_guests_rwx_code(Session& session, const test::Sampl
 TEST_CASE("malfind on every sample, raw and ELF, flags exactly the guest's rwx and fileless executable areas") {
   test::for_each_sample_image(check_malfind_flags_the_guests_rwx_code);
 }
+
+TEST_CASE("malfind on the rootkit sample flags exactly the workload's rwx area") {
+  test::for_each_rootkit_image(check_malfind_flags_the_guests_rwx_code);
+}

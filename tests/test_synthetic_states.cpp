@@ -82,7 +82,7 @@ TEST_CASE(
   ThreeTasks t;
   // Direct kernel-object manipulation: sshd is taken off init_task.tasks but keeps running, and
   // its child still points at it. The task list is the only view pslist has.
-  t.kernel.list_del(t.kernel.field_address(t.sshd, "task_struct", "tasks"));
+  t.kernel.list_del(t.kernel.field_address(t.sshd, "task_struct", "tasks"), SyntheticKernel::Unlink::list_del_rcu);
   Session session = open_synthetic(t.kernel);
   auto table = run_plugin(session, "pslist");
   REQUIRE(table.has_value());

@@ -23,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "os/linux/list_poison.hpp"
 #include "vmi/layer.hpp"
 #include "vmi/profile.hpp"
 
@@ -250,12 +251,17 @@ class SyntheticKernel {
     put<std::uint64_t>(last, node);
     put<std::uint64_t>(head + 8, node);
   }
-  // Unlinks `node` from its list and leaves its own links as they were (a hidden object still
-  // points into the list it left).
-  void list_del(Addr node) {
+  // Unlinks `node` from its list and poisons its links as the kernel's helpers do
+  // (include/linux/list.h, rculist.h): list_del() both, list_del_rcu() only prev (next still
+  // points into the list it left, for RCU readers). The real rootkit sample hides a task with
+  // list_del_rcu() and its module with list_del().
+  enum class Unlink { list_del, list_del_rcu };
+  void list_del(Addr node, Unlink how) {
     const Addr next = read<std::uint64_t>(node), prev = read<std::uint64_t>(node + 8);
     put<std::uint64_t>(prev, next);
     put<std::uint64_t>(next + 8, prev);
+    if (how == Unlink::list_del) put<std::uint64_t>(node, vmi::linux_objects::kListPoisonNext);
+    put<std::uint64_t>(node + 8, vmi::linux_objects::kListPoisonPrev);
   }
 
   template <class T>
@@ -345,7 +351,7 @@ class SyntheticKernel {
                        low == 0 ? std::min(module, base) : std::min({low, module, base}));
     set<std::uint64_t>(tree, "mod_tree_root", "addr_max",
                        std::max({high, module + size_of("module"), base + core_size}));
-    if (!spec.listed) list_del(field_address(module, "module", "list"));
+    if (!spec.listed) list_del(field_address(module, "module", "list"), Unlink::list_del);
     return module;
   }
 
@@ -356,7 +362,7 @@ class SyntheticKernel {
     if (spec.parent == 0) spec.parent = init_task_;
     fill_task(task, spec);
     list_add_tail(init_task_ + offset("task_struct", "tasks"), task + offset("task_struct", "tasks"));
-    if (!spec.on_task_list) list_del(task + offset("task_struct", "tasks"));
+    if (!spec.on_task_list) list_del(task + offset("task_struct", "tasks"), Unlink::list_del_rcu);
     return task;
   }
 

@@ -70,8 +70,8 @@ Expected<void> for_each_pid_table_entry(const Kernel& kernel, Diagnostics& diagn
 // A task_struct carved from physical memory, judged by its own consistency rather than by any
 // list holding it (a hidden, exited or freed task is found as well as a listed one): sched_class
 // points at one of the kernel's scheduler classes; pid and tgid lie within PID_MAX_LIMIT; the
-// exit state is one the kernel sets; the task-list links are kernel pointers or the poison
-// list_del() leaves; the stack is a THREAD_SIZE-aligned kernel pointer (NULL once an exited
+// exit state is one the kernel sets; each task-list link is a kernel pointer or the poison
+// list_del() or list_del_rcu() leaves in it; the stack is a THREAD_SIZE-aligned kernel pointer (NULL once an exited
 // task's stack is freed); a task with an mm has it as active_mm too, and one without is a kernel
 // thread or exiting; the real parent is a kernel pointer; comm is a non-empty NUL-terminated
 // name without control characters.

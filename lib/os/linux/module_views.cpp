@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "os/linux/field_reader.hpp"
+#include "os/linux/list_poison.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 
@@ -47,13 +48,16 @@ struct ModuleViewLayout {
 };
 
 // A struct module at `at`, judged by itself: mkobj.mod points back, a known state, a printable
-// NUL-terminated name, list links into kernel space.
+// NUL-terminated name, list links into kernel space or poisoned (a module that took itself off
+// the list with list_del() is exactly what the scan is for).
 bool plausible_module(const Layer& layer, const ModuleViewLayout& l, Addr at) {
   const auto state = read_value<std::uint32_t>(layer, at + l.state);
   if (!state || *state > kMaxState) return false;
   const auto next = read_value<std::uint64_t>(layer, at + l.list);
   const auto prev = read_value<std::uint64_t>(layer, at + l.list + 8);
-  if (!next || !prev || *next < kKernelHalf || *prev < kKernelHalf) return false;
+  if (!next || !prev) return false;
+  if (*next != kListPoisonNext && *next < kKernelHalf) return false;
+  if (*prev != kListPoisonPrev && *prev < kKernelHalf) return false;
   std::vector<char> name(l.name_size);
   if (!read_exact(layer, at + l.name, std::as_writable_bytes(std::span(name)))) return false;
   const auto end = std::ranges::find(name, '\0');

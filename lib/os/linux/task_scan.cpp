@@ -11,6 +11,8 @@
 #include <mutex>
 #include <thread>
 
+#include "os/linux/field_reader.hpp"
+#include "os/linux/list_poison.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 
@@ -26,10 +28,8 @@ constexpr std::int64_t kPidMaxLimit = std::int64_t{1} << 22;  // PID_MAX_LIMIT o
 constexpr std::uint32_t kPfExiting = 0x00000004;              // include/linux/sched.h
 constexpr std::uint32_t kPfKthread = 0x00200000;
 constexpr std::uint32_t kExitStates[] = {0, 0x10, 0x20, 0x30};  // running, EXIT_DEAD, EXIT_ZOMBIE, EXIT_TRACE
-constexpr std::uint64_t kListPoison1 = 0xdead000000000100ull;   // list_del() (POISON_POINTER_DELTA on x86-64)
-constexpr std::uint64_t kListPoison2 = 0xdead000000000122ull;
-constexpr std::uint64_t kThreadSize = 16384;  // THREAD_SIZE on x86-64 (without KASAN)
-constexpr std::size_t kCommSize = 16;         // TASK_COMM_LEN
+constexpr std::uint64_t kThreadSize = 16384;                    // THREAD_SIZE on x86-64 (without KASAN)
+constexpr std::size_t kCommSize = 16;                           // TASK_COMM_LEN
 
 // Every scheduler class a kernel of 4.x to 6.12 may have (ext with CONFIG_SCHED_CLASS_EXT).
 constexpr std::string_view kSchedulerClasses[] = {"stop_sched_class", "dl_sched_class",  "rt_sched_class",
@@ -111,8 +111,10 @@ class TaskJudge {
 
     const std::uint64_t next = field(layout_.tasks, std::uint64_t{});
     const std::uint64_t prev = field(layout_.tasks + 8, std::uint64_t{});
-    const bool unlinked = next == kListPoison1 && prev == kListPoison2;
-    if (!unlinked && (!kernel_pointer(next) || !kernel_pointer(prev))) return {};
+    // Each link is a pointer or its own poison: list_del() poisons both, list_del_rcu() (the
+    // kernel's own release_task(), and a rootkit unlinking a live task) only prev.
+    if (next != kListPoisonNext && !kernel_pointer(next)) return {};
+    if (prev != kListPoisonPrev && !kernel_pointer(prev)) return {};
     const std::uint64_t stack = field(layout_.stack, std::uint64_t{});
     if (stack == 0 ? !exiting : (!kernel_pointer(stack) || stack % kThreadSize != 0)) return {};
     carved.mm = field(layout_.mm, std::uint64_t{});
