@@ -144,21 +144,11 @@ void measure_sample(const Context& context, const std::string& sample, bool ship
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto options = vmi::bench::parse_options(argc, argv, kUsage);
-  if (!options) return vmi::bench::kExitUsage;
-  if (options->help) {
-    fmt::print("{}", kUsage);
-    return vmi::bench::kExitOk;
-  }
+  const auto parsed = vmi::bench::parse_run_options(argc, argv, kUsage);
+  if (const int* exit_status = std::get_if<int>(&parsed)) return *exit_status;
+  const auto& options = *std::get_if<vmi::bench::RunOptions>(&parsed);
   Context context;
-  if (options->argument) {
-    const auto runs = vmi::bench::parse_runs(*options->argument);
-    if (!runs) {
-      fmt::print(stderr, "runs must be a positive number, not '{}'\n{}", *options->argument, kUsage);
-      return vmi::bench::kExitUsage;
-    }
-    context.runs = *runs;
-  }
+  context.runs = options.runs;
   context.scratch = fs::temp_directory_path() / fmt::format("vmi-bench-{}", ::getpid());
   context.cache = context.scratch / "cache";
   context.no_profiles = context.scratch / "no-profiles";
@@ -186,5 +176,5 @@ int main(int argc, char** argv) {
   fs::remove_all(context.scratch, ignored);
   if (listed == 0) verdict.run_failed("samples", "no samples listed: run samples/build-samples.sh");
   fmt::print("\ntarget column: pslist warm runs on raw and ELF images, the forms the README's target was stated for\n");
-  return verdict.finish(options->check);
+  return verdict.finish(options.check);
 }

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <system_error>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace vmi::bench {
@@ -82,6 +83,33 @@ inline std::optional<int> parse_runs(const std::string& text) {
   const auto [stop, error] = std::from_chars(text.data(), end, runs);
   if (error != std::errc{} || stop != end || runs < 1) return std::nullopt;
   return runs;
+}
+
+// The command line of a benchmark whose one argument is a run count.
+struct RunOptions {
+  bool check = false;
+  int runs = 5;
+};
+
+// Its options, or the status to exit with at once: kExitOk after printing the usage for --help,
+// kExitUsage after saying what is wrong.
+inline std::variant<RunOptions, int> parse_run_options(int argc, char** argv, std::string_view usage) {
+  const auto options = parse_options(argc, argv, usage);
+  if (!options) return kExitUsage;
+  if (options->help) {
+    fmt::print("{}", usage);
+    return kExitOk;
+  }
+  RunOptions parsed{.check = options->check};
+  if (options->argument) {
+    const auto runs = parse_runs(*options->argument);
+    if (!runs) {
+      fmt::print(stderr, "runs must be a positive number, not '{}'\n{}", *options->argument, usage);
+      return kExitUsage;
+    }
+    parsed.runs = *runs;
+  }
+  return parsed;
 }
 
 // ---------------------------------------------------------------- running and measuring

@@ -196,21 +196,10 @@ void measure_other_sources(const std::optional<std::string>& kernel_dir, const f
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto options = vmi::bench::parse_options(argc, argv, kUsage);
-  if (!options) return vmi::bench::kExitUsage;
-  if (options->help) {
-    fmt::print("{}", kUsage);
-    return vmi::bench::kExitOk;
-  }
-  int runs = 5;
-  if (options->argument) {
-    const auto parsed = vmi::bench::parse_runs(*options->argument);
-    if (!parsed) {
-      fmt::print(stderr, "runs must be a positive number, not '{}'\n{}", *options->argument, kUsage);
-      return vmi::bench::kExitUsage;
-    }
-    runs = *parsed;
-  }
+  const auto parsed = vmi::bench::parse_run_options(argc, argv, kUsage);
+  if (const int* exit_status = std::get_if<int>(&parsed)) return *exit_status;
+  const auto& options = *std::get_if<vmi::bench::RunOptions>(&parsed);
+  const int runs = options.runs;
   const auto main_samples = vmi::bench::read_sample_list("samples.list").value_or(std::vector<std::string>{});
   auto samples = main_samples;
   const auto others = vmi::bench::read_sample_list("recovery-samples.list").value_or(std::vector<std::string>{});
@@ -237,5 +226,5 @@ int main(int argc, char** argv) {
 
   std::error_code ignored;
   fs::remove_all(scratch, ignored);
-  return verdict.finish(options->check);
+  return verdict.finish(options.check);
 }

@@ -101,21 +101,10 @@ void measure_image(const fs::path& image, const std::string& label, int runs, Ve
 }  // namespace
 
 int main(int argc, char** argv) {
-  const auto options = vmi::bench::parse_options(argc, argv, kUsage);
-  if (!options) return vmi::bench::kExitUsage;
-  if (options->help) {
-    fmt::print("{}", kUsage);
-    return vmi::bench::kExitOk;
-  }
-  int runs = 5;
-  if (options->argument) {
-    const auto parsed = vmi::bench::parse_runs(*options->argument);
-    if (!parsed) {
-      fmt::print(stderr, "runs must be a positive number, not '{}'\n{}", *options->argument, kUsage);
-      return vmi::bench::kExitUsage;
-    }
-    runs = *parsed;
-  }
+  const auto parsed = vmi::bench::parse_run_options(argc, argv, kUsage);
+  if (const int* exit_status = std::get_if<int>(&parsed)) return *exit_status;
+  const auto& options = *std::get_if<vmi::bench::RunOptions>(&parsed);
+  const int runs = options.runs;
   Verdict verdict({&kScanTimePerGigabyte, &kScanPeakRss});
   const fs::path raw = vmi::bench::samples_dir() / kSample / "memory.raw";
   const fs::path scratch = fs::temp_directory_path() / fmt::format("vmi-bench-scan-{}", ::getpid());
@@ -123,7 +112,7 @@ int main(int argc, char** argv) {
   print_row("image", "workers", "scan ms", "GB/s", "GB/s/worker", "CLI wall ms", "CLI peak MiB", "target");
   if (!fs::is_regular_file(raw)) {
     verdict.run_failed(std::string(kSample), raw.string() + " not found: run samples/build-samples.sh");
-    return verdict.finish(options->check);
+    return verdict.finish(options.check);
   }
   measure_image(raw, fmt::format("{} (512 MiB)", kSample), runs, verdict);
   // 1 GiB: the raw image twice, written to scratch (a real file, so every page is read).
@@ -140,5 +129,5 @@ int main(int argc, char** argv) {
   measure_image(doubled, "sample written twice (1 GiB)", runs, verdict);
   std::error_code ignored;
   fs::remove_all(scratch, ignored);
-  return verdict.finish(options->check);
+  return verdict.finish(options.check);
 }

@@ -85,6 +85,37 @@ TEST_CASE("tty_check accuses a tty whose receive_buf lies outside known code, no
   CHECK(session.diagnostics().warnings().empty());
 }
 
+TEST_CASE("tty_check reads at most its budget of tty slots over all drivers, with one warning") {
+  SyntheticKernel kernel(test::shipped_isf());
+  const Addr drivers = kernel.symbol("tty_drivers");
+  kernel.init_list(drivers);
+  // Five drivers of 65536 lines each (each within the per-driver bound) share one ttys array
+  // whose first slot holds a tty: four fill the 2^18-slot budget, the fifth is refused.
+  constexpr std::uint32_t kLines = 1u << 16;
+  const Addr ttys = kernel.allocate(std::size_t{kLines} * 8);
+  const Addr tty = kernel.allocate("tty_struct");
+  kernel.write(kernel.field_address(tty, "tty_struct", "name"), "ttyS0", 6);
+  const Addr ldisc = kernel.allocate("tty_ldisc");
+  const Addr ops = kernel.allocate("tty_ldisc_ops");
+  kernel.set<std::uint64_t>(ops, "tty_ldisc_ops", "receive_buf", kernel.symbol("n_tty_receive_buf"));
+  kernel.set<std::uint64_t>(ldisc, "tty_ldisc", "ops", ops);
+  kernel.set<std::uint64_t>(tty, "tty_struct", "ldisc", ldisc);
+  kernel.put<std::uint64_t>(ttys, tty);
+  for (int i = 0; i < 5; ++i) {
+    const Addr driver = kernel.allocate("tty_driver");
+    kernel.list_add_tail(drivers, kernel.field_address(driver, "tty_driver", "tty_drivers"));
+    kernel.set<std::uint32_t>(driver, "tty_driver", "num", kLines);
+    kernel.set<std::uint64_t>(driver, "tty_driver", "ttys", ttys);
+  }
+  Session session = test::open_synthetic(kernel);
+  auto table = run_plugin(session, "tty_check");
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  CHECK(table->rows.size() == 4);
+  const auto& warnings = session.diagnostics().warnings();
+  REQUIRE(warnings.size() == 1);
+  CHECK(warnings[0].find("more than 262144 tty slots") != std::string::npos);
+}
+
 TEST_CASE("keyboard_notifiers accuses a callback outside known code and stops at a loop, with a warning") {
   SyntheticKernel kernel(test::shipped_isf());
   const Addr head = kernel.field_address(kernel.symbol("keyboard_notifier_list"), "atomic_notifier_head", "head");

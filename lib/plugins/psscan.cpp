@@ -5,7 +5,6 @@
 
 #include "plugins/plugins.hpp"
 #include "vmi/linux.hpp"
-#include "vmi/object.hpp"
 #include "vmi/rows.hpp"
 #include "vmi/session.hpp"
 
@@ -89,24 +88,16 @@ Expected<void> run_psscan(PluginContext& context) {
                                                          return true;
                                                        }));
 
-  const std::uint32_t tgid_offset = VMI_TRY(bind_offset(kernel.profile(), "task_struct", "tgid"));
   RowWriter rows(context.out, kScanRow);
   for (const linux_objects::CarvedTask& task : carved) {
-    ScanRow row{.offset = task.physical,
-                .pid = task.tgid,
-                .tid = task.pid,
-                .ppid = {},
-                .comm = task.comm,
-                .exit_state = exit_state_name(task.exit_state),
-                .in_task_list = listed.contains(task.physical),
-                .in_pid_table = hashed.contains(task.physical)};
-    if (auto tgid = read_value<std::int32_t>(kernel.kernel_layer(), task.real_parent + tgid_offset)) {
-      row.ppid = *tgid;
-    } else {
-      context.diagnostics.warn("task at physical " + hex(task.physical) + " (pid " + std::to_string(task.pid) +
-                               "): field 'real_parent->tgid' at " + hex(task.real_parent + tgid_offset) +
-                               " is unreadable");
-    }
+    const ScanRow row{.offset = task.physical,
+                      .pid = task.tgid,
+                      .tid = task.pid,
+                      .ppid = task.ppid,
+                      .comm = task.comm,
+                      .exit_state = exit_state_name(task.exit_state),
+                      .in_task_list = listed.contains(task.physical),
+                      .in_pid_table = hashed.contains(task.physical)};
     if (!rows.write(row)) break;
   }
   return {};

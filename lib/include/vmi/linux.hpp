@@ -79,9 +79,10 @@ struct CarvedTask {
   Addr physical = 0;  // task_struct's physical address
   std::int32_t pid = 0, tgid = 0;
   std::string comm;
-  std::uint32_t flags = 0;       // PF_*
-  std::uint32_t exit_state = 0;  // 0, EXIT_DEAD 0x10, EXIT_ZOMBIE 0x20, EXIT_TRACE 0x30
-  Addr real_parent = 0;          // kernel virtual
+  std::uint32_t flags = 0;           // PF_*
+  std::uint32_t exit_state = 0;      // 0, EXIT_DEAD 0x10, EXIT_ZOMBIE 0x20, EXIT_TRACE 0x30
+  Addr real_parent = 0;              // kernel virtual
+  std::optional<std::int32_t> ppid;  // real_parent->tgid; nothing (with a warning) when unreadable
   Addr mm = 0;
 };
 

@@ -21,7 +21,8 @@ constexpr std::string_view kSeqOperations[] = {"tcp4_seq_ops", "tcp6_seq_ops",  
 constexpr std::string_view kSeqMembers[] = {"start", "next", "stop", "show"};
 
 constexpr std::size_t kMaxTtyDrivers = 4096;
-constexpr std::uint32_t kMaxTtyLines = 1u << 16;  // per driver; pty masters keep no ttys array
+constexpr std::uint32_t kMaxTtyLines = 1u << 16;            // per driver; pty masters keep no ttys array
+constexpr std::size_t kMaxTtySlots = std::size_t{1} << 18;  // over all drivers: 2 MiB of ttys[] read
 constexpr std::size_t kMaxNotifiers = 4096;
 constexpr std::size_t kTtyNameSize = 64;
 
@@ -92,6 +93,7 @@ Expected<std::vector<Handler>> tty_receive_handlers(const Kernel& kernel, Diagno
   if (!drivers) return make_error(Errc::not_found, "profile has no symbol 'tty_drivers'");
   const Layer& layer = kernel.kernel_layer();
   std::vector<Handler> handlers;
+  std::size_t slots_left = kMaxTtySlots;
   const ListWalk walk = walk_list(layer, *drivers, kMaxTtyDrivers, [&](Addr node) {
     const Addr driver = node - l.driver_list;
     FieldReader reader(layer, diagnostics, [&] { return "tty_driver " + hex(driver); });
@@ -104,6 +106,13 @@ Expected<std::vector<Handler>> tty_receive_handlers(const Kernel& kernel, Diagno
                   "holds " + std::to_string(lines) + "; only the first " + std::to_string(kMaxTtyLines) + " read");
       lines = kMaxTtyLines;
     }
+    if (lines > slots_left) {
+      // Every driver within bounds, yet together too many: a forged list of drivers.
+      diagnostics.warn("tty_drivers: the drivers hold more than " + std::to_string(kMaxTtySlots) +
+                       " tty slots; the rest, from tty_driver " + hex(driver) + " on, are not read");
+      return false;
+    }
+    slots_left -= lines;
     std::vector<std::uint64_t> slots(lines);
     if (!read_exact(layer, *ttys, std::as_writable_bytes(std::span(slots)))) {
       reader.warn("ttys[]", *ttys);

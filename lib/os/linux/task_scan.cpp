@@ -268,6 +268,13 @@ Expected<std::vector<CarvedTask>> scan_for_tasks(const Kernel& kernel, const Phy
                      std::to_string(kMaxCarvedTasks) + "; those at the highest addresses are left out");
     tasks.resize(kMaxCarvedTasks);
   }
+  // The parent's tgid (the PPID a listing shows), through the kernel's page tables.
+  for (CarvedTask& task : tasks) {
+    const FieldReader fields(kernel.kernel_layer(), diagnostics, [&] {
+      return "task at physical " + hex(task.physical) + " (pid " + std::to_string(task.pid) + ")";
+    });
+    task.ppid = fields.read<std::int32_t>("real_parent->tgid", task.real_parent + bound->tgid);
+  }
   std::ranges::sort(shared.unreadable_chunks);
   for (const Addr chunk : shared.unreadable_chunks)
     diagnostics.warn("psscan: physical memory at " + hex(chunk) + " (up to " + std::to_string(kChunkSize >> 20) +
