@@ -10,13 +10,16 @@
 
 #include "samples.hpp"
 #include "support.hpp"
+#include "synthetic_session.hpp"
+#include "vmi/linux.hpp"
 #include "vmi/plugin.hpp"
+#include "vmi/session.hpp"
 
 using namespace vmi;
 
 namespace {
 
-enum CpuColumn : int { kCpu, kMode, kRip, kSymbol, kRsp, kCr3 };
+enum CpuColumn : int { kCpu, kMode, kRip, kSymbol, kRsp, kCr3, kCr3Pid, kTask, kPid, kTid, kComm, kIdle };
 
 // gdb's view of each vCPU in an ELF core: LWP n is the n-th NT_PRSTATUS note (QEMU writes
 // vCPU n-1 there). register name -> value, per LWP.
@@ -55,7 +58,64 @@ std::map<std::uint64_t, std::set<std::string>> guest_kallsyms(const test::Sample
   return symbols;
 }
 
+// Each vCPU's current task, checked by routes other than the per-CPU pointer: an idle CPU runs
+// the idle task the kernel names swapper/<cpu>; a busy one runs a task /proc shows, and when that
+// task has an mm and the vCPU is in it (user mode), CR3 holds its page tables (mm->pgd; under
+// page-table isolation user CR3 is the pgd's user half, bit 12, plus a PCID in the low bits).
+void check_current_tasks(Session& session, const test::Sample& sample) {
+  if (session.image().cpu_states().empty()) return;  // memory.raw: no registers
+  auto table = run_plugin(session, "cpus");
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  REQUIRE(table->rows.size() == session.image().cpu_states().size());
+  auto kernel = session.kernel();
+  REQUIRE(kernel.has_value());
+  const bool pti = test::guest_fact(sample, "CPU_PTI") == "1";
+  std::set<std::int64_t> truth_tids;
+  for (const test::TruthThread& thread : sample.threads) truth_tids.insert(thread.tid);
+  for (const Row& row : table->rows) {
+    const auto cpu = test::cell_integer(row, kCpu).value();
+    const auto tid = test::cell_integer(row, kTid);
+    CAPTURE(cpu);
+    REQUIRE(tid.has_value());
+    CHECK(row.cells[kIdle] == Cell(*tid == 0));
+    // Whatever CR3 holds, it is the kernel's own page tables (0) or a process's that /proc shows,
+    // unless no process holds them any more.
+    if (const auto owner = test::cell_integer(row, kCr3Pid); owner && *owner != 0)
+      CHECK(test::truth_process(sample, *owner) != nullptr);
+    if (*tid == 0) {
+      CHECK(test::cell_text(row, kComm) == "swapper/" + std::to_string(cpu));
+      continue;
+    }
+    CHECK(truth_tids.contains(*tid));
+    if (test::cell_text(row, kMode) != "user") continue;
+    const Addr address = test::cell_address(row, kTask).value();
+    Diagnostics diagnostics;
+    const auto tasks = linux_objects::read_tasks(**kernel, std::span(&address, 1), diagnostics);
+    REQUIRE(tasks.has_value());
+    REQUIRE(tasks->size() == 1);
+    const auto layout = linux_objects::memory_layout(**kernel, tasks->front(), diagnostics);
+    REQUIRE(layout.has_value());
+    const auto* memory = std::get_if<linux_objects::MemoryLayout>(&*layout);
+    REQUIRE(memory != nullptr);
+    const std::uint64_t cr3 = test::cell_address(row, kCr3).value();
+    const std::uint64_t pgd = memory->page_table_root;
+    CHECK(((cr3 & ~0xfffull) == pgd || (pti && (cr3 & ~0x1fffull) == pgd)));
+    CHECK(test::cell_integer(row, kCr3Pid) == test::cell_integer(row, kPid));
+  }
+}
+
 }  // namespace
+
+TEST_CASE(
+    "cpus names each vCPU's current task: swapper/N when idle, else a task /proc shows whose page tables CR3 "
+    "holds in user mode") {
+  test::for_each_sample_image(check_current_tasks);
+  test::for_each_rootkit_image(check_current_tasks);
+}
+
+TEST_CASE("cpus names each vCPU's current task on every recovery kernel (pcpu_hot on 6.12)") {
+  test::for_each_recovery_image(check_current_tasks);
+}
 
 TEST_CASE(
     "cpus on every sample's ELF core shows each vCPU's RIP, RSP and mode as gdb reads them, RIP symbolised as kallsyms "
@@ -103,4 +163,32 @@ TEST_CASE("cpus on an image with no saved registers (raw) fails naming the image
   REQUIRE_FALSE(table.has_value());
   CHECK(table.error().message.find("needs vCPU registers") != std::string::npos);
   CHECK(table.error().message.find("memory.raw") != std::string::npos);
+}
+
+TEST_CASE("cpus reads each vCPU's current task from its per-CPU area; an unreadable one is marked, naming the CPU") {
+  vmi_synthetic::SyntheticKernel kernel(test::shipped_isf());
+  const Addr worker = kernel.add_task({.pid = 300, .tgid = 300, .comm = "busy", .kernel_thread = true});
+  // CPU 0's per-CPU area names the worker as current; CPU 1's offset stays 0, so its copy of the
+  // variable would be at the bare per-CPU offset, in no mapped page.
+  const Addr area = kernel.allocate(kernel.symbol("current_task") + 8);
+  kernel.put<std::uint64_t>(kernel.symbol("__per_cpu_offset"), area);
+  kernel.put<std::uint64_t>(area + kernel.symbol("current_task"), worker);
+  const auto registers = [&](std::uint32_t index) {
+    return CpuState{.index = index,
+                    .registers = {{"cs", 0x10}, {"rip", kernel.symbol("init_task")}, {"rsp", 0}, {"cr3", 0}}};
+  };
+  Session session = test::open_synthetic(kernel, {registers(0), registers(1)});
+  auto table = run_plugin(session, "cpus");
+  REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+  REQUIRE(table->rows.size() == 2);
+  CHECK(test::cell_address(table->rows[0], kTask) == worker);
+  CHECK(test::cell_integer(table->rows[0], kPid) == 300);
+  CHECK(test::cell_text(table->rows[0], kComm) == "busy");
+  CHECK(table->rows[0].cells[kIdle] == Cell(false));
+  CHECK(table->rows[1].cells[kTask] == Cell(Absence::unreadable));
+  CHECK(table->rows[1].cells[kIdle] == Cell(Absence::unreadable));
+  bool named = false;
+  for (const std::string& warning : session.diagnostics().warnings())
+    named = named || warning.starts_with("CPU 1: field 'current_task'");
+  CHECK_MESSAGE(named, test::joined(session.diagnostics().warnings()));
 }

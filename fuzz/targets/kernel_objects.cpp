@@ -11,6 +11,7 @@
 #include "fuzz_support.hpp"
 #include "synthetic_kernel.hpp"
 #include "vmi/isf.hpp"
+#include "vmi/linux.hpp"
 #include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
 
@@ -109,6 +110,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   vmi::PluginArgs one_job;  // the carve on the fuzzer's own thread
   one_job.values["jobs"] = "1";
   (void)vmi::run_plugin(session, "psscan", one_job, sink);
+  vmi::Diagnostics diagnostics;  // cpus needs saved registers, which this image has none of: its walker
+  for (std::uint32_t cpu = 0; cpu < 4; ++cpu)
+    (void)vmi::linux_objects::current_task_of(**session.kernel(), cpu, diagnostics);
   vmi::PluginArgs dump;
   dump.values["dump"] = dump_dir;
   (void)vmi::run_plugin(session, "modules", dump, sink);

@@ -1,7 +1,11 @@
 // cpus: what each vCPU was executing when the snapshot was taken, from the registers saved with
-// the image.
+// the image, and the task the kernel had current on that CPU.
+#include <map>
+
 #include "plugins/plugins.hpp"
 #include "vmi/kernel_symbols.hpp"
+#include "vmi/linux.hpp"
+#include "vmi/paging.hpp"
 #include "vmi/rows.hpp"
 #include "vmi/session.hpp"
 
@@ -16,12 +20,21 @@ struct CpuRow {
   Maybe<std::string> symbol;  // kernel RIP as symbol+offset
   Maybe<Addr> rsp;
   Maybe<Addr> cr3;
+  // The process whose page tables CR3 holds (0: the kernel's own, init_mm's); not applicable when
+  // they are no process's in the pid table (an idle CPU may keep an exited process's lazily).
+  Maybe<std::int32_t> cr3_pid;
+  Maybe<Addr> task;  // the CPU's current task_struct
+  Maybe<std::int32_t> pid, tid;
+  Maybe<std::string> comm;
+  Maybe<bool> idle;  // current is the CPU's idle task (pid 0): it had nothing to run
 };
 
-constexpr auto kCpuRow =
-    declare_row(column<&CpuRow::cpu>("CPU"), column<&CpuRow::mode>("Mode"),
-                column<&CpuRow::rip, ColumnType::address>("RIP"), column<&CpuRow::symbol>("Symbol"),
-                column<&CpuRow::rsp, ColumnType::address>("RSP"), column<&CpuRow::cr3, ColumnType::address>("CR3"));
+constexpr auto kCpuRow = declare_row(
+    column<&CpuRow::cpu>("CPU"), column<&CpuRow::mode>("Mode"), column<&CpuRow::rip, ColumnType::address>("RIP"),
+    column<&CpuRow::symbol>("Symbol"), column<&CpuRow::rsp, ColumnType::address>("RSP"),
+    column<&CpuRow::cr3, ColumnType::address>("CR3"), column<&CpuRow::cr3_pid>("CR3 PID"),
+    column<&CpuRow::task, ColumnType::address>("Task"), column<&CpuRow::pid>("PID"), column<&CpuRow::tid>("TID"),
+    column<&CpuRow::comm>("COMM"), column<&CpuRow::idle>("Idle"));
 
 // A register the image's format saved for this vCPU; unreadable, with a warning, when it did not.
 Maybe<std::uint64_t> saved(PluginContext& context, const CpuState& state, std::string_view name) {
@@ -30,6 +43,69 @@ Maybe<std::uint64_t> saved(PluginContext& context, const CpuState& state, std::s
   context.diagnostics.warn(std::string(context.session.image().name()) + ": vCPU " + std::to_string(state.index) +
                            " has no saved register '" + std::string(name) + "'");
   return Absence::unreadable;
+}
+
+// Whose page tables each top-level table is: every process the pid table holds (hidden ones
+// too) by its mm->pgd, and the kernel's own.
+class PageTableOwners {
+ public:
+  // Without the pid table only the kernel's own tables are known, and every other CR3 is
+  // unreadable (with one warning saying why) rather than no process's.
+  static Expected<PageTableOwners> gather(const Kernel& kernel, Diagnostics& diagnostics) {
+    PageTableOwners owners;
+    owners.by_root_[kernel.kernel_layer().page_table_root()] = 0;
+    std::vector<Addr> addresses;
+    const auto walked =
+        linux_objects::for_each_pid_table_entry(kernel, diagnostics, [&](const linux_objects::PidTableEntry& entry) {
+          addresses.push_back(entry.task);
+          return true;
+        });
+    if (!walked) {
+      diagnostics.warn("cpus: no process's page tables are known (" + walked.error().message +
+                       "); CR3 PID is read only for the kernel's own");
+      owners.complete_ = false;
+      return owners;
+    }
+    for (const linux_objects::Task& task : VMI_TRY(linux_objects::read_tasks(kernel, addresses, diagnostics))) {
+      if (task.pid != task.tgid) continue;  // threads share their leader's mm
+      const auto layout = VMI_TRY(linux_objects::memory_layout(kernel, task, diagnostics));
+      if (const auto* memory = std::get_if<linux_objects::MemoryLayout>(&layout))
+        owners.by_root_.emplace(memory->page_table_root, task.tgid);
+    }
+    return owners;
+  }
+
+  // CR3's low 12 bits are a PCID (or flags); under page-table isolation a user-mode CR3 names the
+  // pgd's user half, 4 KiB above it (bit 12).
+  Maybe<std::int32_t> owner_of(std::uint64_t cr3) const {
+    const Addr root = cr3 & ~Addr{0xfff};
+    if (auto found = by_root_.find(root); found != by_root_.end()) return found->second;
+    if ((root & 0x1000) != 0) {
+      if (auto found = by_root_.find(root & ~Addr{0x1000}); found != by_root_.end()) return found->second;
+    }
+    return complete_ ? Absence::not_applicable : Absence::unreadable;
+  }
+
+ private:
+  std::map<Addr, std::int32_t> by_root_;
+  bool complete_ = true;
+};
+
+// The CPU's current task as the kernel recorded it: the per-CPU pointer, then the task it names.
+Expected<void> add_current_task(PluginContext& context, std::uint32_t cpu, CpuRow& row) {
+  row.task = VMI_TRY(linux_objects::current_task_of(*context.kernel, cpu, context.diagnostics));
+  row.pid = row.tid = Absence::unreadable;
+  row.comm = Absence::unreadable;
+  row.idle = Absence::unreadable;
+  const auto* address = std::get_if<Addr>(&row.task);
+  if (address == nullptr) return {};
+  const auto tasks = VMI_TRY(linux_objects::read_tasks(*context.kernel, std::span(address, 1), context.diagnostics));
+  if (tasks.empty()) return {};  // read_tasks has said why
+  row.pid = tasks.front().tgid;
+  row.tid = tasks.front().pid;
+  row.comm = tasks.front().comm;
+  row.idle = tasks.front().pid == 0;
+  return {};
 }
 
 CpuRow row_of(PluginContext& context, const CpuState& state) {
@@ -63,23 +139,32 @@ CpuRow row_of(PluginContext& context, const CpuState& state) {
 
 Expected<void> run_cpus(PluginContext& context) {
   RowWriter rows(context.out, kCpuRow);
+  const auto owners = VMI_TRY(PageTableOwners::gather(*context.kernel, context.diagnostics));
   for (const CpuState& state : context.session.image().cpu_states()) {
-    if (!rows.write(row_of(context, state))) break;
+    CpuRow row = row_of(context, state);
+    if (const auto* cr3 = std::get_if<std::uint64_t>(&row.cr3)) {
+      row.cr3_pid = owners.owner_of(*cr3);
+    } else {
+      row.cr3_pid = Absence::unreadable;  // saved() has said why
+    }
+    VMI_TRY_VOID(add_current_task(context, state.index, row));
+    if (!rows.write(row)) break;
   }
   return {};
 }
 
 }  // namespace
 
-const Plugin kCpusPlugin{.name = "linux.cpus",
-                         .short_name = "cpus",
-                         .os = "linux",
-                         .aliases = {},
-                         .description = "What each vCPU was executing: mode, RIP as symbol+offset, RSP, CR3",
-                         .needs = Requirement::vcpus,
-                         .columns = kCpuRow.columns,
-                         .tree = false,
-                         .options = {},
-                         .run = run_cpus};
+const Plugin kCpusPlugin{
+    .name = "linux.cpus",
+    .short_name = "cpus",
+    .os = "linux",
+    .aliases = {},
+    .description = "What each vCPU was executing: mode, RIP as symbol+offset, RSP, CR3, current task",
+    .needs = Requirement::vcpus,
+    .columns = kCpuRow.columns,
+    .tree = false,
+    .options = {},
+    .run = run_cpus};
 
 }  // namespace vmi

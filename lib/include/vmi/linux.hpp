@@ -46,6 +46,12 @@ Expected<void> for_each_task(const Kernel& kernel, bool include_threads, Diagnos
 // for_each_task's tasks, collected.
 Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_threads, Diagnostics& diagnostics);
 
+// The task_struct CPU `cpu` was running (per_cpu(current_task, cpu): current_task through 6.1,
+// pcpu_hot.current_task since 6.2), kernel virtual: its idle task when it had nothing to run.
+// Unreadable, with a warning naming the CPU, the field and its address, when __per_cpu_offset[cpu]
+// or the pointer cannot be read or is NULL. Fails only when the profile lacks the variables.
+Expected<Maybe<Addr>> current_task_of(const Kernel& kernel, std::uint32_t cpu, Diagnostics& diagnostics);
+
 // The tasks at these task_struct addresses (found by another route than the task list), read as
 // for_each_task reads them, in the order given; a task whose pid, tgid or comm cannot be read is
 // reported and left out. `threads` is not read (it is empty).
