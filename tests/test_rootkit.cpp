@@ -6,7 +6,10 @@
 // it, check_syscall, check_afinfo and keyboard_notifiers accuse exactly what it replaced or added.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -35,7 +38,7 @@ struct RootkitRecord {
   Addr module = 0;
 };
 
-RootkitRecord rootkit_record(const test::Sample& sample) {
+RootkitRecord read_rootkit_record(const test::Sample& sample) {
   std::ifstream in(sample.dir / "truth" / "kmsg.txt");
   REQUIRE(in.good());
   static const std::regex hid(R"(vmi_rootkit: hid pid (\d+) task ([0-9a-f]+)$)");
@@ -75,16 +78,32 @@ RootkitRecord rootkit_record(const test::Sample& sample) {
   return record;
 }
 
+// Each sample's record, read once: every image of the sample (raw, ELF) checks against it.
+const RootkitRecord& rootkit_record(const test::Sample& sample) {
+  static std::map<std::filesystem::path, RootkitRecord> records;
+  auto found = records.find(sample.dir);
+  if (found == records.end()) found = records.emplace(sample.dir, read_rootkit_record(sample)).first;
+  return found->second;
+}
+
 Table run(Session& session, std::string_view plugin) {
   auto table = run_plugin(session, plugin);
   REQUIRE_MESSAGE(table.has_value(), plugin, ": ", test::error_text(table));
   return std::move(*table);
 }
 
+// The rows a check accuses: those whose `column` is true.
+std::vector<Row> accused_rows(const Table& table, int column) {
+  std::vector<Row> accused;
+  std::ranges::copy_if(table.rows, std::back_inserter(accused),
+                       [&](const Row& row) { return row.cells[column] == Cell(true); });
+  return accused;
+}
+
 enum ScanColumn : int { kScanOffset, kScanPid, kScanTid, kScanPpid, kScanComm, kScanExit, kInTaskList, kInPidTable };
 
 void check_hidden_process(Session& session, const test::Sample& sample) {
-  const RootkitRecord record = rootkit_record(sample);
+  const RootkitRecord& record = rootkit_record(sample);
   // pslist walks the task list: every process /proc shows but the hidden one.
   std::set<std::int64_t> truth;
   for (const test::TruthProcess& process : sample.processes) truth.insert(process.pid);
@@ -125,7 +144,7 @@ enum ModuleColumn : int { kModuleOffset, kModuleName };
 enum ViewColumn : int { kViewName, kViewAddress, kInProcfs, kInSysfs, kInScan, kViewTaints, kSuspicious };
 
 void check_hidden_module(Session& session, const test::Sample& sample) {
-  const RootkitRecord record = rootkit_record(sample);
+  const RootkitRecord& record = rootkit_record(sample);
   // lsmod walks the module list: the modules /proc/modules shows, not the rootkit.
   std::set<std::string> listed;
   for (const Row& row : run(session, "linux.lsmod").rows) listed.insert(test::cell_text(row, kModuleName).value());
@@ -153,43 +172,31 @@ void check_hidden_module(Session& session, const test::Sample& sample) {
 enum SyscallColumn : int { kTableAddress, kTableName, kIndex, kHandler, kSymbol, kModule, kExpected, kHooked };
 
 void check_replaced_syscall(Session& session, const test::Sample& sample) {
-  const RootkitRecord record = rootkit_record(sample);
-  std::size_t hooked = 0;
-  for (const Row& row : run(session, "check_syscall").rows) {
-    if (row.cells[kHooked] != Cell(true)) continue;
-    ++hooked;
-    CHECK(test::cell_text(row, kTableName) == "64bit");
-    CHECK(test::cell_address(row, kTableAddress) == record.syscall_table);
-    CHECK(test::cell_integer(row, kIndex) == record.slot);
-    CHECK(test::cell_address(row, kHandler) == record.hook);
-    CHECK(test::cell_text(row, kExpected) == "__x64_sys_kill");
-  }
-  CHECK(hooked == 1);
+  const RootkitRecord& record = rootkit_record(sample);
+  const auto hooked = accused_rows(run(session, "check_syscall"), kHooked);
+  REQUIRE(hooked.size() == 1);
+  CHECK(test::cell_text(hooked[0], kTableName) == "64bit");
+  CHECK(test::cell_address(hooked[0], kTableAddress) == record.syscall_table);
+  CHECK(test::cell_integer(hooked[0], kIndex) == record.slot);
+  CHECK(test::cell_address(hooked[0], kHandler) == record.hook);
+  CHECK(test::cell_text(hooked[0], kExpected) == "__x64_sys_kill");
 }
 
 enum AfinfoColumn : int { kAfinfoTable, kAfinfoMember, kAfinfoHandler, kAfinfoModule, kAfinfoSymbol, kAfinfoHooked };
 enum NotifierColumn : int { kNotifierAddress, kNotifierModule, kNotifierSymbol, kNotifierHooked, kNotifierBlock };
 
 void check_replaced_handlers(Session& session, const test::Sample& sample) {
-  const RootkitRecord record = rootkit_record(sample);
-  std::size_t accused = 0;
-  for (const Row& row : run(session, "check_afinfo").rows) {
-    if (row.cells[kAfinfoHooked] != Cell(true)) continue;
-    ++accused;
-    CHECK(test::cell_text(row, kAfinfoTable) == "tcp4_seq_ops");
-    CHECK(test::cell_text(row, kAfinfoMember) == "show");
-    CHECK(test::cell_address(row, kAfinfoHandler) == record.tcp4_show_hook);
-  }
-  CHECK(accused == 1);
+  const RootkitRecord& record = rootkit_record(sample);
+  const auto afinfo = accused_rows(run(session, "check_afinfo"), kAfinfoHooked);
+  REQUIRE(afinfo.size() == 1);
+  CHECK(test::cell_text(afinfo[0], kAfinfoTable) == "tcp4_seq_ops");
+  CHECK(test::cell_text(afinfo[0], kAfinfoMember) == "show");
+  CHECK(test::cell_address(afinfo[0], kAfinfoHandler) == record.tcp4_show_hook);
 
-  accused = 0;
-  for (const Row& row : run(session, "keyboard_notifiers").rows) {
-    if (row.cells[kNotifierHooked] != Cell(true)) continue;
-    ++accused;
-    CHECK(test::cell_address(row, kNotifierAddress) == record.notifier_call);
-    CHECK(test::cell_text(row, kNotifierBlock) == hex(record.notifier_block));
-  }
-  CHECK(accused == 1);
+  const auto notifiers = accused_rows(run(session, "keyboard_notifiers"), kNotifierHooked);
+  REQUIRE(notifiers.size() == 1);
+  CHECK(test::cell_address(notifiers[0], kNotifierAddress) == record.notifier_call);
+  CHECK(test::cell_text(notifiers[0], kNotifierBlock) == hex(record.notifier_block));
 }
 
 // What the rootkit did not touch stays clean on its sample too: no check cries wolf.
@@ -201,7 +208,7 @@ void check_untouched_checks_stay_clean(Session& session, const test::Sample& /*s
         table.columns, [](const Column& column) { return column.name == "Hooked" || column.name == "Suspicious"; });
     REQUIRE(accused != table.columns.end());
     const auto column = static_cast<int>(accused - table.columns.begin());
-    for (const Row& row : table.rows) CHECK(row.cells[column] == Cell(false));
+    for (const Row& row : table.rows) CHECK(row.cells[column] == Cell(false));  // unreadable counts against it
   }
 }
 

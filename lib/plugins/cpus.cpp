@@ -68,9 +68,8 @@ class PageTableOwners {
     }
     for (const linux_objects::Task& task : VMI_TRY(linux_objects::read_tasks(kernel, addresses, diagnostics))) {
       if (task.pid != task.tgid) continue;  // threads share their leader's mm
-      const auto layout = VMI_TRY(linux_objects::memory_layout(kernel, task, diagnostics));
-      if (const auto* memory = std::get_if<linux_objects::MemoryLayout>(&layout))
-        owners.by_root_.emplace(memory->page_table_root, task.tgid);
+      const auto root = VMI_TRY(linux_objects::page_table_root_of(kernel, task, diagnostics));
+      if (const auto* address = std::get_if<Addr>(&root)) owners.by_root_.emplace(*address, task.tgid);
     }
     return owners;
   }

@@ -324,6 +324,10 @@ struct MemoryLayout {
 // read. Fails only when the profile lacks mm_struct's fields.
 Expected<Maybe<MemoryLayout>> memory_layout(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
 
+// The physical address of the task's top-level page table (mm->pgd), read without the rest of its
+// memory layout: not applicable for a kernel thread, unreadable with a warning as memory_layout.
+Expected<Maybe<Addr>> page_table_root_of(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
+
 // The task's user address space: its page tables under the kernel's paging mode (kernels with
 // page-table isolation included: the kernel's copy of the top table maps user space too), kept
 // on the kernel per page-table root. Reads of unmapped or swapped-out pages fail naming the

@@ -28,35 +28,66 @@ struct MmLayout {
   }
 };
 
+// Reads a field of the task or its mm as a 64-bit word, warning (naming the task, the field and its
+// address) when it cannot.
+class MmFieldReader {
+ public:
+  MmFieldReader(const Kernel& kernel, const Task& task, Diagnostics& diagnostics)
+      : layer_(kernel.kernel_layer()), task_(task), diagnostics_(diagnostics) {}
+
+  std::optional<std::uint64_t> operator()(std::string_view name, Addr at) const {
+    auto value = read_value<std::uint64_t>(layer_, at);
+    if (value) return *value;
+    diagnostics_.warn(owner() + ": field '" + std::string(name) + "' at " + hex(at) + " is unreadable");
+    return std::nullopt;
+  }
+  std::string owner() const { return "task " + hex(task_.address) + " (pid " + std::to_string(task_.pid) + ")"; }
+
+ private:
+  const Layer& layer_;
+  const Task& task_;
+  Diagnostics& diagnostics_;
+};
+
+// The task's mm and the physical address of its top page table, or why not.
+Maybe<std::pair<Addr, Addr>> mm_and_root(const Kernel& kernel, const MmLayout& l, const MmFieldReader& field,
+                                         const Task& task, Diagnostics& diagnostics) {
+  const auto mm = field("mm", task.address + l.task_mm);
+  if (!mm) return Absence::unreadable;
+  if (*mm == 0) return Absence::not_applicable;  // a kernel thread
+  const auto pgd = field("mm.pgd", *mm + l.pgd);
+  if (!pgd) return Absence::unreadable;
+  // pgd is a kernel virtual address in the direct map; the walker wants the table's physical one.
+  auto root = kernel.kernel_layer().translate(*pgd);
+  if (!root || (root->physical & 0xfff) != 0) {
+    diagnostics.warn(field.owner() + ": mm.pgd " + hex(*pgd) + " at " + hex(*mm + l.pgd) +
+                     (root ? " is not page-aligned" : " does not map to physical memory"));
+    return Absence::unreadable;
+  }
+  return std::pair{*mm, root->physical};
+}
+
 }  // namespace
+
+Expected<Maybe<Addr>> page_table_root_of(const Kernel& kernel, const Task& task, Diagnostics& diagnostics) {
+  const auto& bound = kernel.layout<MmLayout>();
+  if (!bound) return bound.error();
+  const auto found = mm_and_root(kernel, *bound, MmFieldReader(kernel, task, diagnostics), task, diagnostics);
+  if (const auto* absent = std::get_if<Absence>(&found)) return Maybe<Addr>(*absent);
+  return Maybe<Addr>(std::get<std::pair<Addr, Addr>>(found).second);
+}
 
 Expected<Maybe<MemoryLayout>> memory_layout(const Kernel& kernel, const Task& task, Diagnostics& diagnostics) {
   const auto& bound = kernel.layout<MmLayout>();
   if (!bound) return bound.error();
   const MmLayout& l = *bound;
-  const Layer& layer = kernel.kernel_layer();
-  const std::string owner = "task " + hex(task.address) + " (pid " + std::to_string(task.pid) + ")";
-  auto field = [&](std::string_view name, Addr at) -> std::optional<std::uint64_t> {
-    auto value = read_value<std::uint64_t>(layer, at);
-    if (value) return *value;
-    diagnostics.warn(owner + ": field '" + std::string(name) + "' at " + hex(at) + " is unreadable");
-    return std::nullopt;
-  };
-  const auto mm = field("mm", task.address + l.task_mm);
-  if (!mm) return Maybe<MemoryLayout>{Absence::unreadable};
-  if (*mm == 0) return Maybe<MemoryLayout>{Absence::not_applicable};  // a kernel thread
+  const MmFieldReader field(kernel, task, diagnostics);
+  const auto found = mm_and_root(kernel, l, field, task, diagnostics);
+  if (const auto* absent = std::get_if<Absence>(&found)) return Maybe<MemoryLayout>{*absent};
+  const auto [mm, root] = std::get<std::pair<Addr, Addr>>(found);
   MemoryLayout layout;
-  layout.mm = *mm;
-  const auto pgd = field("mm.pgd", *mm + l.pgd);
-  if (!pgd) return Maybe<MemoryLayout>{Absence::unreadable};
-  // pgd is a kernel virtual address in the direct map; the walker wants the table's physical one.
-  auto root = kernel.kernel_layer().translate(*pgd);
-  if (!root || (root->physical & 0xfff) != 0) {
-    diagnostics.warn(owner + ": mm.pgd " + hex(*pgd) + " at " + hex(*mm + l.pgd) +
-                     (root ? " is not page-aligned" : " does not map to physical memory"));
-    return Maybe<MemoryLayout>{Absence::unreadable};
-  }
-  layout.page_table_root = root->physical;
+  layout.mm = mm;
+  layout.page_table_root = root;
   std::pair<Addr*, std::pair<std::string_view, std::uint32_t>> fields[] = {
       {&layout.start_code, {"mm.start_code", l.start_code}},
       {&layout.end_code, {"mm.end_code", l.end_code}},
@@ -68,7 +99,7 @@ Expected<Maybe<MemoryLayout>> memory_layout(const Kernel& kernel, const Task& ta
       {&layout.start_brk, {"mm.start_brk", l.start_brk}},
       {&layout.brk, {"mm.brk", l.brk}}};
   for (auto& [target, name_offset] : fields) {
-    const auto value = field(name_offset.first, *mm + name_offset.second);
+    const auto value = field(name_offset.first, mm + name_offset.second);
     if (!value) return Maybe<MemoryLayout>{Absence::unreadable};
     *target = *value;
   }

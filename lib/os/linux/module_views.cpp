@@ -16,8 +16,7 @@ namespace {
 
 constexpr std::uint64_t kPage = 4096;
 constexpr std::uint64_t kAlignment = 8;  // struct module is cache-line aligned; 8 finds it anywhere a pointer can be
-constexpr Addr kKernelHalf = 0xffff800000000000ull;
-constexpr std::uint32_t kMaxState = 3;  // MODULE_STATE_UNFORMED
+constexpr std::uint32_t kMaxState = 3;   // MODULE_STATE_UNFORMED
 
 struct ModuleViewLayout {
   std::uint32_t addr_min = 0, addr_max = 0;         // mod_tree_root
@@ -50,14 +49,14 @@ struct ModuleViewLayout {
 // A struct module at `at`, judged by itself: mkobj.mod points back, a known state, a printable
 // NUL-terminated name, list links into kernel space or poisoned (a module that took itself off
 // the list with list_del() is exactly what the scan is for).
-bool plausible_module(const Layer& layer, const ModuleViewLayout& l, Addr at) {
+bool plausible_module(const Layer& layer, const ModuleViewLayout& l, const KernelHalf& kernel_half, Addr at) {
   const auto state = read_value<std::uint32_t>(layer, at + l.state);
   if (!state || *state > kMaxState) return false;
   const auto next = read_value<std::uint64_t>(layer, at + l.list);
   const auto prev = read_value<std::uint64_t>(layer, at + l.list + 8);
   if (!next || !prev) return false;
-  if (*next != kListPoisonNext && *next < kKernelHalf) return false;
-  if (*prev != kListPoisonPrev && *prev < kKernelHalf) return false;
+  if (!kernel_half.plausible_link(*next, kListPoisonNext) || !kernel_half.plausible_link(*prev, kListPoisonPrev))
+    return false;
   std::vector<char> name(l.name_size);
   if (!read_exact(layer, at + l.name, std::as_writable_bytes(std::span(name)))) return false;
   const auto end = std::ranges::find(name, '\0');
@@ -74,6 +73,7 @@ Expected<std::vector<Addr>> scan_for_modules(const Kernel& kernel, Diagnostics& 
   const auto tree = kernel.symbol("mod_tree");
   if (!tree) return make_error(Errc::not_found, "profile has no symbol 'mod_tree'");
   const Layer& layer = kernel.kernel_layer();
+  const KernelHalf kernel_half(kernel.kernel_layer().mode().virtual_bits);
   const FieldReader fields(layer, diagnostics, [] { return std::string("mod_tree"); });
   const auto low = fields.read<std::uint64_t>("addr_min", *tree + l.addr_min);
   const auto high = fields.read<std::uint64_t>("addr_max", *tree + l.addr_max);
@@ -100,7 +100,7 @@ Expected<std::vector<Addr>> scan_for_modules(const Kernel& kernel, Diagnostics& 
       } else if (auto value = read_value<std::uint64_t>(layer, candidate + l.mkobj_mod)) {
         back = *value;
       }
-      if (back == candidate && plausible_module(layer, l, candidate)) found.push_back(candidate);
+      if (back == candidate && plausible_module(layer, l, kernel_half, candidate)) found.push_back(candidate);
     }
   }
   return found;

@@ -40,7 +40,8 @@ Expected<Maybe<Addr>> current_task_of(const Kernel& kernel, std::uint32_t cpu, D
   if (!offsets) return make_error(Errc::not_found, "profile has no symbol '__per_cpu_offset'");
   if (cpu >= kMaxCpus) return make_error(Errc::invalid_argument, "CPU " + std::to_string(cpu) + " is beyond NR_CPUS");
   const FieldReader fields(kernel.kernel_layer(), diagnostics, [&] { return "CPU " + std::to_string(cpu); });
-  const auto area = fields.read<std::uint64_t>("__per_cpu_offset[cpu]", *offsets + std::uint64_t{cpu} * 8);
+  const auto area =
+      fields.read<std::uint64_t>("__per_cpu_offset[" + std::to_string(cpu) + "]", *offsets + std::uint64_t{cpu} * 8);
   if (!area) return Maybe<Addr>(Absence::unreadable);
   const auto task = fields.pointer("current_task", *area + bound->per_cpu_offset);
   if (!task) return Maybe<Addr>(Absence::unreadable);

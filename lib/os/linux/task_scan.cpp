@@ -86,8 +86,7 @@ struct SchedulerClasses {
 // The judge of one candidate: the rules of CarvedTask (vmi/linux.hpp), on the task's own bytes.
 class TaskJudge {
  public:
-  TaskJudge(const TaskScanLayout& layout, std::uint8_t virtual_bits)
-      : layout_(layout), kernel_half_shift_(virtual_bits - 1), kernel_half_top_((1ull << (65 - virtual_bits)) - 1) {}
+  TaskJudge(const TaskScanLayout& layout, std::uint8_t virtual_bits) : layout_(layout), kernel_half_(virtual_bits) {}
 
   std::optional<CarvedTask> judge(const Layer& image, Addr task) const {
     std::array<std::byte, 16384> bytes{};
@@ -113,8 +112,8 @@ class TaskJudge {
     const std::uint64_t prev = field(layout_.tasks + 8, std::uint64_t{});
     // Each link is a pointer or its own poison: list_del() poisons both, list_del_rcu() (the
     // kernel's own release_task(), and a rootkit unlinking a live task) only prev.
-    if (next != kListPoisonNext && !kernel_pointer(next)) return {};
-    if (prev != kListPoisonPrev && !kernel_pointer(prev)) return {};
+    if (!kernel_half_.plausible_link(next, kListPoisonNext) || !kernel_half_.plausible_link(prev, kListPoisonPrev))
+      return {};
     const std::uint64_t stack = field(layout_.stack, std::uint64_t{});
     if (stack == 0 ? !exiting : (!kernel_pointer(stack) || stack % kThreadSize != 0)) return {};
     carved.mm = field(layout_.mm, std::uint64_t{});
@@ -135,11 +134,10 @@ class TaskJudge {
   }
 
  private:
-  bool kernel_pointer(std::uint64_t value) const { return (value >> kernel_half_shift_) == kernel_half_top_; }
+  bool kernel_pointer(std::uint64_t value) const { return kernel_half_.contains(value); }
 
   const TaskScanLayout& layout_;
-  unsigned kernel_half_shift_;
-  std::uint64_t kernel_half_top_;
+  KernelHalf kernel_half_;
 };
 
 // The image cut into chunks that begin at 8-byte aligned addresses.
