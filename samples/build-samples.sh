@@ -95,6 +95,13 @@ LIME_NET_KO=kernel/drivers/net/ethernet/intel/e1000/e1000.ko # QEMU -device e100
 # (rootkit-samples.list stays empty and the rootkit tests fail, naming the list).
 ROOTKIT_SAMPLE="rootkit-6.1-4level|max,la57=off|4"
 
+# VMExit sample: name | qemu -cpu | expected paging levels. The workload runs in park mode (threads
+# of vmi-wl-d blocked in read, accept, nanosleep, openat on a FIFO, futex and wait4) and the truth
+# adds each user thread's /proc/PID/task/TID/syscall (truth/syscalls.tsv) and the monitor's
+# `info registers -a` (truth/registers.txt), both from the stop the snapshot is taken in. Every
+# format (raw, ELF, kdump, migration stream) is saved, for the vCPU state each carries.
+VMEXIT_SAMPLE="vmexit-6.1-4level|max,la57=off|4"
+
 # Kernel modules every sample's /init loads before the workload (mkinitramfs.py --module), for the
 # modules plugin: path under lib/modules/<release>/ of the booted kernel's own package | insmod
 # arguments. Kept in its kernel dir as modules/<name>.ko (the 6.12 package has .ko.xz: decompressed
@@ -618,6 +625,29 @@ rootkit_truth_ok() { # sample-tmp-or-dir
   grep -q 'vmi_rootkit: module .* hides itself' "$d/truth/kmsg.txt" || { err "rootkit sample: the rootkit did not log hiding itself"; return 1; }
   ! grep -q '^vmi_rootkit ' "$d/truth/modules.txt" || { err "rootkit sample: vmi_rootkit is still in /proc/modules"; return 1; }
 }
+# The parked calls the truth must show (comm: system call number), and the registers of both vCPUs.
+vmexit_key() { cat "$HERE/workload.c" "$HERE/qemu_snapshot.py" | sha256sum | cut -c1-16; }
+vmexit_truth_ok() { # sample-tmp-or-dir
+  local d="$1" spec comm nr tid
+  [ -s "$d/truth/registers.txt" ] && grep -q '^CPU#1' "$d/truth/registers.txt" \
+    || { err "vmexit sample: truth/registers.txt lacks CPU#1 (info registers -a)"; return 1; }
+  for spec in vmi-wl-d:61 d-read:0 d-accept:43 d-nanosleep:35 d-fifo:257 d-futex:202; do
+    comm="${spec%%:*}" nr="${spec#*:}"
+    tid="$(awk -F'\t' -v c="$comm" 'NR > 1 && $3 == c {print $1}' "$d/truth/threads.tsv")"
+    [ -n "$tid" ] || { err "vmexit sample: no thread $comm in truth/threads.tsv"; return 1; }
+    awk -F'\t' -v t="$tid" -v n="$nr" '$1 == t && $3 ~ ("^" n " ") {ok=1} END {exit !ok}' "$d/truth/syscalls.tsv" \
+      || { err "vmexit sample: $comm ($tid) is not in system call $nr (truth/syscalls.tsv)"; return 1; }
+  done
+}
+IFS='|' read -r vxname _ _ <<<"$VMEXIT_SAMPLE"
+vxtodo=() vmexit_ok=0
+if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$vxname" "$KERNEL_DIR" "$KVER" "$PINNED" all \
+  && grep -qx "VMEXIT_KEY=$(vmexit_key)" "$CACHE/$vxname/sample.env" && vmexit_truth_ok "$CACHE/$vxname"; then
+  step "sample $vxname: complete, reusing"
+  vmexit_ok=1
+else
+  vxtodo+=("$VMEXIT_SAMPLE")
+fi
 IFS='|' read -r rkname _ _ <<<"$ROOTKIT_SAMPLE"
 rktodo=() rootkit_ok=0
 if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$rkname" "$KERNEL_DIR" "$KVER" "$PINNED" basic \
@@ -651,7 +681,7 @@ make_initrd() {
     | sed 's/^/  /'
 }
 INITRD=""
-kernel_initrd() { # kernel-dir [lime|rootkit] -> sets INITRD: the initramfs with that kernel's modules (built unless cached)
+kernel_initrd() { # kernel-dir [lime|rootkit|park] -> sets INITRD: the initramfs with that kernel's modules (built unless cached)
   local kdir="$1" spec m args files=() opts=() prefix=""
   for spec in "${SAMPLE_MODULES[@]}"; do
     m="${spec%%|*}" m="$kdir/modules/${m##*/}" args="${spec#*|}"
@@ -667,6 +697,9 @@ kernel_initrd() { # kernel-dir [lime|rootkit] -> sets INITRD: the initramfs with
     files+=("$ROOTKIT_KO") # the rootkit sample's: + /rootkit.ko, loaded by the workload
     opts+=(--rootkit-ko "$ROOTKIT_KO")
     prefix=rootkit-
+  elif [ "${2:-}" = park ]; then
+    opts+=(--park) # the VMExit sample's: the workload parks tasks in known calls
+    prefix=park-
   fi
   INITRD="$CACHE/initramfs/$prefix$(initramfs_key "${files[@]}")/initrd.img"
   make_initrd "$(dirname "$INITRD")" "${opts[@]}"
@@ -793,6 +826,17 @@ for spec in ${rktodo[@]+"${rktodo[@]}"}; do
   fi
 done
 
+for spec in ${vxtodo[@]+"${vxtodo[@]}"}; do
+  IFS='|' read -r name cpu levels <<<"$spec"
+  kernel_initrd "$KERNEL_DIR" park
+  if build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" all "$INITRD" <<<"VMEXIT_KEY=$(vmexit_key)" \
+    && vmexit_truth_ok "$CACHE/$name"; then
+    vmexit_ok=1
+  else
+    warn "VMExit sample $name could not be built; it is left out of vmexit-samples.list"
+  fi
+done
+
 # ------------------------------------------------------------------ System.map (main samples only)
 ensure_system_map() { # sample dir [check]
   local d="$1" kd
@@ -842,4 +886,7 @@ write_list "$CACHE/lime-samples.list" ${llist[@]+"${llist[@]}"}
 rklist=()
 ((rootkit_ok)) && rklist+=("$rkname")
 write_list "$CACHE/rootkit-samples.list" ${rklist[@]+"${rklist[@]}"}
+vxlist=()
+((vmexit_ok)) && vxlist+=("$vxname")
+write_list "$CACHE/vmexit-samples.list" ${vxlist[@]+"${vxlist[@]}"}
 step "done in $((SECONDS - T0))s"

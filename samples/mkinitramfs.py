@@ -24,9 +24,12 @@ the workload starts, and passes /lime.ko to the workload (argv[3], see workload.
 With --rootkit-ko (the rootkit sample) it holds /rootkit.ko (samples/rootkit/vmi_rootkit.c) and
 passes it to the workload (argv[4]), which loads it once the process tree is up.
 
+With --park (the VMExit sample) the workload gets argv[5] = "park": it parks known tasks in known
+system calls and records each user thread's /proc/PID/task/TID/syscall (see workload.c).
+
 usage: mkinitramfs.py --busybox PATH --workload PATH --out initrd.img [--settle N]
                       [--module PATH[:ARGS]]... [--lime-ko lime.ko --net-ko e1000.ko]
-                      [--rootkit-ko vmi_rootkit.ko]
+                      [--rootkit-ko vmi_rootkit.ko] [--park]
 """
 import argparse
 import gzip
@@ -108,6 +111,7 @@ def main():
     ap.add_argument("--lime-ko", help="lime.ko to put in as /lime.ko (needs --net-ko)")
     ap.add_argument("--net-ko", help="NIC driver module (e1000.ko) to put in as /net.ko")
     ap.add_argument("--rootkit-ko", help="the sample rootkit to put in as /rootkit.ko, loaded by the workload")
+    ap.add_argument("--park", action="store_true", help="the workload parks tasks in known system calls")
     ap.add_argument("--module", action="append", default=[], type=parse_module, metavar="PATH[:ARGS]",
                     help="kernel module to put in as /modules/<basename> and load (insmod with ARGS) "
                          "before the workload; repeatable, loaded in this order")
@@ -133,8 +137,9 @@ def main():
     # The workload's arguments beyond the first only when a mode needs them: the plain samples'
     # command line (which c1 rewrites, see workload.c) stays as it was.
     extra = ""
-    if a.lime_ko or a.rootkit_ko:
+    if a.lime_ko or a.rootkit_ko or a.park:
         extra = " 4 " + ("/lime.ko" if a.lime_ko else "''") + (" /rootkit.ko" if a.rootkit_ko else "")
+        extra += (" park" if a.rootkit_ko else " '' park") if a.park else ""
     init = init.replace("@NET@", NET_SETUP if a.lime_ko else "").replace("@EXTRA@", extra)
     entries["init"] = (S_IFREG | 0o755, init.encode(), (0, 0))
     if a.module:

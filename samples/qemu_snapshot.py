@@ -32,6 +32,10 @@ Writes into --out (which should be a fresh directory):
   truth/mountinfo.tsv (mnt namespace inode, line: /proc/PID/mountinfo of one process of each
                      namespace, in order: MI lines)
   truth/kmsg.txt    (every /dev/kmsg record of collection 1, as the kernel formats it: L lines)
+  truth/registers.txt (the monitor's `info registers -a`, every vCPU's registers, taken in the
+                     same stop as the dumps)
+  truth/syscalls.tsv (tid, pid, line: /proc/PID/task/TID/syscall of every user thread but the
+                     collector's, the S lines; only from a workload in park mode, else empty)
 and prints `SNAPSHOT_TRIES=<n>` on success (with --formats all first `KDUMP_UNAVAILABLE=<codecs>`:
 the kdump codecs this QEMU said it cannot write, space separated). Exit status 0 on success.
 With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
@@ -157,12 +161,13 @@ CAP_COLUMNS = ["pid", "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"]
 
 def split_collection(payload):
     """-> procs, threads, facts, files, kmsg; files = (modules, params, fds, args, net, maps, caps,
-    mount_ns, mountinfo): the /proc/modules lines, the [module, param, value], the FD_COLUMNS rows
+    mount_ns, mountinfo, syscalls): the /proc/modules lines, the [module, param, value], the FD_COLUMNS rows
     (sorted by pid and fd), the ARG_COLUMNS rows (sorted by pid), the [table, line] socket rows
     (in the order printed), the [pid, line] maps rows, the CAP_COLUMNS rows, the [pid, ns] rows and
-    the [ns, line] mountinfo rows (each in the order printed); kmsg: the /dev/kmsg lines."""
+    the [ns, line] mountinfo rows (each in the order printed), the [tid, pid, line] syscall rows (by
+    tid); kmsg: the /dev/kmsg lines."""
     procs, threads, facts, modules, params, fds, args, net = [], [], {}, [], [], [], [], []
-    maps, caps, mount_ns, mountinfo, kmsg = [], [], [], [], []
+    maps, caps, mount_ns, mountinfo, kmsg, syscalls = [], [], [], [], [], []
     for line in payload:
         f = line.split("\t")
         if f[0] == "P" and len(f) >= 10:
@@ -191,13 +196,16 @@ def split_collection(payload):
             mountinfo.append([f[1], "\t".join(f[2:])])
         elif f[0] == "L" and len(f) >= 2:
             kmsg.append("\t".join(f[1:]))
+        elif f[0] == "S" and len(f) == 4:
+            syscalls.append(f[1:])
         else:
             raise Failure(f"unexpected truth line {line!r}")
     procs.sort(key=lambda r: int(r[0]))
     threads.sort(key=lambda r: int(r[0]))
     fds.sort(key=lambda r: (int(r[0]), int(r[1])))
     args.sort(key=lambda r: int(r[0]))
-    return procs, threads, facts, (modules, params, fds, args, net, maps, caps, mount_ns, mountinfo), kmsg
+    syscalls.sort(key=lambda r: int(r[0]))
+    return procs, threads, facts, (modules, params, fds, args, net, maps, caps, mount_ns, mountinfo, syscalls), kmsg
 
 
 S_IFMT, S_IFCHR = 0o170000, 0o020000
@@ -411,6 +419,11 @@ def run_once(a, out, attempt):
                     if "paused" not in status:
                         raise Failure(f"VM not paused after stop: {status}")
                     log(f"READY after {t_ready - t0:.1f}s; VM stopped {1000 * (t_stop - t_ready):.0f} ms later")
+                    regs = mon.cmd("info registers -a", 60)
+                    if "RIP=" not in regs:
+                        raise Failure(f"info registers -a: {regs[-300:]}")
+                    with open(os.path.join(out, "registers.txt"), "w") as f:
+                        f.write(regs.replace("\r", "") + ("" if regs.endswith("\n") else "\n"))
                     o = mon.cmd(f"pmemsave 0 {a.ram_bytes} {hmp_quote(raw_path)}", 600)
                     if o:
                         raise Failure(f"pmemsave: {o}")
@@ -530,7 +543,7 @@ def main():
         write_tsv(os.path.join(truth, "processes.tsv"),
                   ["pid", "ppid", "threads", "uid", "gid", "euid", "egid", "start_ticks", "comm"], p1)
         write_tsv(os.path.join(truth, "threads.tsv"), ["tid", "tgid", "comm"], t1)
-        modules, params, fds, args, net, maps, caps, mount_ns, mountinfo = files1
+        modules, params, fds, args, net, maps, caps, mount_ns, mountinfo, syscalls = files1
         with open(os.path.join(truth, "modules.txt"), "w") as f:
             f.write("".join(m + "\n" for m in modules))
         write_tsv(os.path.join(truth, "module_params.tsv"), ["module", "param", "value"], params)
@@ -541,6 +554,9 @@ def main():
         write_tsv(os.path.join(truth, "caps.tsv"), CAP_COLUMNS, caps)
         write_tsv(os.path.join(truth, "mount_ns.tsv"), ["pid", "ns"], mount_ns)
         write_tsv(os.path.join(truth, "mountinfo.tsv"), ["ns", "line"], mountinfo)
+        write_tsv(os.path.join(truth, "syscalls.tsv"), ["tid", "pid", "line"], syscalls)
+        if os.path.exists(os.path.join(out, "registers.txt")):
+            os.replace(os.path.join(out, "registers.txt"), os.path.join(truth, "registers.txt"))
         with open(os.path.join(truth, "kmsg.txt"), "w") as f:
             f.write("".join(l + "\n" for l in kmsg))
         with open(os.path.join(truth, "version.txt"), "w") as f:

@@ -113,6 +113,11 @@
  * in the pid table, so /proc and the truth still show it), hides itself from the module list and
  * sysfs, and replaces sys_call_table[__NR_kill]; its printk lines are in the kernel log (truth
  * kmsg.txt). Collection 1 gains K facts ROOTKIT_HIDDEN_PID and ROOTKIT_HIDDEN_COMM.
+ *
+ * Park mode (argv[5] = "park", the VMExit sample): the tree gains vmi-wl-d, whose threads each
+ * block in one known system call (see proc_d), and its child vmi-wl-d1; every collection gains
+ *   S <tab> tid <tab> pid <tab> /proc/PID/task/TID/syscall           (every user thread but the
+ *                                                                  collector's own)
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -134,6 +139,7 @@
 #include <arpa/inet.h>
 #include <linux/netlink.h>
 #include <netinet/in.h>
+#include <linux/futex.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
@@ -157,6 +163,7 @@
 static int ready_pipe[2];
 #define ROOTKIT_VICTIM "vmi-wl-a2" /* rootkit mode: the process vmi_rootkit.ko hides (run_rootkit) */
 static pid_t rootkit_hidden_pid;
+static int park_mode;     /* argv[5] == "park": proc_d runs and S lines are collected */
 static int main_argc;     /* main's argc and argv: c1 rewrites its copy of the strings (see proc_c1) */
 static char **main_argv;
 extern char **environ;
@@ -502,7 +509,88 @@ static void proc_c(void) {
     open_files_c();           /* after the fork: c1 does not inherit them */
     block_forever();
 }
+/*
+ * Park mode: vmi-wl-d's threads each block for good in one system call made through syscall(2),
+ * so the call is exactly the one named (glibc's wrappers pick other calls: nanosleep() is
+ * clock_nanosleep, open() is openat):
+ *   vmi-wl-d       wait4(pid of vmi-wl-d1, &status, 0, NULL)   (d1 pauses for good)
+ *   d-read         read(fd of an empty pipe, buf, 64)          (d holds the write end too)
+ *   d-accept       accept(fd listening on 127.0.0.1:7788, &addr, &len)
+ *   d-nanosleep    nanosleep({86400, 5}, NULL)
+ *   d-fifo         openat(AT_FDCWD, "/run/vmi/vmi-fifo", O_RDONLY|O_CLOEXEC)  (no writer ever)
+ *   d-futex        futex(&word, FUTEX_WAIT_PRIVATE, 0, NULL)
+ */
+#define PARK_FIFO "/run/vmi/vmi-fifo"
+static int park_pipe[2], park_listener;
+static volatile uint32_t park_futex_word;
+static void *park_read(void *arg) {
+    (void)arg;
+    static char buf[64];
+    pthread_setname_np(pthread_self(), "d-read");
+    for (;;) syscall(SYS_read, park_pipe[0], buf, sizeof buf);
+    return NULL;
+}
+static void *park_accept(void *arg) {
+    (void)arg;
+    struct sockaddr_in peer;
+    socklen_t len = sizeof peer;
+    pthread_setname_np(pthread_self(), "d-accept");
+    for (;;) syscall(SYS_accept, park_listener, &peer, &len);
+    return NULL;
+}
+static void *park_nanosleep(void *arg) {
+    (void)arg;
+    static const struct timespec day = {86400, 5};
+    pthread_setname_np(pthread_self(), "d-nanosleep");
+    for (;;) syscall(SYS_nanosleep, &day, NULL);
+    return NULL;
+}
+static void *park_fifo(void *arg) {
+    (void)arg;
+    pthread_setname_np(pthread_self(), "d-fifo");
+    for (;;) syscall(SYS_openat, AT_FDCWD, PARK_FIFO, O_RDONLY | O_CLOEXEC);
+    return NULL;
+}
+static void *park_futex(void *arg) {
+    (void)arg;
+    pthread_setname_np(pthread_self(), "d-futex");
+    for (;;) syscall(SYS_futex, &park_futex_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    return NULL;
+}
+static void proc_d1(void) {
+    set_name("vmi-wl-d1");
+    block_forever();
+}
+static void proc_d(void) {
+    set_name("vmi-wl-d");
+    pid_t child = fork();
+    if (child < 0) die("fork d1");
+    if (child == 0) {
+        close(ready_pipe[0]);
+        proc_d1();
+        _exit(0);
+    }
+    if (pipe2(park_pipe, O_CLOEXEC) != 0) die("park pipe");
+    if (mkfifo(PARK_FIFO, 0600) != 0) die("mkfifo " PARK_FIFO);
+    park_listener = socket_or_die(AF_INET, SOCK_STREAM, "park listener");
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(7788)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(park_listener, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(park_listener, 1) != 0)
+        die("park listener bind/listen");
+    void *(*const parked[])(void *) = {park_read, park_accept, park_nanosleep, park_fifo, park_futex};
+    for (size_t i = 0; i < sizeof parked / sizeof parked[0]; i++) {
+        pthread_t t;
+        int e = pthread_create(&t, NULL, parked[i], NULL);
+        if (e) { errno = e; die("pthread_create (park)"); }
+    }
+    signal_ready();
+    close(ready_pipe[1]);
+    int status;
+    for (;;) syscall(SYS_wait4, child, &status, 0, NULL);
+}
+
 #define TREE_PROCS 8 /* processes below the root that signal readiness */
+#define PARK_PROCS 2 /* park mode: vmi-wl-d and vmi-wl-d1 */
 
 /* ---------------------------------------------------------------- output */
 
@@ -1027,6 +1115,18 @@ static void collect_kmsg(void) {
     close(fd);
 }
 
+/* S line: the system call the thread is blocked in, as /proc/PID/task/TID/syscall shows it
+ * ("nr arg1 .. arg6 sp pc", "-1 sp pc" outside one, "running") */
+#define PF_KTHREAD_FLAG 0x00200000u
+static void collect_syscall(int pid, int tid) {
+    char path[96], line[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/syscall", pid, tid);
+    ssize_t n = read_file(path, line, sizeof line);
+    if (n <= 0) return;
+    line[strcspn(line, "\n")] = 0;
+    emit("S\t%d\t%d\t%s\n", tid, pid, line);
+}
+
 static void collect_procs(void) {
     static int pids[65536], tids[65536];
     out_len = 0;
@@ -1074,6 +1174,7 @@ static void collect_procs(void) {
             sscanf(rest, " %*c %*d %*d %*d %*d %*d %u", &tflags);
             kernel_comm(tcomm, tflags);
             emit("T\t%d\t%d\t%s\n", tids[j], pid, tcomm);
+            if (park_mode && pid != (int)getpid() && !(tflags & PF_KTHREAD_FLAG)) collect_syscall(pid, tids[j]);
         }
         collect_fds(pid);
     }
@@ -1293,8 +1394,8 @@ int main(int argc, char **argv) {
     main_argc = argc;
     main_argv = argv;
     /* argv[1]: seconds to wait after the tree is up; argv[2]: stable checks wanted;
-     * argv[3] (optional, may be empty): lime.ko, see run_lime(); argv[4] (optional): vmi_rootkit.ko,
-     * see run_rootkit() */
+     * argv[3] (optional, may be empty): lime.ko, see run_lime(); argv[4] (optional, may be empty):
+     * vmi_rootkit.ko, see run_rootkit(); argv[5] (optional): "park", see proc_d() */
     int settle = argc > 1 ? atoi(argv[1]) : 2;
     setvbuf(stdout, NULL, _IONBF, 0);
     set_name("vmi-wl-root");
@@ -1307,15 +1408,17 @@ int main(int argc, char **argv) {
     signal(SIGCHLD, SIG_DFL);
     if (pipe2(ready_pipe, O_CLOEXEC) != 0) die("pipe");
 
+    park_mode = argc > 5 && strcmp(argv[5], "park") == 0;
     spawn(proc_a);
     spawn(proc_b);
     spawn(proc_c);
+    if (park_mode) spawn(proc_d);
     close(ready_pipe[1]);
 
     /* wait until all 8 descendants are named, re-credentialed and threaded */
     int ready = 0;
     char c;
-    while (ready < TREE_PROCS) {
+    while (ready < TREE_PROCS + (park_mode ? PARK_PROCS : 0)) {
         ssize_t r = read(ready_pipe[0], &c, 1);
         if (r == 1) ready++;
         else if (r == 0) { errno = EPIPE; die("tree died before ready"); }

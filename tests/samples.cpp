@@ -146,6 +146,8 @@ std::vector<Sample> load_lime_samples() { return load_sample_list("lime-samples.
 
 std::vector<Sample> load_rootkit_samples() { return load_sample_list("rootkit-samples.list"); }
 
+std::vector<Sample> load_vmexit_samples() { return load_sample_list("vmexit-samples.list"); }
+
 const std::string& guest_fact(const Sample& sample, const std::string& key) {
   const auto it = sample.guest.find(key);
   REQUIRE_MESSAGE(it != sample.guest.end(), "sample ", sample.name, ": truth/guest.env has no ", key,
@@ -320,6 +322,10 @@ void for_each_sample_image(const std::function<void(Session&, const Sample&)>& c
 
 void for_each_rootkit_image(const std::function<void(Session&, const Sample&)>& check) {
   for_each_image(load_rootkit_samples(), check);
+}
+
+void for_each_vmexit_image(const std::function<void(Session&, const Sample&)>& check) {
+  for_each_image(load_vmexit_samples(), check);
 }
 
 void for_each_recovery_image(const std::function<void(Session&, const Sample&)>& check) {

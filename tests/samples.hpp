@@ -59,6 +59,9 @@ std::vector<Sample> load_lime_samples();
 // Every rootkit sample listed in rootkit-samples.list (the pinned kernel with the sample rootkit,
 // samples/rootkit/vmi_rootkit.c, loaded; truth/guest.env has ROOTKIT_HIDDEN_PID).
 std::vector<Sample> load_rootkit_samples();
+// Every VMExit sample listed in vmexit-samples.list (the pinned kernel, the workload's tasks parked
+// in known system calls; truth/syscalls.tsv and truth/registers.txt).
+std::vector<Sample> load_vmexit_samples();
 
 // A fact of truth/guest.env. REQUIREs it: a sample built before the fact was recorded fails,
 // naming the key and how to rebuild it.
@@ -111,6 +114,8 @@ Session open_sample(const std::filesystem::path& image, const std::filesystem::p
 void for_each_sample_image(const std::function<void(Session&, const Sample&)>& check);
 // The same over each rootkit sample's raw and ELF image.
 void for_each_rootkit_image(const std::function<void(Session&, const Sample&)>& check);
+// The same over each VMExit sample's raw and ELF image.
+void for_each_vmexit_image(const std::function<void(Session&, const Sample&)>& check);
 // The same over each recovery sample's raw and ELF image, with no profile file: the profile is
 // recovered from the snapshot (and cached per sample for the run).
 void for_each_recovery_image(const std::function<void(Session&, const Sample&)>& check);

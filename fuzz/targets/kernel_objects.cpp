@@ -102,9 +102,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   DiscardRows sink;
   vmi::PluginArgs threads;
   threads.values["threads"] = "";
-  for (const char* plugin : {"pslist", "pstree", "modules", "handles", "netstat", "maps", "capabilities", "dmesg",
-                             "mountinfo", "malfind", "check_syscall", "check_idt", "hidden_modules", "modxview",
-                             "check_creds", "pidhashtable", "check_afinfo", "tty_check", "keyboard_notifiers"})
+  for (const char* plugin : {"pslist",      "pstree",        "modules",      "handles",        "netstat",
+                             "maps",        "capabilities",  "dmesg",        "syscalls",       "mountinfo",
+                             "malfind",     "check_syscall", "check_idt",    "hidden_modules", "modxview",
+                             "check_creds", "pidhashtable",  "check_afinfo", "tty_check",      "keyboard_notifiers"})
     (void)vmi::run_plugin(session, plugin, {}, sink);
   (void)vmi::run_plugin(session, "pslist", threads, sink);
   vmi::PluginArgs one_job;  // the carve on the fuzzer's own thread

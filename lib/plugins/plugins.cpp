@@ -20,6 +20,8 @@ constexpr const Plugin* kPlugins[] = {
     &kPsauxPlugin,              // linux.psaux
     &kEnvarsPlugin,             // linux.envars
     &kCpusPlugin,               // linux.cpus
+    &kSyscallsPlugin,           // linux.syscalls
+    &kSyscallLogPlugin,         // linux.syscall_log
     &kMapsPlugin,               // linux.proc.maps
     &kCapabilitiesPlugin,       // linux.capabilities
     &kKmsgPlugin,               // linux.kmsg

@@ -11,6 +11,8 @@ extern const Plugin kLsmodPlugin;
 extern const Plugin kLsofPlugin;
 extern const Plugin kSockstatPlugin;
 extern const Plugin kCpusPlugin;
+extern const Plugin kSyscallsPlugin;
+extern const Plugin kSyscallLogPlugin;
 extern const Plugin kPsauxPlugin;
 extern const Plugin kEnvarsPlugin;
 extern const Plugin kMapsPlugin;

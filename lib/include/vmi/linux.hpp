@@ -1,6 +1,7 @@
 // Linux kernel objects as typed values, for plugins and for programs linking the library.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <optional>
 #include <span>
@@ -56,6 +57,33 @@ Expected<Maybe<Addr>> current_task_of(const Kernel& kernel, std::uint32_t cpu, D
 // for_each_task reads them, in the order given; a task whose pid, tgid or comm cannot be read is
 // reported and left out. `threads` is not read (it is empty).
 Expected<std::vector<Task>> read_tasks(const Kernel& kernel, std::span<const Addr> addresses, Diagnostics& diagnostics);
+
+// The user registers a task saved on entering the kernel: the struct pt_regs the entry code pushes
+// at the top of its kernel stack (arch/x86/include/asm/ptrace.h). For a task blocked in a system
+// call they are the call's number (orig_ax) and arguments, as /proc/PID/syscall shows them.
+struct UserRegisters {
+  Addr address = 0;  // the pt_regs, kernel virtual
+  std::uint64_t orig_ax = 0, ax = 0, di = 0, si = 0, dx = 0, r10 = 0, r8 = 0, r9 = 0;
+  std::uint64_t ip = 0, sp = 0, flags = 0;
+  std::uint16_t cs = 0;
+  // The system call the task entered the kernel through; nothing when it entered through an
+  // interrupt or exception (orig_ax is -1 then).
+  std::optional<std::int64_t> syscall() const {
+    const auto number = static_cast<std::int64_t>(orig_ax);
+    if (number < 0) return std::nullopt;
+    return number;
+  }
+  // The x86-64 system call arguments, in order: rdi, rsi, rdx, r10, r8, r9.
+  std::array<std::uint64_t, 6> arguments() const { return {di, si, dx, r10, r8, r9}; }
+};
+
+// The user registers saved at the top of `task`'s kernel stack (task->stack + THREAD_SIZE): not
+// applicable for a kernel thread, which has none; unreadable, with a warning naming the task and
+// the address, when the stack is not in the snapshot or the saved CS is no user code selector
+// (the frame is not a user entry's). The layout is the profile's struct pt_regs where it has one,
+// else the one the x86-64 entry code pushes. A task running on a CPU at the snapshot may have
+// left the kernel since it saved them: they are those of its last entry.
+Expected<Maybe<UserRegisters>> user_registers(const Kernel& kernel, const Task& task, Diagnostics& diagnostics);
 
 // Every task the initial pid namespace's pid table holds (init_pid_ns.idr, the radix tree of 4.15
 // and later; pid_hash before, which this reader does not know): the task_struct each allocated

@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "os/linux/field_reader.hpp"
+#include "os/linux/kernel_stack.hpp"
 #include "os/linux/list_poison.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
@@ -28,7 +29,6 @@ constexpr std::int64_t kPidMaxLimit = std::int64_t{1} << 22;  // PID_MAX_LIMIT o
 constexpr std::uint32_t kPfExiting = 0x00000004;              // include/linux/sched.h
 constexpr std::uint32_t kPfKthread = 0x00200000;
 constexpr std::uint32_t kExitStates[] = {0, 0x10, 0x20, 0x30};  // running, EXIT_DEAD, EXIT_ZOMBIE, EXIT_TRACE
-constexpr std::uint64_t kThreadSize = 16384;                    // THREAD_SIZE on x86-64 (without KASAN)
 constexpr std::size_t kCommSize = 16;                           // TASK_COMM_LEN
 
 // Every scheduler class a kernel of 4.x to 6.12 may have (ext with CONFIG_SCHED_CLASS_EXT).
