@@ -104,6 +104,31 @@ void check_current_tasks(Session& session, const test::Sample& sample) {
   }
 }
 
+// Every vCPU's registers as QEMU's monitor reported them in the stop the snapshot was taken in
+// (`info registers -a`, truth/registers.txt): "CPU#n", then "NAME=hex" pairs; CS as its selector.
+std::map<std::int64_t, std::map<std::string, std::uint64_t>> monitor_registers(const test::Sample& sample) {
+  std::ifstream in(sample.dir / "truth" / "registers.txt");
+  REQUIRE_MESSAGE(in.good(), "no truth/registers.txt in ", sample.dir.string());
+  std::map<std::int64_t, std::map<std::string, std::uint64_t>> registers;
+  const std::regex cpu_line(R"(^CPU#(\d+))");
+  const std::regex pair(R"((RIP|RSP|CR3|CPL)=([0-9a-fA-F]+))");
+  const std::regex cs_line(R"(^CS =([0-9a-f]{4}) )");
+  std::int64_t cpu = -1;
+  for (std::string line; std::getline(in, line);) {
+    std::smatch match;
+    if (std::regex_search(line, match, cpu_line)) {
+      cpu = std::stoll(match[1]);
+      continue;
+    }
+    if (cpu < 0) continue;
+    if (std::regex_search(line, match, cs_line)) registers[cpu]["CS"] = std::stoull(match[1], nullptr, 16);
+    for (std::sregex_iterator it(line.begin(), line.end(), pair), end; it != end; ++it)
+      registers[cpu][(*it)[1]] = std::stoull((*it)[2], nullptr, 16);
+  }
+  REQUIRE(!registers.empty());
+  return registers;
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -153,6 +178,33 @@ TEST_CASE(
       CHECK(std::stoull(symbol.substr(plus + 3), nullptr, 16) == rip - start);
     }
     CHECK(session.diagnostics().warnings().empty());
+  }
+}
+
+TEST_CASE("cpus on the ELF core and the migration stream equals the registers QEMU's monitor reported at the stop") {
+  for (const auto& sample : test::load_vmexit_samples()) {
+    const auto monitor = monitor_registers(sample);
+    for (const char* format : {"memory.elf", "memory.savevm"}) {
+      CAPTURE(sample.name);
+      CAPTURE(format);
+      Session session = test::open_sample(sample.dir / format, test::profile_for(sample));
+      auto table = run_plugin(session, "cpus");
+      REQUIRE_MESSAGE(table.has_value(), test::error_text(table));
+      CHECK(table->rows.size() == monitor.size());
+      for (const Row& row : table->rows) {
+        const auto cpu = test::cell_integer(row, kCpu).value();
+        CAPTURE(cpu);
+        REQUIRE(monitor.contains(cpu));
+        const auto& expected = monitor.at(cpu);
+        CHECK(test::cell_address(row, kRip) == expected.at("RIP"));
+        CHECK(test::cell_address(row, kRsp) == expected.at("RSP"));
+        CHECK(test::cell_address(row, kCr3) == expected.at("CR3"));
+        CHECK(expected.at("CS") % 4 == expected.at("CPL"));
+        CHECK(test::cell_text(row, kMode) == std::string(expected.at("CPL") == 3 ? "user" : "kernel"));
+      }
+      CHECK_MESSAGE(session.diagnostics().warnings().empty(), test::joined(session.diagnostics().warnings()));
+      check_current_tasks(session, sample);
+    }
   }
 }
 

@@ -74,8 +74,8 @@ std::string savevm_fixture() {
   s.page(3 * kPage, kZero, "pc.ram", std::string(1, '\0'));
   s.be(kEos, 8).footer(2);
   s.section(0x04, 3, "timer").be(0x1234, 8).footer(3);
-  // vCPU 0's "cpu" section (vmstate_x86_cpu v12): rsp = regs[4], rip at 128, gs base at
-  // 236 + 5 * 20 + 4, cr3 at 472; the rest zero.
+  // vCPU 0's "cpu" section (vmstate_x86_cpu v12): rsp = regs[4], rip at 128, cs's selector at
+  // 236 + 1 * 20, gs base at 236 + 5 * 20 + 4, cr3 at 472; the rest zero.
   std::string cpu(488, '\0');
   Stream regs;
   regs.be(0xffffc90000001000, 8);
@@ -86,6 +86,9 @@ std::string savevm_fixture() {
   regs.bytes.clear();
   regs.be(0xffff888007c00000, 8);
   cpu.replace(236 + 5 * 20 + 4, 8, regs.bytes);
+  regs.bytes.clear();
+  regs.be(0x33, 4);
+  cpu.replace(236 + 1 * 20, 4, regs.bytes);
   regs.bytes.clear();
   regs.be(0x1234000, 8);
   cpu.replace(472, 8, regs.bytes);
@@ -134,6 +137,7 @@ void check_fixture(const PhysicalImage& image) {
   CHECK(registers.at("rip") == 0xffffffff81000010);
   CHECK(registers.at("gs_base") == 0xffff888007c00000);
   CHECK(registers.at("cr3") == 0x1234000);
+  CHECK(registers.at("cs") == 0x33);
   CHECK(registers.at("rax") == 0);
 }
 
@@ -271,8 +275,8 @@ TEST_CASE("savevm samples hold memory.raw's bytes and give the guest's own pslis
       CAPTURE(cpu);
       const auto& got = (*image)->cpu_states()[cpu].registers;
       const auto& want = (*kdump)->cpu_states()[cpu].registers;
-      for (const char* name : {"rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp", "r8", "r15", "rip", "rflags",
-                               "cr0", "cr3", "cr4", "gs_base", "fs_base"}) {
+      for (const char* name : {"rax", "rbx",    "rcx", "rdx", "rsi", "rdi",     "rsp",     "rbp", "r8", "r15",
+                               "rip", "rflags", "cr0", "cr3", "cr4", "gs_base", "fs_base", "cs",  "ss", "ds"}) {
         CAPTURE(name);
         CHECK(got.at(name) == want.at(name));
       }

@@ -50,6 +50,7 @@ constexpr std::uint32_t kCpuStateVersion = 12;
 constexpr const char* kCpuGeneralRegs[] = {"rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
                                            "r8",  "r9",  "r10", "r11", "r12", "r13", "r14", "r15"};
 constexpr const char* kCpuSegments[] = {"es", "cs", "ss", "ds", "fs", "gs", "ldt", "tr", "gdt", "idt"};
+constexpr std::size_t kSegmentRegisters = 6;  // es..gs: the ones with a selector a program loads
 constexpr std::size_t kCpuRipOffset = 128, kCpuRflagsOffset = 136, kCpuSegmentsOffset = 236, kCpuSegmentSize = 20;
 constexpr std::size_t kCpuCrOffsets[][2] = {{0, 456}, {2, 464}, {3, 472}, {4, 480}};
 constexpr std::size_t kCpuStateMinSize = 488;
@@ -180,7 +181,11 @@ void SavevmLayer::find_cpu_states(std::uint64_t from) {
     cpu.registers["rip"] = be64(kCpuRipOffset);
     cpu.registers["rflags"] = be64(kCpuRflagsOffset);
     for (std::size_t g = 0; g < std::size(kCpuSegments); ++g) {
-      cpu.registers[std::string(kCpuSegments[g]) + "_base"] = be64(kCpuSegmentsOffset + g * kCpuSegmentSize + 4);
+      const std::size_t segment = kCpuSegmentsOffset + g * kCpuSegmentSize;
+      cpu.registers[std::string(kCpuSegments[g]) + "_base"] = be64(segment + 4);
+      // The selector of the six segment registers, as the ELF notes name it ("cs": its low two
+      // bits are the privilege level the vCPU ran at).
+      if (g < kSegmentRegisters) cpu.registers[kCpuSegments[g]] = Cursor(bytes, base + segment).be(4);
     }
     for (const auto& [n, offset] : kCpuCrOffsets) cpu.registers["cr" + std::to_string(n)] = be64(offset);
     cpus_.push_back(std::move(cpu));
