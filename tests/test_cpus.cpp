@@ -19,7 +19,7 @@ using namespace vmi;
 
 namespace {
 
-enum CpuColumn : int { kCpu, kMode, kRip, kSymbol, kRsp, kCr3, kCr3Pid, kTask, kPid, kTid, kComm, kIdle };
+enum CpuColumn : int { kCpu, kMode, kRip, kSymbol, kRsp, kCr3, kCr3Pid, kTask, kPid, kTid, kComm, kIdle, kBacktrace };
 
 // gdb's view of each vCPU in an ELF core: LWP n is the n-th NT_PRSTATUS note (QEMU writes
 // vCPU n-1 there). register name -> value, per LWP.
@@ -129,6 +129,38 @@ std::map<std::int64_t, std::map<std::string, std::uint64_t>> monitor_registers(c
   return registers;
 }
 
+// A kernel-mode vCPU's backtrace: RIP's symbol first, every frame a function the guest's
+// /proc/kallsyms lists; an idle vCPU's (swapper/N) runs through the idle loop as every x86 CPU
+// enters it: do_idle, called by cpu_startup_entry, called by rest_init on the boot CPU and by
+// start_secondary on the others.
+void check_backtrace(const Row& row, const std::map<std::uint64_t, std::set<std::string>>& kallsyms) {
+  const auto text = test::cell_text(row, kBacktrace);
+  REQUIRE_MESSAGE(text.has_value(), "no backtrace for a vCPU in kernel mode");
+  CHECK(text->starts_with(test::cell_text(row, kSymbol).value_or("?") + " <- "));
+  std::set<std::string> names;
+  for (const auto& [address, aliases] : kallsyms) names.insert(aliases.begin(), aliases.end());
+  std::vector<std::string> frames;
+  for (std::size_t at = 0; at != std::string::npos;) {
+    const std::size_t next = text->find(" <- ", at);
+    frames.push_back(text->substr(at, next == std::string::npos ? next : next - at));
+    at = next == std::string::npos ? next : next + 4;
+  }
+  for (const std::string& frame : frames) {
+    if (frame.find(" [") != std::string::npos) continue;  // a module's
+    CHECK_MESSAGE(names.contains(frame.substr(0, frame.rfind("+0x"))), frame);
+  }
+  if (test::cell_integer(row, kTid) != 0) return;
+  const std::string caller = test::cell_integer(row, kCpu) == 0 ? "rest_init+" : "start_secondary+";
+  std::size_t next = 0;
+  for (const std::string& function : {std::string("do_idle+"), std::string("cpu_startup_entry+"), caller}) {
+    const auto found = std::ranges::find_if(frames.begin() + static_cast<std::ptrdiff_t>(next), frames.end(),
+                                            [&](const std::string& frame) { return frame.starts_with(function); });
+    CHECK_MESSAGE(found != frames.end(), function, " is not in the idle vCPU's backtrace ", *text, " after frame ",
+                  next);
+    if (found != frames.end()) next = static_cast<std::size_t>(found - frames.begin()) + 1;
+  }
+}
+
 }  // namespace
 
 TEST_CASE(
@@ -143,8 +175,8 @@ TEST_CASE("cpus names each vCPU's current task on every recovery kernel (pcpu_ho
 }
 
 TEST_CASE(
-    "cpus on every sample's ELF core shows each vCPU's RIP, RSP and mode as gdb reads them, RIP symbolised as kallsyms "
-    "does") {
+    "cpus on every sample's ELF core shows each vCPU's RIP, RSP and mode as gdb reads them, RIP and the backtrace "
+    "symbolised as kallsyms does, an idle vCPU's through the idle loop") {
   for (const auto& sample : test::load_samples()) {
     CAPTURE(sample.name);
     const auto core = sample.dir / "memory.elf";
@@ -176,6 +208,7 @@ TEST_CASE(
       REQUIRE(plus != std::string::npos);
       CHECK_MESSAGE(names.contains(symbol.substr(0, plus)), symbol);
       CHECK(std::stoull(symbol.substr(plus + 3), nullptr, 16) == rip - start);
+      check_backtrace(row, kallsyms);
     }
     CHECK(session.diagnostics().warnings().empty());
   }
@@ -184,6 +217,7 @@ TEST_CASE(
 TEST_CASE("cpus on the ELF core and the migration stream equals the registers QEMU's monitor reported at the stop") {
   for (const auto& sample : test::load_vmexit_samples()) {
     const auto monitor = monitor_registers(sample);
+    const auto kallsyms = guest_kallsyms(sample);
     for (const char* format : {"memory.elf", "memory.savevm"}) {
       CAPTURE(sample.name);
       CAPTURE(format);
@@ -201,6 +235,7 @@ TEST_CASE("cpus on the ELF core and the migration stream equals the registers QE
         CHECK(test::cell_address(row, kCr3) == expected.at("CR3"));
         CHECK(expected.at("CS") % 4 == expected.at("CPL"));
         CHECK(test::cell_text(row, kMode) == std::string(expected.at("CPL") == 3 ? "user" : "kernel"));
+        if (expected.at("CPL") == 0) check_backtrace(row, kallsyms);
       }
       CHECK_MESSAGE(session.diagnostics().warnings().empty(), test::joined(session.diagnostics().warnings()));
       check_current_tasks(session, sample);
@@ -239,8 +274,13 @@ TEST_CASE("cpus reads each vCPU's current task from its per-CPU area; an unreada
   CHECK(table->rows[0].cells[kIdle] == Cell(false));
   CHECK(table->rows[1].cells[kTask] == Cell(Absence::unreadable));
   CHECK(table->rows[1].cells[kIdle] == Cell(Absence::unreadable));
+  // RIP is in data (init_task), RSP in no mapped page: the backtrace says so and stops there.
+  CHECK(test::cell_text(table->rows[0], kBacktrace) == hex(kernel.symbol("init_task")) + " [no known code]");
   bool named = false;
   for (const std::string& warning : session.diagnostics().warnings())
     named = named || warning.starts_with("CPU 1: field 'current_task'");
   CHECK_MESSAGE(named, test::joined(session.diagnostics().warnings()));
+  CHECK(std::ranges::count(session.diagnostics().warnings(),
+                           std::string("kernel stack at RSP 0x0 is not in the snapshot; the backtrace ends there")) ==
+        2);
 }

@@ -27,6 +27,9 @@ struct CpuRow {
   Maybe<std::int32_t> pid, tid;
   Maybe<std::string> comm;
   Maybe<bool> idle;  // current is the CPU's idle task (pid 0): it had nothing to run
+  // In kernel mode: RIP's function, then each return address a scan of the stack finds, innermost
+  // first ("default_idle+0x9 <- default_idle_call+0x34 <- ...").
+  Maybe<std::string> backtrace;
 };
 
 constexpr auto kCpuRow = declare_row(
@@ -34,7 +37,7 @@ constexpr auto kCpuRow = declare_row(
     column<&CpuRow::symbol>("Symbol"), column<&CpuRow::rsp, ColumnType::address>("RSP"),
     column<&CpuRow::cr3, ColumnType::address>("CR3"), column<&CpuRow::cr3_pid>("CR3 PID"),
     column<&CpuRow::task, ColumnType::address>("Task"), column<&CpuRow::pid>("PID"), column<&CpuRow::tid>("TID"),
-    column<&CpuRow::comm>("COMM"), column<&CpuRow::idle>("Idle"));
+    column<&CpuRow::comm>("COMM"), column<&CpuRow::idle>("Idle"), column<&CpuRow::backtrace>("Backtrace"));
 
 // A register the image's format saved for this vCPU; unreadable, with a warning, when it did not.
 Maybe<std::uint64_t> saved(PluginContext& context, const CpuState& state, std::string_view name) {
@@ -107,6 +110,31 @@ Expected<void> add_current_task(PluginContext& context, std::uint32_t cpu, CpuRo
   return {};
 }
 
+// A frame as a backtrace shows it: its symbol, or its address, and the module it is in.
+std::string frame_text(Addr address, const linux_objects::CodeOwner& owner) {
+  std::string text = owner.symbol.value_or(hex(address));
+  if (owner.module.empty())
+    text += " [no known code]";  // RIP outside the kernel's and modules' text
+  else if (owner.module != "__kernel__")
+    text += " [" + owner.module + "]";
+  return text;
+}
+
+// RIP and the return addresses above RSP, for a vCPU in kernel mode.
+Expected<Maybe<std::string>> backtrace_of(PluginContext& context, const linux_objects::KnownCode* code,
+                                          const CpuRow& row) {
+  const auto* mode = std::get_if<std::string>(&row.mode);
+  const auto* rip = std::get_if<Addr>(&row.rip);
+  const auto* rsp = std::get_if<Addr>(&row.rsp);
+  if (mode != nullptr && *mode == "user") return Maybe<std::string>(Absence::not_applicable);
+  if (code == nullptr || mode == nullptr || rip == nullptr || rsp == nullptr)
+    return Maybe<std::string>(Absence::unreadable);  // said already: no code map or no registers
+  std::string text = frame_text(*rip, code->owner_of(*rip));
+  const auto frames = VMI_TRY(linux_objects::scan_kernel_stack(*context.kernel, *code, *rsp, context.diagnostics));
+  for (const linux_objects::StackFrame& frame : frames) text += " <- " + frame_text(frame.return_address, frame.owner);
+  return Maybe<std::string>(std::move(text));
+}
+
 CpuRow row_of(PluginContext& context, const CpuState& state) {
   CpuRow row;
   row.cpu = state.index;
@@ -139,6 +167,8 @@ CpuRow row_of(PluginContext& context, const CpuState& state) {
 Expected<void> run_cpus(PluginContext& context) {
   RowWriter rows(context.out, kCpuRow);
   const auto owners = VMI_TRY(PageTableOwners::gather(*context.kernel, context.diagnostics));
+  auto code = linux_objects::KnownCode::gather(*context.kernel, context.diagnostics);
+  if (!code) context.diagnostics.warn("cpus: no backtraces, the kernel's code is unknown: " + code.error().message);
   for (const CpuState& state : context.session.image().cpu_states()) {
     CpuRow row = row_of(context, state);
     if (const auto* cr3 = std::get_if<std::uint64_t>(&row.cr3)) {
@@ -147,6 +177,7 @@ Expected<void> run_cpus(PluginContext& context) {
       row.cr3_pid = Absence::unreadable;  // saved() has said why
     }
     VMI_TRY_VOID(add_current_task(context, state.index, row));
+    row.backtrace = VMI_TRY(backtrace_of(context, code ? &*code : nullptr, row));
     if (!rows.write(row)) break;
   }
   return {};
@@ -159,7 +190,7 @@ const Plugin kCpusPlugin{
     .short_name = "cpus",
     .os = "linux",
     .aliases = {},
-    .description = "What each vCPU was executing: mode, RIP as symbol+offset, RSP, CR3, current task",
+    .description = "What each vCPU was executing: mode, RIP as symbol+offset, RSP, CR3, current task, backtrace",
     .needs = Requirement::vcpus,
     .columns = kCpuRow.columns,
     .tree = false,

@@ -250,6 +250,29 @@ class KnownCode {
   std::vector<ModuleText> modules_;
 };
 
+// One return address on a kernel stack: the word at `slot` points into known code right after a
+// call instruction.
+struct StackFrame {
+  Addr slot = 0;            // where on the stack, kernel virtual
+  Addr return_address = 0;  // the word there
+  CodeOwner owner;          // whose code it returns into, and the symbol when known
+};
+
+// At most this many frames are reported from one stack.
+inline constexpr std::size_t kMaxStackFrames = 32;
+
+// The return addresses on the kernel stack from `sp` up to the top of its THREAD_SIZE-aligned
+// block, innermost first, found by scanning every word (Debian's kernels unwind with ORC, not
+// frame pointers): a word counts when it points into `code` and the bytes before it decode
+// (Capstone) as a call that ends exactly there. A scan also finds stale return addresses a frame
+// left behind; the first frame is the innermost. A stack that ends in an unmapped page before its
+// block does (an IRQ stack, vmapped with a guard page) leads on to the stack its topmost word
+// points into (the interrupted one), as the kernel's unwinder goes on. Bounded (kMaxStackFrames,
+// four stacks); RSP's own page missing is warned about, naming it. Fails only when Capstone cannot
+// be loaded.
+Expected<std::vector<StackFrame>> scan_kernel_stack(const Kernel& kernel, const KnownCode& code, Addr sp,
+                                                    Diagnostics& diagnostics);
+
 // A function pointer the kernel calls through, where a rootkit may put its own code.
 struct Handler {
   std::string owner;            // what holds it: "tcp4_seq_ops", a tty's name ("ttyS0"), a notifier_block's address
