@@ -22,6 +22,8 @@ constexpr const Plugin* kPlugins[] = {
     &kCpusPlugin,               // linux.cpus
     &kSyscallsPlugin,           // linux.syscalls
     &kSyscallLogPlugin,         // linux.syscall_log
+    &kTimelinePlugin,           // linux.timeline
+    &kTimelineBodyPlugin,       // linux.timeline_body
     &kMapsPlugin,               // linux.proc.maps
     &kCapabilitiesPlugin,       // linux.capabilities
     &kKmsgPlugin,               // linux.kmsg

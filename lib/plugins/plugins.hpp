@@ -13,6 +13,8 @@ extern const Plugin kSockstatPlugin;
 extern const Plugin kCpusPlugin;
 extern const Plugin kSyscallsPlugin;
 extern const Plugin kSyscallLogPlugin;
+extern const Plugin kTimelinePlugin;
+extern const Plugin kTimelineBodyPlugin;
 extern const Plugin kPsauxPlugin;
 extern const Plugin kEnvarsPlugin;
 extern const Plugin kMapsPlugin;
