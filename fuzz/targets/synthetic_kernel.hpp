@@ -37,7 +37,7 @@ constexpr Addr kTextPhysical = 0x1000000;           // _text's physical address 
 constexpr Addr kTablePhysical = 0x7000000;          // page-table pages below the text's PML4
 constexpr Addr kHeapPhysical = 0x8000000;           // objects allocated by the builder
 constexpr Addr kDirectMap = 0xffff888000000000ull;  // page_offset_base without KASLR
-constexpr Addr kStacks = 0xffffc90000000000ull;     // vmalloc_base without KASLR: tasks' stacks (never read)
+constexpr Addr kStacks = 0xffffc90000000000ull;     // vmalloc_base without KASLR: tasks' stacks (not mapped)
 constexpr Addr kThreadSize = 0x4000;
 constexpr std::uint64_t kPresentWritable = 0x3, kUser = 0x4, kLargePage = 0x80;
 constexpr std::uint32_t kPfKthread = 0x00200000;
