@@ -14,6 +14,7 @@
 #include "vmi/isf.hpp"
 #include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
+#include "vmi/snapshot_diff.hpp"
 #include "vmi/vmlinux.hpp"
 
 namespace {
@@ -59,11 +60,12 @@ struct GlobalOptions {
   std::string cache_dir;
 };
 
-void print_warnings(vmi::Session& session) {
-  for (const auto& note : session.diagnostics().notes()) std::cerr << note << '\n';
-  for (const auto& warning : session.diagnostics().warnings()) std::cerr << "warning: " << warning << '\n';
+// `source` names the image when a command reads more than one ("first snapshot: ").
+void print_warnings(vmi::Session& session, std::string_view source = "") {
+  for (const auto& note : session.diagnostics().notes()) std::cerr << source << note << '\n';
+  for (const auto& warning : session.diagnostics().warnings()) std::cerr << "warning: " << source << warning << '\n';
   if (session.diagnostics().dropped() > 0)
-    std::cerr << "warning: " << session.diagnostics().dropped() << " more warnings not shown\n";
+    std::cerr << "warning: " << source << session.diagnostics().dropped() << " more warnings not shown\n";
 }
 
 int fail(const vmi::Error& error, int code) {
@@ -115,6 +117,20 @@ int run_plugin(const GlobalOptions& options, const std::string& plugin, const st
   auto ran = vmi::run_plugin(*session, plugin, args, *output);
   output->finish();
   print_warnings(*session);
+  if (!ran) return fail(ran.error(), exit_code_for(ran.error()) == kBadImage ? kFailed : exit_code_for(ran.error()));
+  return kOk;
+}
+
+int run_diff(const GlobalOptions& options, const std::string& first, const std::string& second) {
+  auto before = open_session(options, first);
+  if (!before) return fail(before.error(), exit_code_for(before.error()) == kUsage ? kUsage : kBadImage);
+  auto after = open_session(options, second);
+  if (!after) return fail(after.error(), exit_code_for(after.error()) == kUsage ? kUsage : kBadImage);
+  auto output = vmi::cli::make_renderer(renderer_of(options), std::cout);
+  auto ran = vmi::diff_snapshots(*before, *after, *output);
+  output->finish();
+  print_warnings(*before, "first snapshot: ");
+  print_warnings(*after, "second snapshot: ");
   if (!ran) return fail(ran.error(), exit_code_for(ran.error()) == kBadImage ? kFailed : exit_code_for(ran.error()));
   return kOk;
 }
@@ -203,6 +219,14 @@ int run(int argc, char** argv) {
   auto* help = app.add_subcommand("help", "Show a plugin's names, columns and options");
   help->add_option("plugin", help_topic, "plugin name (short, OS-qualified or Volatility 3's)")->required();
   help->callback([&] { status = vmi::cli::print_plugin_help(help_topic, std::cout, std::cerr); });
+
+  std::string diff_first;
+  std::string diff_second;
+  auto* diff = app.add_subcommand(
+      "diff", "What changed between two snapshots of one guest: processes, command lines, fds, sockets, modules");
+  diff->add_option("first", diff_first, "the earlier snapshot")->required();
+  diff->add_option("second", diff_second, "the later snapshot")->required();
+  diff->callback([&] { status = run_diff(options, diff_first, diff_second); });
 
   std::string vmlinux;
   std::string system_map;

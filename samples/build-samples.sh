@@ -101,6 +101,11 @@ ROOTKIT_SAMPLE="rootkit-6.1-4level|max,la57=off|4"
 # `info registers -a` (truth/registers.txt), both from the stop the snapshot is taken in. Every
 # format (raw, ELF, kdump, migration stream) is saved, for the vCPU state each carries.
 VMEXIT_SAMPLE="vmexit-6.1-4level|max,la57=off|4"
+# Then the workload makes known changes (kills vmi-wl-e, starts vmi-wl-f with e's pid, makes
+# vmi-wl-d1 open and close a file and rewrite its command line, loads PARK_MODULE, unloads cpuid)
+# and a second snapshot is saved as memory-b.raw with its truth in truth-b/, for `diff`.
+# PARK_MODULE: path under lib/modules/<release>/ of the booted kernel's package; no dependencies.
+PARK_MODULE="kernel/arch/x86/kernel/msr.ko"
 
 # Kernel modules every sample's /init loads before the workload (mkinitramfs.py --module), for the
 # modules plugin: path under lib/modules/<release>/ of the booted kernel's own package | insmod
@@ -626,11 +631,18 @@ rootkit_truth_ok() { # sample-tmp-or-dir
   ! grep -q '^vmi_rootkit ' "$d/truth/modules.txt" || { err "rootkit sample: vmi_rootkit is still in /proc/modules"; return 1; }
 }
 # The parked calls the truth must show (comm: system call number), and the registers of both vCPUs.
-vmexit_key() { cat "$HERE/workload.c" "$HERE/qemu_snapshot.py" | sha256sum | cut -c1-16; }
+vmexit_key() { { cat "$HERE/workload.c" "$HERE/qemu_snapshot.py"; echo "$PARK_MODULE"; } | sha256sum | cut -c1-16; }
 vmexit_truth_ok() { # sample-tmp-or-dir
-  local d="$1" spec comm nr tid
+  local d="$1" spec comm nr tid m
   [ -s "$d/truth/registers.txt" ] && grep -q '^CPU#1' "$d/truth/registers.txt" \
     || { err "vmexit sample: truth/registers.txt lacks CPU#1 (info registers -a)"; return 1; }
+  [ -s "$d/memory-b.raw" ] && [ -s "$d/truth-b/processes.tsv" ] \
+    || { err "vmexit sample: no second snapshot (memory-b.raw, truth-b/)"; return 1; }
+  m="${PARK_MODULE##*/}" m="${m%.ko}"
+  grep -q "^$m " "$d/truth-b/modules.txt" && ! grep -q '^cpuid ' "$d/truth-b/modules.txt" \
+    || { err "vmexit sample: truth-b/modules.txt does not show $m loaded and cpuid unloaded"; return 1; }
+  grep -q $'\tvmi-wl-f$' "$d/truth-b/processes.tsv" && ! grep -q $'\tvmi-wl-e$' "$d/truth-b/processes.tsv" \
+    || { err "vmexit sample: truth-b/processes.tsv does not show vmi-wl-e replaced by vmi-wl-f"; return 1; }
   for spec in vmi-wl-d:61 d-read:0 d-accept:43 d-nanosleep:35 d-fifo:257 d-futex:202; do
     comm="${spec%%:*}" nr="${spec#*:}"
     tid="$(awk -F'\t' -v c="$comm" 'NR > 1 && $3 == c {print $1}' "$d/truth/threads.tsv")"
@@ -698,7 +710,9 @@ kernel_initrd() { # kernel-dir [lime|rootkit|park] -> sets INITRD: the initramfs
     opts+=(--rootkit-ko "$ROOTKIT_KO")
     prefix=rootkit-
   elif [ "${2:-}" = park ]; then
-    opts+=(--park) # the VMExit sample's: the workload parks tasks in known calls
+    # the VMExit sample's: the workload parks tasks in known calls and loads PARK_MODULE later
+    files+=("$kdir/park/${PARK_MODULE##*/}")
+    opts+=(--park "$kdir/park/${PARK_MODULE##*/}")
     prefix=park-
   fi
   INITRD="$CACHE/initramfs/$prefix$(initramfs_key "${files[@]}")/initrd.img"
@@ -722,7 +736,8 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
   step "sample $name: booting $krel in QEMU (-cpu $cpu, $RAM, $smp vCPUs, TCG, KASLR on, formats $formats${kargs:+, kernel arguments + $kargs}) and snapshotting"
   ikey="$(basename "$(dirname "$initrd")")"
   if ! python3 "$HERE/qemu_snapshot.py" --kernel "$kdir/vmlinuz" --initrd "$initrd" --out "$tmp" \
-    --cpu "$cpu" --mem "$RAM" --smp "$smp" --append "$APPEND${kargs:+ $kargs}" --formats "$formats" | tee "$tmp/snapshot.log" | sed 's/^/  /'; then
+    --cpu "$cpu" --mem "$RAM" --smp "$smp" --append "$APPEND${kargs:+ $kargs}" --formats "$formats" \
+    ${SECOND_SNAPSHOT:+--second-snapshot} | tee "$tmp/snapshot.log" | sed 's/^/  /'; then
     err "sample $name: snapshot failed (see $tmp/console.log)"; return 1
   fi
   tries="$(sed -n 's/^SNAPSHOT_TRIES=//p' "$tmp/snapshot.log")"
@@ -760,7 +775,7 @@ build_sample() { # name cpu levels kernel-dir pinned all|basic|lime [initrd [vcp
   else
     readelf -l -W "$tmp/memory.elf" | grep '^ *LOAD' >/dev/null || { err "sample $name: memory.elf has no PT_LOAD"; return 1; }
   fi
-  chmod 0644 "$tmp"/memory.*
+  chmod 0644 "$tmp"/memory[.-]*
   {
     echo "KERNEL_RELEASE=$krel"
     echo "KERNEL_PACKAGE_VERSION=$kver"
@@ -826,10 +841,31 @@ for spec in ${rktodo[@]+"${rktodo[@]}"}; do
   fi
 done
 
+# PARK_MODULE -> kernel-dir/park/<name>.ko, from the kernel's package (fetched again if absent)
+park_module() { # kernel-dir -> 0 once it is there
+  local kd="$1" ko="$1/park/${PARK_MODULE##*/}" kdeb x vm dep ko_src
+  [ -s "$ko" ] && return 0
+  kdeb="$CACHE/downloads/$(cat "$kd/package")"
+  [ -s "$kdeb" ] || fetch_deb "$(sed 's/_.*//' "$kd/package")" "$(cat "$kd/version")" || return 1
+  x="$(mktemp -d "$CACHE/kernels/.park.XXXXXX")" || return 1
+  { dpkg-deb --fsys-tarfile "$kdeb" || true; } | tar -x -C "$x" --wildcards "./lib/modules/$(cat "$kd/release")/$PARK_MODULE*" 2>/dev/null || true
+  ko_src="$(ls "$x"/lib/modules/*/"$PARK_MODULE"* 2>/dev/null | head -n1)"
+  mkdir -p "$kd/park"
+  case "$ko_src" in
+    *.xz) xz -dc "$ko_src" >"$ko.tmp" ;;
+    ?*) cp "$ko_src" "$ko.tmp" ;;
+    *) rm -rf "$x"; err "no $PARK_MODULE in $(basename "$kdeb")"; return 1 ;;
+  esac
+  rm -rf "$x"
+  vm="$(strings "$ko.tmp" | sed -n 's/^vermagic=//p')" dep="$(strings "$ko.tmp" | sed -n 's/^depends=//p')"
+  [ "${vm%% *}" = "$(cat "$kd/release")" ] && [ -z "$dep" ] \
+    || { rm -f "$ko.tmp"; err "$PARK_MODULE: vermagic '$vm', depends '$dep'"; return 1; }
+  mv "$ko.tmp" "$ko"
+}
 for spec in ${vxtodo[@]+"${vxtodo[@]}"}; do
   IFS='|' read -r name cpu levels <<<"$spec"
-  kernel_initrd "$KERNEL_DIR" park
-  if build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" all "$INITRD" <<<"VMEXIT_KEY=$(vmexit_key)" \
+  if park_module "$KERNEL_DIR" && kernel_initrd "$KERNEL_DIR" park \
+    && SECOND_SNAPSHOT=1 build_sample "$name" "$cpu" "$levels" "$KERNEL_DIR" "$PINNED" all "$INITRD" <<<"VMEXIT_KEY=$(vmexit_key)" \
     && vmexit_truth_ok "$CACHE/$name"; then
     vmexit_ok=1
   else

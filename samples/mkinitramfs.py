@@ -24,12 +24,14 @@ the workload starts, and passes /lime.ko to the workload (argv[3], see workload.
 With --rootkit-ko (the rootkit sample) it holds /rootkit.ko (samples/rootkit/vmi_rootkit.c) and
 passes it to the workload (argv[4]), which loads it once the process tree is up.
 
-With --park (the VMExit sample) the workload gets argv[5] = "park": it parks known tasks in known
-system calls and records each user thread's /proc/PID/task/TID/syscall (see workload.c).
+With --park MODULE.ko (the VMExit sample) it holds /park/MODULE.ko and the workload gets argv[5] =
+"park" and argv[6] = /park/MODULE.ko: it parks known tasks in known system calls, records each user
+thread's /proc/PID/task/TID/syscall, and after the first snapshot makes known changes for a second
+one, loading that module among them (see workload.c).
 
 usage: mkinitramfs.py --busybox PATH --workload PATH --out initrd.img [--settle N]
                       [--module PATH[:ARGS]]... [--lime-ko lime.ko --net-ko e1000.ko]
-                      [--rootkit-ko vmi_rootkit.ko] [--park]
+                      [--rootkit-ko vmi_rootkit.ko] [--park MODULE.ko]
 """
 import argparse
 import gzip
@@ -111,7 +113,9 @@ def main():
     ap.add_argument("--lime-ko", help="lime.ko to put in as /lime.ko (needs --net-ko)")
     ap.add_argument("--net-ko", help="NIC driver module (e1000.ko) to put in as /net.ko")
     ap.add_argument("--rootkit-ko", help="the sample rootkit to put in as /rootkit.ko, loaded by the workload")
-    ap.add_argument("--park", action="store_true", help="the workload parks tasks in known system calls")
+    ap.add_argument("--park", metavar="MODULE.ko",
+                    help="the workload parks tasks in known system calls and, before its second snapshot, "
+                         "loads MODULE.ko (put in as /park/MODULE.ko)")
     ap.add_argument("--module", action="append", default=[], type=parse_module, metavar="PATH[:ARGS]",
                     help="kernel module to put in as /modules/<basename> and load (insmod with ARGS) "
                          "before the workload; repeatable, loaded in this order")
@@ -139,7 +143,8 @@ def main():
     extra = ""
     if a.lime_ko or a.rootkit_ko or a.park:
         extra = " 4 " + ("/lime.ko" if a.lime_ko else "''") + (" /rootkit.ko" if a.rootkit_ko else "")
-        extra += (" park" if a.rootkit_ko else " '' park") if a.park else ""
+        park_ko = f"/park/{os.path.basename(a.park)}" if a.park else ""
+        extra += (f" park {park_ko}" if a.rootkit_ko else f" '' park {park_ko}") if a.park else ""
     init = init.replace("@NET@", NET_SETUP if a.lime_ko else "").replace("@EXTRA@", extra)
     entries["init"] = (S_IFREG | 0o755, init.encode(), (0, 0))
     if a.module:
@@ -147,7 +152,10 @@ def main():
     for path, name, _ in a.module:
         with open(path, "rb") as f:
             entries["modules/" + name] = (S_IFREG | 0o644, f.read(), (0, 0))
-    for name, path in (("lime.ko", a.lime_ko), ("net.ko", a.net_ko), ("rootkit.ko", a.rootkit_ko)):
+    if a.park:
+        entries["park"] = (S_IFDIR | 0o755, b"", (0, 0))
+    for name, path in (("lime.ko", a.lime_ko), ("net.ko", a.net_ko), ("rootkit.ko", a.rootkit_ko),
+                       ("park/" + os.path.basename(a.park or ""), a.park)):
         if path:
             with open(path, "rb") as f:
                 entries[name] = (S_IFREG | 0o644, f.read(), (0, 0))

@@ -36,7 +36,14 @@ Writes into --out (which should be a fresh directory):
                      same stop as the dumps)
   truth/syscalls.tsv (tid, pid, line: /proc/PID/task/TID/syscall of every user thread but the
                      collector's, the S lines; only from a workload in park mode, else empty)
-and prints `SNAPSHOT_TRIES=<n>` on success (with --formats all first `KDUMP_UNAVAILABLE=<codecs>`:
+With --second-snapshot (the workload must run in park mode) the guest then makes known changes
+(workload.c make_changes), prints collection 3 and @@VMI-READY-B; the host stops the VM, saves
+memory-b.raw (pmemsave), continues and writes GO; the guest prints collection 4, which must equal
+3. Collection 3 is written as truth-b/ (processes.tsv, threads.tsv, guest.env with the DIFF_*
+facts naming the changes, modules.txt, module_params.tsv, fds.tsv, args.tsv, net.tsv, maps.tsv,
+caps.tsv, mount_ns.tsv, mountinfo.tsv, syscalls.tsv): the guest's view at the second snapshot.
+
+Prints `SNAPSHOT_TRIES=<n>` on success (with --formats all first `KDUMP_UNAVAILABLE=<codecs>`:
 the kdump codecs this QEMU said it cannot write, space separated). Exit status 0 on success.
 With --formats basic only memory.raw and memory.elf are saved (no kdump files, no
 migration stream); the truth, kallsyms included, is collected the same way.
@@ -113,6 +120,12 @@ class Monitor:
                     raise Failure("monitor closed")
                 buf += chunk
         return buf
+
+    def must(self, line, timeout=300):
+        """Runs a command that prints nothing when it succeeds: any output is its error."""
+        o = self.cmd(line, timeout)
+        if o:
+            raise Failure(f"{line.split()[0]}: {o}")
 
     def cmd(self, line, timeout=300):
         self.sock.sendall(line.encode() + b"\n")
@@ -259,9 +272,7 @@ def save_extra_formats(mon, out):
     else:
         log("note: makedumpfile not installed; memory.kdump-seekable skipped")
     savevm = os.path.join(out, "memory.savevm")
-    o = mon.cmd("migrate -d " + hmp_quote("exec:cat > " + shlex.quote(savevm)), 60)
-    if o:
-        raise Failure(f"migrate: {o}")
+    mon.must("migrate -d " + hmp_quote("exec:cat > " + shlex.quote(savevm)), 60)
     deadline = time.monotonic() + 300
     while True:
         info = mon.cmd("info migrate", 30)
@@ -322,10 +333,11 @@ def run_once(a, out, attempt):
     console_path = os.path.join(out, "console.log")
     raw_path, elf_path = os.path.join(out, "memory.raw"), os.path.join(out, "memory.elf")
     lime_path = os.path.join(out, "memory.lime")
+    raw_b_path = os.path.join(out, "memory-b.raw")
     dbg_path = os.path.join(out, "debugcon.bin")
     extra = [os.path.join(out, f"memory.kdump-{c}") for c, _ in KDUMP_CODECS]
     extra += [os.path.join(out, "memory.kdump-seekable"), os.path.join(out, "memory.savevm")]
-    for p in [raw_path, elf_path, dbg_path, lime_path] + extra:
+    for p in [raw_path, elf_path, dbg_path, lime_path, raw_b_path] + extra:
         if os.path.exists(p):
             os.unlink(p)
     cmd = [a.qemu, "-machine", "q35,accel=tcg", "-cpu", a.cpu, "-m", a.mem, "-smp", str(a.smp),
@@ -364,20 +376,14 @@ def run_once(a, out, attempt):
                 t_end = time.monotonic()
                 if lime.error:
                     raise Failure(f"LiME: {lime.error}")
-                o = mon.cmd("stop", 60)
+                mon.must("stop", 60)
                 t_stop = time.monotonic()
-                if o:
-                    raise Failure(f"stop: {o}")
                 with open(lime_path, "rb") as f:
                     if f.read(4) != LIME_MAGIC:
                         raise Failure("the LiME stream does not start with LiME's magic")
                 log(f"LiME: {lime.total} B in {t_end - t_lime:.1f}s; VM stopped {1000 * (t_stop - t_end):.0f} ms after the end")
-                o = mon.cmd(f"pmemsave 0 {a.ram_bytes} {hmp_quote(raw_path)}", 600)
-                if o:
-                    raise Failure(f"pmemsave: {o}")
-                o = mon.cmd("cont", 60)
-                if o:
-                    raise Failure(f"cont: {o}")
+                mon.must(f"pmemsave 0 {a.ram_bytes} {hmp_quote(raw_path)}", 600)
+                mon.must("cont", 60)
                 ser.sendall(b"GO\n")
                 snap_done = True
             if not r:
@@ -411,10 +417,8 @@ def run_once(a, out, attempt):
                     lime.start()
                 elif line == "@@VMI-READY" and not snap_done:
                     t_ready = time.monotonic()
-                    o = mon.cmd("stop", 60)
+                    mon.must("stop", 60)
                     t_stop = time.monotonic()
-                    if o:
-                        raise Failure(f"stop: {o}")
                     status = mon.cmd("info status", 30)
                     if "paused" not in status:
                         raise Failure(f"VM not paused after stop: {status}")
@@ -424,25 +428,25 @@ def run_once(a, out, attempt):
                         raise Failure(f"info registers -a: {regs[-300:]}")
                     with open(os.path.join(out, "registers.txt"), "w") as f:
                         f.write(regs.replace("\r", "") + ("" if regs.endswith("\n") else "\n"))
-                    o = mon.cmd(f"pmemsave 0 {a.ram_bytes} {hmp_quote(raw_path)}", 600)
-                    if o:
-                        raise Failure(f"pmemsave: {o}")
-                    o = mon.cmd(f"dump-guest-memory {hmp_quote(elf_path)}", 600)
-                    if o:
-                        raise Failure(f"dump-guest-memory: {o}")
+                    mon.must(f"pmemsave 0 {a.ram_bytes} {hmp_quote(raw_path)}", 600)
+                    mon.must(f"dump-guest-memory {hmp_quote(elf_path)}", 600)
                     log(f"memory saved in {time.monotonic() - t_stop:.1f}s "
                         f"(raw {os.path.getsize(raw_path)} B, elf {os.path.getsize(elf_path)} B)")
                     if a.formats == "all":
                         save_extra_formats(mon, out)
-                    o = mon.cmd("cont", 60)
-                    if o:
-                        raise Failure(f"cont: {o}")
+                    mon.must("cont", 60)
                     # after a completed migration the VM is "postmigrate"; cont must resume it
                     status = mon.cmd("info status", 30)
                     if "running" not in status:
                         raise Failure(f"VM not running after cont: {status}")
                     ser.sendall(b"GO\n")
                     snap_done = True
+                elif line == "@@VMI-READY-B" and a.second_snapshot and snap_done:
+                    mon.must("stop", 60)
+                    mon.must(f"pmemsave 0 {a.ram_bytes} {hmp_quote(raw_b_path)}", 600)
+                    mon.must("cont", 60)
+                    log(f"second snapshot saved ({os.path.getsize(raw_b_path)} B)")
+                    ser.sendall(b"GO\n")
                 elif line == "@@VMI-DONE":
                     if not snap_done:
                         raise Failure("guest finished before the snapshot was taken")
@@ -472,6 +476,25 @@ def write_tsv(path, header, rows):
             f.write("\t".join(r) + "\n")
 
 
+def write_view(truth, procs, threads, files):
+    """The guest's view of one collection as truth files in `truth` (see the module docstring)."""
+    write_tsv(os.path.join(truth, "processes.tsv"),
+              ["pid", "ppid", "threads", "uid", "gid", "euid", "egid", "start_ticks", "comm"], procs)
+    write_tsv(os.path.join(truth, "threads.tsv"), ["tid", "tgid", "comm"], threads)
+    modules, params, fds, args, net, maps, caps, mount_ns, mountinfo, syscalls = files
+    with open(os.path.join(truth, "modules.txt"), "w") as f:
+        f.write("".join(m + "\n" for m in modules))
+    write_tsv(os.path.join(truth, "module_params.tsv"), ["module", "param", "value"], params)
+    write_tsv(os.path.join(truth, "fds.tsv"), FD_COLUMNS, fds)
+    write_tsv(os.path.join(truth, "args.tsv"), ARG_COLUMNS, args)
+    write_tsv(os.path.join(truth, "net.tsv"), ["table", "line"], net)
+    write_tsv(os.path.join(truth, "maps.tsv"), ["pid", "line"], maps)
+    write_tsv(os.path.join(truth, "caps.tsv"), CAP_COLUMNS, caps)
+    write_tsv(os.path.join(truth, "mount_ns.tsv"), ["pid", "ns"], mount_ns)
+    write_tsv(os.path.join(truth, "mountinfo.tsv"), ["ns", "line"], mountinfo)
+    write_tsv(os.path.join(truth, "syscalls.tsv"), ["tid", "pid", "line"], syscalls)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kernel", required=True)
@@ -484,6 +507,8 @@ def main():
     ap.add_argument("--qemu", default="qemu-system-x86_64")
     ap.add_argument("--tries", type=int, default=3)
     ap.add_argument("--timeout", type=int, default=480, help="seconds per boot")
+    ap.add_argument("--second-snapshot", action="store_true",
+                    help="a workload in park mode changes known things; save memory-b.raw and truth-b/ after")
     ap.add_argument("--formats", choices=("all", "basic", "lime"), default="all",
                     help="all: raw, ELF, kdump-*, savevm; basic: only memory.raw and memory.elf; "
                          "lime: memory.lime by lime.ko in the guest, then memory.raw")
@@ -500,7 +525,7 @@ def main():
         try:
             text = run_once(a, out, attempt)
             secs = parse_sections(text)
-            for n in ((1, 2, 3) if a.formats == "lime" else (1, 2)):
+            for n in ((1, 2, 3) if a.formats == "lime" else (1, 2, 3, 4) if a.second_snapshot else (1, 2)):
                 if n not in secs:
                     raise Failure(f"collection {n} missing")
                 if not secs[n][1]:
@@ -534,27 +559,28 @@ def main():
                 if lime_facts.get("LIME_INSMOD_PPID") != facts.get("COLLECTOR_PID"):
                     raise Failure(f"insmod is not the collector's child: {lime_facts}")
                 facts.update(lime_facts)
+            if a.second_snapshot:
+                p3, t3, facts_b, files3, _ = split_collection(secs[3][0])
+                p4, t4, _, files4, _ = split_collection(secs[4][0])
+                if p3 != p4 or t3 != t4 or comparable_files(files3) != comparable_files(files4):
+                    raise Failure("the guest's view changed across the second snapshot")
+                if not os.path.exists(os.path.join(out, "memory-b.raw")) or \
+                        os.path.getsize(os.path.join(out, "memory-b.raw")) != a.ram_bytes:
+                    raise Failure("memory-b.raw is missing or has the wrong size")
             if os.path.getsize(os.path.join(out, "memory.raw")) != a.ram_bytes:
                 raise Failure("memory.raw has the wrong size")
         except Failure as e:
             log(f"try {attempt} failed: {e}")
             continue
         truth = os.path.join(out, "truth")
-        write_tsv(os.path.join(truth, "processes.tsv"),
-                  ["pid", "ppid", "threads", "uid", "gid", "euid", "egid", "start_ticks", "comm"], p1)
-        write_tsv(os.path.join(truth, "threads.tsv"), ["tid", "tgid", "comm"], t1)
-        modules, params, fds, args, net, maps, caps, mount_ns, mountinfo, syscalls = files1
-        with open(os.path.join(truth, "modules.txt"), "w") as f:
-            f.write("".join(m + "\n" for m in modules))
-        write_tsv(os.path.join(truth, "module_params.tsv"), ["module", "param", "value"], params)
-        write_tsv(os.path.join(truth, "fds.tsv"), FD_COLUMNS, fds)
-        write_tsv(os.path.join(truth, "args.tsv"), ARG_COLUMNS, args)
-        write_tsv(os.path.join(truth, "net.tsv"), ["table", "line"], net)
-        write_tsv(os.path.join(truth, "maps.tsv"), ["pid", "line"], maps)
-        write_tsv(os.path.join(truth, "caps.tsv"), CAP_COLUMNS, caps)
-        write_tsv(os.path.join(truth, "mount_ns.tsv"), ["pid", "ns"], mount_ns)
-        write_tsv(os.path.join(truth, "mountinfo.tsv"), ["ns", "line"], mountinfo)
-        write_tsv(os.path.join(truth, "syscalls.tsv"), ["tid", "pid", "line"], syscalls)
+        write_view(truth, p1, t1, files1)
+        if a.second_snapshot:
+            truth_b = os.path.join(out, "truth-b")
+            os.makedirs(truth_b, exist_ok=True)
+            write_view(truth_b, p3, t3, files3)
+            with open(os.path.join(truth_b, "guest.env"), "w") as f:
+                for k in sorted(facts_b):
+                    f.write(f"{k}={shlex.quote(facts_b[k])}\n")
         if os.path.exists(os.path.join(out, "registers.txt")):
             os.replace(os.path.join(out, "registers.txt"), os.path.join(truth, "registers.txt"))
         with open(os.path.join(truth, "kmsg.txt"), "w") as f:
@@ -567,6 +593,7 @@ def main():
         with open(os.path.join(truth, "guest.env"), "w") as f:
             for k in sorted(facts):
                 f.write(f"{k}={shlex.quote(facts[k])}\n")
+        modules, _, fds, _, net, *_ = files1
         log(f"truth: {len(p1)} processes, {len(t1)} threads, {len(modules)} modules, {len(fds)} open files, "
             f"{len(net)} sockets, release {facts['UNAME_R']}, la57={facts.get('CPU_LA57')}, pti={facts.get('CPU_PTI')}, _text={facts.get('KALLSYMS__text')}")
         if a.formats == "all":

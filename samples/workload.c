@@ -114,10 +114,16 @@
  * sysfs, and replaces sys_call_table[__NR_kill]; its printk lines are in the kernel log (truth
  * kmsg.txt). Collection 1 gains K facts ROOTKIT_HIDDEN_PID and ROOTKIT_HIDDEN_COMM.
  *
- * Park mode (argv[5] = "park", the VMExit sample): the tree gains vmi-wl-d, whose threads each
- * block in one known system call (see proc_d), and its child vmi-wl-d1; every collection gains
+ * Park mode (argv[5] = "park", argv[6] = a module to load later, the VMExit sample): the tree
+ * gains vmi-wl-d, whose threads each block in one known system call (see proc_d), its child
+ * vmi-wl-d1 and vmi-wl-e (see proc_e); every collection gains
  *   S <tab> tid <tab> pid <tab> /proc/PID/task/TID/syscall           (every user thread but the
  *                                                                  collector's own)
+ * After the kallsyms dump the collector makes known changes for a second snapshot (see
+ * make_changes), waits until the view is stable again and prints collection 3 with K facts
+ * DIFF_* naming them, then
+ *   @@VMI-READY-B        (host stops the VM, saves memory-b.raw, continues, writes "GO")
+ * and collection 4 (the host checks it equals 3), then @@VMI-DONE.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
@@ -163,7 +169,7 @@
 static int ready_pipe[2];
 #define ROOTKIT_VICTIM "vmi-wl-a2" /* rootkit mode: the process vmi_rootkit.ko hides (run_rootkit) */
 static pid_t rootkit_hidden_pid;
-static int park_mode;     /* argv[5] == "park": proc_d runs and S lines are collected */
+static int park_mode;     /* argv[5] == "park": proc_d and proc_e run, S lines are collected */
 static int main_argc;     /* main's argc and argv: c1 rewrites its copy of the strings (see proc_c1) */
 static char **main_argv;
 extern char **environ;
@@ -212,7 +218,7 @@ static void block_forever(void) {
 
 /* fork a child that runs fn; returns in the parent. The child keeps only the ready pipe's write
  * end (closed once it is ready), so its open files are 0-2 and what it opens itself. */
-static void spawn(void (*fn)(void)) {
+static pid_t spawn(void (*fn)(void)) {
     pid_t p = fork();
     if (p < 0) die("fork");
     if (p == 0) {
@@ -221,6 +227,7 @@ static void spawn(void (*fn)(void)) {
         fn();
         _exit(0);
     }
+    return p;
 }
 
 /* ---------------------------------------------------------------- open files (see the header) */
@@ -557,8 +564,55 @@ static void *park_futex(void *arg) {
     for (;;) syscall(SYS_futex, &park_futex_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     return NULL;
 }
+/*
+ * vmi-wl-d1 holds /run/vmi/d1-before.txt open. On SIGUSR1 (between the two snapshots) it opens
+ * /run/vmi/d1-after.txt, then closes the first (so the new file gets another fd number), and
+ * rewrites its command line in place: argv[0]'s first bytes become "d1-usr1" (length and NULs
+ * stay, so /proc/PID/cmdline reads the new bytes from the same area).
+ */
+#define D1_BEFORE "/run/vmi/d1-before.txt"
+#define D1_AFTER "/run/vmi/d1-after.txt"
+static int d1_file = -1;
+static void d1_on_usr1(int sig) {
+    (void)sig;
+    int fd = open(D1_AFTER, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) _exit(3);
+    close(d1_file);
+    d1_file = fd;
+    static const char renamed[] = "d1-usr1";
+    for (size_t i = 0; i < sizeof renamed - 1 && main_argv[0][i] != 0; i++) main_argv[0][i] = renamed[i];
+}
 static void proc_d1(void) {
     set_name("vmi-wl-d1");
+    d1_file = open_or_die(D1_BEFORE, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    struct sigaction sa = {.sa_handler = d1_on_usr1};
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGUSR1, &sa, NULL) != 0) die("sigaction SIGUSR1");
+    block_forever();
+}
+/*
+ * vmi-wl-e (park mode, child of the collector) holds /run/vmi/e.log and a UDP socket bound to
+ * 127.0.0.1:7790; the collector kills it between the two snapshots, and vmi-wl-f takes its pid.
+ * vmi-wl-f (started between the snapshots) holds /run/vmi/f.log and a TCP socket listening on
+ * 127.0.0.1:7791.
+ */
+static void bind_loopback_or_die(int fd, int port, const char *what) {
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) die(what);
+}
+static void proc_e(void) {
+    set_name("vmi-wl-e");
+    open_or_die("/run/vmi/e.log", O_WRONLY | O_CREAT, 0600);
+    bind_loopback_or_die(socket_or_die(AF_INET, SOCK_DGRAM, "e udp"), 7790, "e bind 127.0.0.1:7790");
+    block_forever();
+}
+static void proc_f(void) {
+    set_name("vmi-wl-f");
+    open_or_die("/run/vmi/f.log", O_WRONLY | O_CREAT, 0600);
+    int fd = socket_or_die(AF_INET, SOCK_STREAM, "f tcp");
+    bind_loopback_or_die(fd, 7791, "f bind 127.0.0.1:7791");
+    if (listen(fd, 1) != 0) die("f listen");
     block_forever();
 }
 static void proc_d(void) {
@@ -590,7 +644,7 @@ static void proc_d(void) {
 }
 
 #define TREE_PROCS 8 /* processes below the root that signal readiness */
-#define PARK_PROCS 2 /* park mode: vmi-wl-d and vmi-wl-d1 */
+#define PARK_PROCS 3 /* park mode: vmi-wl-d, vmi-wl-d1 and vmi-wl-e */
 
 /* ---------------------------------------------------------------- output */
 
@@ -1359,19 +1413,26 @@ static void run_lime(const char *ko) {
  * with no threads or children, blocked for good). Any failure kills the collector: a rootkit
  * sample whose rootkit did not load must not be built.
  */
-static void run_rootkit(const char *ko) {
+/* the pid of the (first) process named `name`, or -1 */
+static pid_t pid_of(const char *name) {
     DIR *d = opendir("/proc");
     if (!d) die("opendir /proc");
     struct dirent *e;
     char path[300], comm[64], *rest;
-    while ((e = readdir(d)) != NULL && rootkit_hidden_pid <= 0) {
+    pid_t found = -1;
+    while ((e = readdir(d)) != NULL && found <= 0) {
         if (!isdigit((unsigned char)e->d_name[0])) continue;
         snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
         if (read_file(path, fbuf, sizeof fbuf) > 0 && parse_stat(fbuf, comm, sizeof comm, &rest) == 0 &&
-            strcmp(comm, ROOTKIT_VICTIM) == 0)
-            rootkit_hidden_pid = (pid_t)atoi(e->d_name);
+            strcmp(comm, name) == 0)
+            found = (pid_t)atoi(e->d_name);
     }
     closedir(d);
+    return found;
+}
+
+static void run_rootkit(const char *ko) {
+    rootkit_hidden_pid = pid_of(ROOTKIT_VICTIM);
     if (rootkit_hidden_pid <= 0) { errno = ESRCH; die("rootkit: no " ROOTKIT_VICTIM); }
     char arg[32];
     snprintf(arg, sizeof arg, "hide_pid=%d", (int)rootkit_hidden_pid);
@@ -1388,6 +1449,85 @@ static void run_rootkit(const char *ko) {
     char line[96];
     snprintf(line, sizeof line, "@@VMI-ROOTKIT hid pid=%d comm=%s\n", (int)rootkit_hidden_pid, ROOTKIT_VICTIM);
     say(line);
+}
+
+/*
+ * Collects until the view has been identical for `stable` consecutive one-second checks (at most
+ * 90 s); the walks rotate over the CPUs so any per-CPU lazy work they cause happens now. The last
+ * collection stays in `out`.
+ */
+static void collect_when_stable(int stable) {
+    long ncpu = online_cpus;
+    static char prev[sizeof out];
+    size_t prev_len = 0;
+    int same = 0;
+    for (int i = 0; i < 90 && same < stable; i++) {
+        pin_to_cpu((int)(i % ncpu));
+        collect_procs();
+        if (i > 0 && out_len == prev_len && memcmp(out, prev, out_len) == 0) same++;
+        else same = 0;
+        memcpy(prev, out, out_len);
+        prev_len = out_len;
+        if (same < stable) sleep(1);
+    }
+    pin_to_cpu(-1);
+}
+
+/*
+ * Park mode's changes between the two snapshots, each required (a failure kills the collector, so
+ * the boot is retried): vmi-wl-e is killed and reaped; the next pid is made e's
+ * (/proc/sys/kernel/ns_last_pid) and vmi-wl-f is started with it, so the second snapshot has a
+ * reused pid with a new start time; vmi-wl-d1 gets SIGUSR1 (a file opened, one closed, its command
+ * line rewritten, see d1_on_usr1); `module` is loaded and cpuid unloaded. diff_facts gets the K
+ * facts naming them, for collections 3 and 4.
+ */
+static pid_t park_e_pid;
+static char diff_facts[512];
+static void make_changes(const char *module) {
+    if (park_e_pid <= 0 || kill(park_e_pid, SIGKILL) != 0) die("kill vmi-wl-e");
+    int status;
+    while (waitpid(park_e_pid, &status, 0) < 0)
+        if (errno != EINTR) die("waitpid vmi-wl-e");
+    char last[32];
+    int n = snprintf(last, sizeof last, "%d", (int)park_e_pid - 1);
+    int fd = open_or_die("/proc/sys/kernel/ns_last_pid", O_WRONLY, 0);
+    if (write(fd, last, (size_t)n) != n) die("write ns_last_pid");
+    close(fd);
+    if (pipe2(ready_pipe, O_CLOEXEC) != 0) die("pipe");
+    pid_t f = spawn(proc_f);
+    close(ready_pipe[1]);
+    char c;
+    if (read(ready_pipe[0], &c, 1) != 1) die("vmi-wl-f not ready");
+    close(ready_pipe[0]);
+    if (f != park_e_pid) { errno = EAGAIN; die("vmi-wl-f did not get vmi-wl-e's pid"); }
+    pid_t d1 = pid_of("vmi-wl-d1");
+    if (d1 <= 0 || kill(d1, SIGUSR1) != 0) die("signal vmi-wl-d1");
+    int ko = open_or_die(module, O_RDONLY | O_CLOEXEC, 0);
+    if (syscall(SYS_finit_module, ko, "", 0) != 0) die("finit_module");
+    close(ko);
+    if (syscall(SYS_delete_module, "cpuid", O_NONBLOCK) != 0) die("delete_module cpuid");
+    const char *base = strrchr(module, '/');
+    char loaded[64];
+    snprintf(loaded, sizeof loaded, "%s", base ? base + 1 : module);
+    loaded[strcspn(loaded, ".")] = 0;
+    snprintf(diff_facts, sizeof diff_facts,
+             "K\tDIFF_EXITED_PID\t%d\nK\tDIFF_STARTED_PID\t%d\nK\tDIFF_SIGNALLED_PID\t%d\n"
+             "K\tDIFF_LOADED_MODULE\t%s\nK\tDIFF_UNLOADED_MODULE\tcpuid\n",
+             (int)park_e_pid, (int)f, (int)d1, loaded);
+}
+
+static void run_second_snapshot(const char *module, int stable) {
+    if (!module[0]) { errno = EINVAL; die("park mode needs a module to load (argv[6])"); }
+    make_changes(module);
+    collect_when_stable(stable);
+    emit("%s", diff_facts);
+    finish_and_print(3);
+    say("@@VMI-READY-B\n");
+    wait_for_go(900);
+    sleep(2);
+    collect_procs();
+    emit("%s", diff_facts);
+    finish_and_print(4);
 }
 
 int main(int argc, char **argv) {
@@ -1412,7 +1552,10 @@ int main(int argc, char **argv) {
     spawn(proc_a);
     spawn(proc_b);
     spawn(proc_c);
-    if (park_mode) spawn(proc_d);
+    if (park_mode) {
+        spawn(proc_d);
+        park_e_pid = spawn(proc_e);
+    }
     close(ready_pipe[1]);
 
     /* wait until all 8 descendants are named, re-credentialed and threaded */
@@ -1444,20 +1587,8 @@ int main(int argc, char **argv) {
      * sysconf(_SC_NPROCESSORS_ONLN) reads /sys/devices/system/cpu/online, so
      * the CPU count comes from sched_getaffinity() instead.
      */
-    long ncpu = online_cpus;
-    static char prev[sizeof out];
-    size_t prev_len = 0;
-    int same = 0, stable = argc > 2 ? atoi(argv[2]) : 4;
-    for (int i = 0; i < 90 && same < stable; i++) {
-        pin_to_cpu((int)(i % ncpu));
-        collect_procs();
-        if (i > 0 && out_len == prev_len && memcmp(out, prev, out_len) == 0) same++;
-        else same = 0;
-        memcpy(prev, out, out_len);
-        prev_len = out_len;
-        if (same < stable) sleep(1);
-    }
-    pin_to_cpu(-1);
+    const int stable = argc > 2 ? atoi(argv[2]) : 4;
+    collect_when_stable(stable);
     finish_and_print(1);
     say("@@VMI-READY\n");
     wait_for_go(900);
@@ -1466,6 +1597,7 @@ int main(int argc, char **argv) {
     finish_and_print(2);
     dump_kallsyms();
     if (argc > 3 && argv[3][0]) run_lime(argv[3]);
+    if (park_mode) run_second_snapshot(argc > 6 ? argv[6] : "", stable);
     say("@@VMI-DONE\n");
     for (;;) pause(); /* the host quits QEMU */
 }

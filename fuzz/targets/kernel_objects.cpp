@@ -1,10 +1,9 @@
-// Every Linux plugin over a kernel laid out from the shipped Debian 6.1 profile by the
-// synthetic-kernel builder (synthetic_kernel.hpp, shared with tests/test_synthetic_states.cpp),
-// with the input as patches to its objects (tasks, creds, signals, a descriptor table, socket files, a maple tree
-// of memory areas, the printk ring, the pid table): records of [u64
-// offset][u8 length][length bytes], each written at that offset (modulo their size) into the memory the builder
-// allocated. Page tables, banner and symbols stay valid, so every input gets past kernel detection into the walkers'
-// reads of task, cred and signal fields, lists and pointers.
+// Every Linux plugin, and diff against the unpatched kernel, over a kernel laid out from the shipped Debian 6.1 profile
+// by the synthetic-kernel builder (synthetic_kernel.hpp, shared with tests/test_synthetic_states.cpp), with the input
+// as patches to its objects (tasks, creds, signals, a descriptor table, socket files, a maple tree of memory areas, the
+// printk ring, the pid table): records of [u64 offset][u8 length][length bytes], each written at that offset (modulo
+// their size) into the memory the builder allocated. Page tables, banner and symbols stay valid, so every input gets
+// past kernel detection into the walkers' reads of task, cred and signal fields, lists and pointers.
 #include <cstring>
 #include <filesystem>
 
@@ -14,6 +13,7 @@
 #include "vmi/linux.hpp"
 #include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
+#include "vmi/snapshot_diff.hpp"
 
 namespace {
 
@@ -105,7 +105,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   for (const char* plugin : {"pslist",      "pstree",        "modules",      "handles",        "netstat",
                              "maps",        "capabilities",  "dmesg",        "syscalls",       "mountinfo",
                              "malfind",     "check_syscall", "check_idt",    "hidden_modules", "modxview",
-                             "check_creds", "pidhashtable",  "check_afinfo", "tty_check",      "keyboard_notifiers"})
+                             "check_creds", "pidhashtable",  "check_afinfo", "tty_check",      "keyboard_notifiers",
+                             "timeline"})
     (void)vmi::run_plugin(session, plugin, {}, sink);
   (void)vmi::run_plugin(session, "pslist", threads, sink);
   vmi::PluginArgs one_job;  // the carve on the fuzzer's own thread
@@ -117,5 +118,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   vmi::PluginArgs dump;
   dump.values["dump"] = dump_dir;
   (void)vmi::run_plugin(session, "modules", dump, sink);
+  // diff's walks, between the untouched kernel and the mutated one.
+  vmi::Session pristine = open(*base);
+  (void)vmi::diff_snapshots(pristine, session, sink);
   return 0;
 }

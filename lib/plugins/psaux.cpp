@@ -24,13 +24,6 @@ constexpr auto kCommandLineRow =
 
 constexpr PluginOption kOptions[] = {{"pid", OptionType::integers, "only these process IDs (comma-separated)"}};
 
-// /proc/PID/cmdline's strings joined by spaces, as ps shows them.
-std::string joined_arguments(std::string bytes) {
-  if (!bytes.empty() && bytes.back() == '\0') bytes.pop_back();
-  std::ranges::replace(bytes, '\0', ' ');
-  return escaped_text(bytes);
-}
-
 Expected<void> run_psaux(PluginContext& context) {
   const auto pids = VMI_TRY(context.args.integers("pid"));
   RowWriter rows(context.out, kCommandLineRow);
@@ -47,7 +40,7 @@ Expected<void> run_psaux(PluginContext& context) {
         return false;
       }
       if (const auto* raw = std::get_if<std::string>(&*bytes)) {
-        row.arguments = joined_arguments(*raw);
+        row.arguments = command_line_text(*raw);
       } else {
         row.arguments = std::get<Absence>(*bytes);
       }

@@ -4,6 +4,7 @@
 // guessed.
 #pragma once
 
+#include <algorithm>
 #include <cstdio>
 #include <string>
 #include <string_view>
@@ -54,6 +55,14 @@ inline std::string escaped_text(std::string_view bytes) {
     bytes.remove_prefix(1);
   }
   return text;
+}
+
+// An argument area (/proc/PID/cmdline's NUL-separated strings) as ps shows it: the strings
+// joined by spaces, bytes escaped.
+inline std::string command_line_text(std::string bytes) {
+  if (!bytes.empty() && bytes.back() == '\0') bytes.pop_back();
+  std::ranges::replace(bytes, '\0', ' ');
+  return escaped_text(bytes);
 }
 
 }  // namespace vmi
