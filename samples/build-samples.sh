@@ -651,20 +651,23 @@ vmexit_truth_ok() { # sample-tmp-or-dir
       || { err "vmexit sample: $comm ($tid) is not in system call $nr (truth/syscalls.tsv)"; return 1; }
   done
 }
+# A sample of the pinned kernel with its own workload mode (the VMExit and rootkit samples) is
+# reused when it is complete, its sample.env has the mode's key line and the mode's truth check
+# passes.
+mode_sample_reusable() { # name formats key-line truth-check
+  [ "$FORCE" != 1 ] && sample_ok "$CACHE/$1" "$KERNEL_DIR" "$KVER" "$PINNED" "$2" \
+    && grep -qx "$3" "$CACHE/$1/sample.env" && "$4" "$CACHE/$1" && step "sample $1: complete, reusing"
+}
 IFS='|' read -r vxname _ _ <<<"$VMEXIT_SAMPLE"
 vxtodo=() vmexit_ok=0
-if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$vxname" "$KERNEL_DIR" "$KVER" "$PINNED" all \
-  && grep -qx "VMEXIT_KEY=$(vmexit_key)" "$CACHE/$vxname/sample.env" && vmexit_truth_ok "$CACHE/$vxname"; then
-  step "sample $vxname: complete, reusing"
+if mode_sample_reusable "$vxname" all "VMEXIT_KEY=$(vmexit_key)" vmexit_truth_ok; then
   vmexit_ok=1
 else
   vxtodo+=("$VMEXIT_SAMPLE")
 fi
 IFS='|' read -r rkname _ _ <<<"$ROOTKIT_SAMPLE"
 rktodo=() rootkit_ok=0
-if [ "$FORCE" != 1 ] && sample_ok "$CACHE/$rkname" "$KERNEL_DIR" "$KVER" "$PINNED" basic \
-  && grep -qx "ROOTKIT_MODULE_KEY=$(rootkit_key)" "$CACHE/$rkname/sample.env" && rootkit_truth_ok "$CACHE/$rkname"; then
-  step "sample $rkname: complete, reusing"
+if mode_sample_reusable "$rkname" basic "ROOTKIT_MODULE_KEY=$(rootkit_key)" rootkit_truth_ok; then
   rootkit_ok=1
 elif ensure_rootkit_ko; then
   rktodo+=("$ROOTKIT_SAMPLE")

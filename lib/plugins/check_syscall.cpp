@@ -8,6 +8,7 @@
 #include <charconv>
 #include <map>
 
+#include "os/linux/syscall_table.hpp"
 #include "plugins/plugins.hpp"
 #include "vmi/disassembly.hpp"
 #include "vmi/kernel_symbols.hpp"
@@ -18,14 +19,8 @@ namespace vmi {
 
 namespace {
 
-constexpr std::uint64_t kMaxTableEntries = 1024;  // x86-64 has fewer than 500 system calls
 constexpr std::uint64_t kMaxDispatcherBytes = 1u << 16;
 constexpr std::size_t kMaxDispatcherInstructions = 1u << 15;
-
-// x86-64 system calls by number: the name of the entry point each table slot holds.
-constexpr std::pair<unsigned, std::string_view> kX86_64Calls[] = {
-#include "os/linux/syscall_names_x86_64.inc"
-};
 
 // The functions a system call's definition generates (include/linux/syscalls.h,
 // arch/x86/include/asm/syscall_wrapper.h), and the return thunk a tail call may end in.
@@ -67,16 +62,15 @@ class SyscallCheck {
   // entry point is known and in the profile, exactly that entry point.
   bool table(std::string_view symbol, std::string_view label, std::string_view prefix, bool named_slots) {
     const auto table = kernel_.symbol(symbol);
-    const auto extent = kernel_symbol_extent(kernel_, symbol);
     if (!table) return true;
-    if (!extent) {
+    const auto slots = linux_objects::syscall_table_slots(kernel_, symbol);
+    if (!slots) {
       context_.diagnostics.warn(std::string(symbol) + ": its extent is unknown (no symbol after it); not checked");
       return true;
     }
-    const std::uint64_t slots = std::min(*extent / 8, kMaxTableEntries);
     const auto ni_syscall = kernel_.symbol(std::string(prefix) + "ni_syscall");
-    std::vector<std::uint64_t> handlers(slots);
-    for (std::uint64_t i = 0; i < slots; ++i) {
+    std::vector<std::uint64_t> handlers(*slots);
+    for (std::uint64_t i = 0; i < *slots; ++i) {
       auto value = read_value<std::uint64_t>(kernel_.kernel_layer(), *table + i * 8);
       if (!value) {
         context_.diagnostics.warn(std::string(symbol) + "[" + std::to_string(i) + "] at " + hex(*table + i * 8) +
@@ -89,10 +83,8 @@ class SyscallCheck {
       SyscallRow row = judged(*table, label, handlers[i]);
       row.index = static_cast<std::int64_t>(i);
       if (named_slots) {
-        const auto* call =
-            std::ranges::find(kX86_64Calls, static_cast<unsigned>(i), &std::pair<unsigned, std::string_view>::first);
-        if (call != std::end(kX86_64Calls)) {
-          const std::string entry = std::string(prefix) + std::string(call->second);
+        if (const auto call = linux_objects::x86_64_syscall_name(static_cast<std::int64_t>(i))) {
+          const std::string entry = std::string(prefix) + std::string(*call);
           row.expected = entry;
           const auto expected_at = kernel_.symbol(entry);
           // A call the build left out is served by ni_syscall (COND_SYSCALL's weak stub where the

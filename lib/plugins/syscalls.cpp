@@ -5,9 +5,9 @@
 #include <algorithm>
 #include <map>
 
+#include "os/linux/syscall_table.hpp"
 #include "plugins/plugins.hpp"
 #include "plugins/syscall_arguments.hpp"
-#include "vmi/kernel_symbols.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/rows.hpp"
 
@@ -15,17 +15,9 @@ namespace vmi {
 
 namespace {
 
-constexpr std::uint64_t kMaxTableEntries = 1024;  // x86-64 has fewer than 500 system calls
-constexpr std::uint32_t kMaxCpus = 8192;          // NR_CPUS of distribution kernels
 // The function a table slot holds: the wrapper SYSCALL_DEFINE generates, or for a call without
 // arguments the inner function the wrapper is an alias of (arch/x86/include/asm/syscall_wrapper.h).
 constexpr std::string_view kEntryPrefixes[] = {"__x64_sys_", "__do_sys_"};
-
-// x86-64 system calls by number: the entry point's name, for decoding a call whose table slot
-// does not lead to its entry point.
-constexpr std::pair<unsigned, std::string_view> kX86_64Calls[] = {
-#include "os/linux/syscall_names_x86_64.inc"
-};
 
 struct SyscallRow {
   std::int32_t pid = 0, tid = 0;
@@ -56,8 +48,7 @@ class SyscallNames {
   SyscallNames(const Kernel& kernel, Diagnostics& diagnostics, std::optional<linux_objects::KnownCode> code)
       : kernel_(kernel), diagnostics_(diagnostics), code_(std::move(code)) {
     table_ = kernel.symbol("sys_call_table");
-    if (const auto extent = kernel_symbol_extent(kernel, "sys_call_table"))
-      slots_ = std::min(*extent / 8, kMaxTableEntries);
+    slots_ = linux_objects::syscall_table_slots(kernel, "sys_call_table").value_or(0);
   }
 
   // The entry point's name without its prefix ("openat"); unreadable, with a warning once per
@@ -66,14 +57,6 @@ class SyscallNames {
     auto [found, inserted] = names_.try_emplace(number, Absence::unreadable);
     if (inserted) found->second = lookup(number);
     return found->second;
-  }
-
-  // The ABI's name for the number, for decoding whatever the table holds.
-  static std::optional<std::string_view> abi_name(std::int64_t number) {
-    const auto* call =
-        std::ranges::find(kX86_64Calls, static_cast<unsigned>(number), &std::pair<unsigned, std::string_view>::first);
-    if (number < 0 || call == std::end(kX86_64Calls)) return std::nullopt;
-    return call->second;
   }
 
  private:
@@ -114,39 +97,16 @@ class SyscallNames {
   std::map<std::int64_t, Maybe<std::string>> names_;
 };
 
-// The task each CPU had current, by task_struct address; empty when they cannot be known.
-std::optional<std::map<Addr, std::uint32_t>> current_tasks(const Kernel& kernel, Diagnostics& diagnostics) {
-  const auto count_at = kernel.symbol("nr_cpu_ids");
-  const auto count = count_at
-                         ? read_value<std::uint32_t>(kernel.kernel_layer(), *count_at)
-                         : Expected<std::uint32_t>(make_error(Errc::not_found, "profile has no symbol 'nr_cpu_ids'"));
-  if (!count || *count == 0 || *count > kMaxCpus) {
-    diagnostics.warn("syscalls: the number of CPUs (nr_cpu_ids) is unknown; which task was on a CPU is not shown");
-    return std::nullopt;
-  }
-  std::map<Addr, std::uint32_t> current;
-  for (std::uint32_t cpu = 0; cpu < *count; ++cpu) {
-    auto task = linux_objects::current_task_of(kernel, cpu, diagnostics);
-    if (!task) {
-      diagnostics.warn("syscalls: " + task.error().message + "; which task was on a CPU is not shown");
-      return std::nullopt;
-    }
-    const auto* address = std::get_if<Addr>(&*task);
-    if (address == nullptr) return std::nullopt;  // current_task_of has said why
-    current.emplace(*address, cpu);
-  }
-  return current;
-}
-
-// What the decoder reads from one task: its user memory and its descriptors, each failure a
-// warning naming the task and the address.
-class Caller {
+// What the decoder reads from a task: its user memory and its descriptors, each failure a warning
+// naming the task and the address. Threads follow their leader in the walk and share its memory
+// (CLONE_THREAD needs CLONE_VM) and usually its descriptor table, so the last process's address
+// space and the last table's descriptors are kept for the next task.
+class Callers {
  public:
-  Caller(const Kernel& kernel, const linux_objects::Task& task, linux_objects::DescriptorBudget& budget,
-         Diagnostics& diagnostics)
-      : kernel_(kernel), task_(task), budget_(budget), diagnostics_(diagnostics) {}
+  Callers(const Kernel& kernel, Diagnostics& diagnostics) : kernel_(kernel), diagnostics_(diagnostics) {}
 
-  CallerView view() {
+  CallerView view(const linux_objects::Task& task) {
+    task_ = &task;
     return CallerView{
         .string = [this](std::uint64_t address, std::size_t max_size) -> std::optional<std::string> {
           const PagedLayer* space = memory();
@@ -176,13 +136,14 @@ class Caller {
 
  private:
   void warn(const std::string& what) const {
-    diagnostics_.warn("task " + hex(task_.address) + " (pid " + std::to_string(task_.pid) + "): " + what);
+    diagnostics_.warn("task " + hex(task_->address) + " (pid " + std::to_string(task_->pid) + "): " + what);
   }
 
   const PagedLayer* memory() {
-    if (!space_tried_) {
-      space_tried_ = true;
-      auto layout = linux_objects::memory_layout(kernel_, task_, diagnostics_);
+    if (space_process_ != task_->tgid) {
+      space_process_ = task_->tgid;
+      space_.reset();
+      auto layout = linux_objects::memory_layout(kernel_, *task_, diagnostics_);
       if (layout) {
         if (const auto* mm = std::get_if<linux_objects::MemoryLayout>(&*layout))
           space_ = linux_objects::address_space(kernel_, *mm);
@@ -194,28 +155,31 @@ class Caller {
   }
 
   const std::map<std::int32_t, std::string>& descriptors() {
-    if (!descriptors_) {
-      descriptors_.emplace();
-      const auto table = linux_objects::file_table_of(kernel_, task_, diagnostics_);
+    const auto table = linux_objects::file_table_of(kernel_, *task_, diagnostics_);
+    if (table != descriptors_table_ || !table) {
+      descriptors_table_ = table;
+      descriptors_.clear();
       if (table && *table != 0) {
-        auto walked = linux_objects::for_each_file_descriptor(
-            kernel_, task_, *table, budget_, diagnostics_, [&](linux_objects::FileDescriptor&& descriptor) {
-              if (descriptor.path) descriptors_->emplace(descriptor.fd, *descriptor.path);
-              return true;
-            });
+        auto walked = linux_objects::for_each_file_descriptor(kernel_, *task_, *table, budget_, diagnostics_,
+                                                              [&](linux_objects::FileDescriptor&& descriptor) {
+                                                                if (descriptor.path)
+                                                                  descriptors_.emplace(descriptor.fd, *descriptor.path);
+                                                                return true;
+                                                              });
         if (!walked) warn("its descriptors are unknown: " + walked.error().message);
       }
     }
-    return *descriptors_;
+    return descriptors_;
   }
 
   const Kernel& kernel_;
-  const linux_objects::Task& task_;
-  linux_objects::DescriptorBudget& budget_;
   Diagnostics& diagnostics_;
-  bool space_tried_ = false;
+  linux_objects::DescriptorBudget budget_;
+  const linux_objects::Task* task_ = nullptr;
+  std::optional<std::int32_t> space_process_;  // whose address space space_ is
   std::shared_ptr<const PagedLayer> space_;
-  std::optional<std::map<std::int32_t, std::string>> descriptors_;
+  std::optional<Addr> descriptors_table_;  // the files_struct descriptors_ were read from
+  std::map<std::int32_t, std::string> descriptors_;
 };
 
 // Every user task's call, in task-list order (threads after their leader), to `emit`.
@@ -226,8 +190,10 @@ Expected<void> for_each_call(PluginContext& context, const std::function<bool(Sy
   auto code = linux_objects::KnownCode::gather(kernel, diagnostics);
   if (!code) diagnostics.warn("syscalls: the kernel's code is unknown (" + code.error().message + ")");
   SyscallNames names(kernel, diagnostics, code ? std::optional(std::move(*code)) : std::nullopt);
-  const auto on_cpu = current_tasks(kernel, diagnostics);
-  linux_objects::DescriptorBudget budget;
+  const auto current = linux_objects::current_tasks(kernel, diagnostics);
+  if (!current) diagnostics.warn("syscalls: " + current.error().message + "; which task was on a CPU is not shown");
+  const auto on_cpu = current ? std::optional(*current) : std::nullopt;
+  Callers callers(kernel, diagnostics);
   std::optional<Error> failed;  // the kernel's structures could not be bound
   VMI_TRY_VOID(linux_objects::for_each_task(kernel, true, diagnostics, [&](linux_objects::Task&& task) {
     if (!pids.empty() && std::ranges::find(pids, task.tgid) == pids.end()) return true;
@@ -259,10 +225,9 @@ Expected<void> for_each_call(PluginContext& context, const std::function<bool(Sy
     row.number = *number;
     row.name = names.name_of(*number);
     const auto* table_name = std::get_if<std::string>(&row.name);
-    const auto abi_name = SyscallNames::abi_name(*number);
+    const auto abi_name = linux_objects::x86_64_syscall_name(*number);  // to decode whatever the table holds
     const std::string name = table_name ? *table_name : std::string(abi_name.value_or(""));
-    Caller caller(kernel, task, budget, diagnostics);
-    const std::string decoded = decoded_arguments(name, arguments, caller.view());
+    const std::string decoded = decoded_arguments(name, arguments, callers.view(task));
     row.arguments = decoded;
     row.call = task.comm + " " + std::to_string(task.tgid) +
                (task.pid == task.tgid ? "" : "/" + std::to_string(task.pid)) + " " +
@@ -281,13 +246,10 @@ Expected<void> for_each_call(PluginContext& context, const std::function<bool(Sy
   return {};
 }
 
-Expected<void> run_syscalls(PluginContext& context) {
-  RowWriter rows(context.out, kSyscallRow);
-  return for_each_call(context, [&](SyscallRow&& row) { return rows.write(row); });
-}
-
-Expected<void> run_syscall_log(PluginContext& context) {
-  RowWriter rows(context.out, kLogRow);
+// syscalls and syscall_log: the same calls, each row written through `declaration`.
+template <const auto& declaration>
+Expected<void> run_calls(PluginContext& context) {
+  RowWriter rows(context.out, declaration);
   return for_each_call(context, [&](SyscallRow&& row) { return rows.write(row); });
 }
 
@@ -303,7 +265,7 @@ const Plugin kSyscallsPlugin{
     .columns = kSyscallRow.columns,
     .tree = false,
     .options = kOptions,
-    .run = run_syscalls};
+    .run = run_calls<kSyscallRow>};
 
 const Plugin kSyscallLogPlugin{
     .name = "linux.syscall_log",
@@ -315,6 +277,6 @@ const Plugin kSyscallLogPlugin{
     .columns = kLogRow.columns,
     .tree = false,
     .options = kOptions,
-    .run = run_syscall_log};
+    .run = run_calls<kLogRow>};
 
 }  // namespace vmi

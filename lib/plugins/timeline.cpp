@@ -134,19 +134,12 @@ class Timeline {
   std::vector<Event> events_;
 };
 
-Expected<void> run_timeline(PluginContext& context) {
+// timeline and timeline_body: the same events, each row written through `declaration`.
+template <const auto& declaration>
+Expected<void> run_events(PluginContext& context) {
   Timeline timeline(context);
   VMI_TRY_VOID(timeline.gather());
-  RowWriter rows(context.out, kEventRow);
-  for (const Event& event : timeline.events())
-    if (!rows.write(event)) break;
-  return {};
-}
-
-Expected<void> run_timeline_body(PluginContext& context) {
-  Timeline timeline(context);
-  VMI_TRY_VOID(timeline.gather());
-  RowWriter rows(context.out, kBodyRow);
+  RowWriter rows(context.out, declaration);
   for (const Event& event : timeline.events())
     if (!rows.write(event)) break;
   return {};
@@ -163,7 +156,7 @@ const Plugin kTimelinePlugin{.name = "linux.timeline",
                              .columns = kEventRow.columns,
                              .tree = false,
                              .options = {},
-                             .run = run_timeline};
+                             .run = run_events<kEventRow>};
 
 const Plugin kTimelineBodyPlugin{.name = "linux.timeline_body",
                                  .short_name = "timeline_body",
@@ -174,6 +167,6 @@ const Plugin kTimelineBodyPlugin{.name = "linux.timeline_body",
                                  .columns = kBodyRow.columns,
                                  .tree = false,
                                  .options = {},
-                                 .run = run_timeline_body};
+                                 .run = run_events<kBodyRow>};
 
 }  // namespace vmi

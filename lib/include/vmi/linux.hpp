@@ -3,6 +3,7 @@
 
 #include <array>
 #include <functional>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -52,6 +53,10 @@ Expected<std::vector<Task>> list_tasks(const Kernel& kernel, bool include_thread
 // Unreadable, with a warning naming the CPU, the field and its address, when __per_cpu_offset[cpu]
 // or the pointer cannot be read or is NULL. Fails only when the profile lacks the variables.
 Expected<Maybe<Addr>> current_task_of(const Kernel& kernel, std::uint32_t cpu, Diagnostics& diagnostics);
+
+// current_task_of for every CPU the kernel set up (nr_cpu_ids of them): task_struct address ->
+// CPU. Fails, naming what, when the CPU count or a CPU's task cannot be read.
+Expected<std::map<Addr, std::uint32_t>> current_tasks(const Kernel& kernel, Diagnostics& diagnostics);
 
 // The tasks at these task_struct addresses (found by another route than the task list), read as
 // for_each_task reads them, in the order given; a task whose pid, tgid or comm cannot be read is

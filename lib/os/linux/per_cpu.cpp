@@ -48,4 +48,22 @@ Expected<Maybe<Addr>> current_task_of(const Kernel& kernel, std::uint32_t cpu, D
   return Maybe<Addr>(*task);
 }
 
+Expected<std::map<Addr, std::uint32_t>> current_tasks(const Kernel& kernel, Diagnostics& diagnostics) {
+  const auto count_at = kernel.symbol("nr_cpu_ids");
+  if (!count_at) return make_error(Errc::not_found, "profile has no symbol 'nr_cpu_ids'");
+  const auto count = read_value<std::uint32_t>(kernel.kernel_layer(), *count_at);
+  if (!count) return make_error(count.error().code, "nr_cpu_ids at " + hex(*count_at) + ": " + count.error().message);
+  if (*count == 0 || *count > kMaxCpus)
+    return make_error(Errc::limit_exceeded, "nr_cpu_ids is " + std::to_string(*count) + ", not 1 to NR_CPUS");
+  std::map<Addr, std::uint32_t> current;
+  for (std::uint32_t cpu = 0; cpu < *count; ++cpu) {
+    const auto task = VMI_TRY(current_task_of(kernel, cpu, diagnostics));
+    const auto* address = std::get_if<Addr>(&task);
+    if (address == nullptr)  // current_task_of has warned where
+      return make_error(Errc::unmapped, "CPU " + std::to_string(cpu) + "'s current task is unreadable");
+    current.emplace(*address, cpu);
+  }
+  return current;
+}
+
 }  // namespace vmi::linux_objects
