@@ -13,6 +13,7 @@
 #include "vmi/convert.hpp"
 #include "vmi/isf.hpp"
 #include "vmi/plugin.hpp"
+#include "vmi/profile_store.hpp"
 #include "vmi/session.hpp"
 #include "vmi/snapshot_diff.hpp"
 #include "vmi/vmlinux.hpp"
@@ -153,6 +154,28 @@ int run_profile_build(const std::string& vmlinux, const std::string& system_map,
   return kOk;
 }
 
+int run_profile_import(const std::string& source, const std::string& store) {
+  const std::filesystem::path destination = store.empty() ? vmi::user_profile_store() : std::filesystem::path(store);
+  auto imports = vmi::import_profiles(source, destination);
+  if (!imports) return fail(imports.error(), exit_code_for(imports.error()) == kBadImage ? kFailed : kUsage);
+  std::size_t copied = 0;
+  std::size_t present = 0;
+  for (const auto& done : *imports) {
+    if (done.copied) {
+      ++copied;
+      std::cout << fmt::format("imported {} -> {}\n", done.source.string(), done.stored->string());
+    } else if (done.stored) {
+      ++present;
+      std::cout << fmt::format("present  {} ({}: {})\n", done.source.string(), done.note, done.stored->string());
+    } else {
+      std::cout << fmt::format("skipped  {}: {}\n", done.source.string(), done.note);
+    }
+  }
+  std::cerr << fmt::format("{} imported, {} already in {}, {} skipped\n", copied, present, destination.string(),
+                           imports->size() - copied - present);
+  return kOk;
+}
+
 int run_convert(const std::string& input, const std::string& output, const vmi::ConvertOptions& convert_options) {
   auto stats = vmi::convert_to_container(input, output, convert_options);
   if (!stats) return fail(stats.error(), exit_code_for(stats.error()));
@@ -242,40 +265,49 @@ int run(int argc, char** argv) {
   build->add_option("--system-map", system_map, "System.map for symbol addresses")->check(CLI::ExistingFile);
   build->add_option("-o,--output", output, "output ISF file (.json, .json.xz or .json.zst)")->required();
   build->callback([&] { status = run_profile_build(vmlinux, system_map, types, output); });
+  std::string import_source;
+  std::string import_store;
+  auto* import = profile->add_subcommand(
+      "import",
+      "Add ISF profiles (a Volatility 3 symbol cache, JPCERT's tables; compressed or not) to the profile store");
+  import->add_option("source", import_source, "an ISF file, or a directory searched for them")->required();
+  import->add_option("--store", import_store,
+                     "the profile store (default $VMI_PROFILE_STORE, else ~/.local/share/vmi-forensics/profiles)");
+  import->callback([&] { status = run_profile_import(import_source, import_store);
+});
 
-  std::string convert_input;
-  std::string convert_output;
-  vmi::ConvertOptions convert_options;
-  std::uint32_t chunk_kib = convert_options.chunk_size >> 10;
-  auto* convert = app.add_subcommand(
-      "convert", "Convert any readable image (or a raw .gz/.zst) into a seekable compressed container");
-  convert
-      ->add_option("input", convert_input,
-                   "memory image in any supported format, or a raw image as one .gz/.zst stream")
-      ->required();
-  convert->add_option("output", convert_output, "container to create (must not exist)")->required();
-  convert->add_option("--chunk-kib", chunk_kib, "chunk size in KiB (power of two, 4..65536)")->capture_default_str();
-  convert->add_option("--level", convert_options.level, "zstd level (1..19)")->capture_default_str();
-  convert->callback([&] {
-    convert_options.chunk_size = chunk_kib << 10;
-    status = run_convert(convert_input, convert_output, convert_options);
-  });
+std::string convert_input;
+std::string convert_output;
+vmi::ConvertOptions convert_options;
+std::uint32_t chunk_kib = convert_options.chunk_size >> 10;
+auto* convert = app.add_subcommand(
+    "convert", "Convert any readable image (or a raw .gz/.zst) into a seekable compressed container");
+convert
+    ->add_option("input", convert_input, "memory image in any supported format, or a raw image as one .gz/.zst stream")
+    ->required();
+convert->add_option("output", convert_output, "container to create (must not exist)")->required();
+convert->add_option("--chunk-kib", chunk_kib, "chunk size in KiB (power of two, 4..65536)")->capture_default_str();
+convert->add_option("--level", convert_options.level, "zstd level (1..19)")->capture_default_str();
+convert->callback([&] {
+  convert_options.chunk_size = chunk_kib << 10;
+  status = run_convert(convert_input, convert_output, convert_options);
+});
 
-  if (auto unknown = unknown_command(app, argc, argv)) {
-    std::string commands;
-    for (const CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; }))
-      commands += (commands.empty() ? "" : ", ") + command->get_name();
-    std::cerr << "vmi-forensics: unknown command '" << *unknown << "'; commands: " << commands << '\n';
-    return kUsage;
-  }
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& error) {
-    const int code = app.exit(error);
-    return code == 0 ? kOk : kUsage;
-  }
-  return status;
+if (auto unknown = unknown_command(app, argc, argv)) {
+  std::string commands;
+  for (const CLI::App* command : app.get_subcommands([](const CLI::App*) { return true; }))
+    commands += (commands.empty() ? "" : ", ") + command->get_name();
+  std::cerr << "vmi-forensics: unknown command '" << *unknown << "'; commands: " << commands << '\n';
+  return kUsage;
 }
+try {
+  app.parse(argc, argv);
+} catch (const CLI::ParseError& error) {
+  const int code = app.exit(error);
+  return code == 0 ? kOk : kUsage;
+}
+return status;
+}  // namespace
 
 }  // namespace
 

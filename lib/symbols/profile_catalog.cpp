@@ -69,11 +69,12 @@ std::vector<fs::path> default_profile_paths() {
       rest.remove_prefix(colon + 1);
     }
   }
+  std::error_code ec;
+  if (const fs::path store = user_profile_store(); fs::is_directory(store, ec)) paths.push_back(store);
   if (auto installed = installed_profiles_dir()) {
     paths.push_back(*installed);
     return paths;
   }
-  std::error_code ec;
   if (fs::is_directory(VMI_SOURCE_PROFILES_DIR, ec)) paths.emplace_back(VMI_SOURCE_PROFILES_DIR);  // uninstalled build
   return paths;
 }

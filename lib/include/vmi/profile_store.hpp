@@ -74,8 +74,33 @@ class ProfileCatalog {
   bool snapshot_recovery_ = true;
 };
 
-// Search paths used when the user names none: $VMI_PROFILE_PATH (colon-separated), the
-// installed profiles directory, and the source tree's profiles/ for uninstalled builds.
+// Search paths used when the user names none: $VMI_PROFILE_PATH (colon-separated), the user's
+// profile store when it exists, the installed profiles directory, and the source tree's
+// profiles/ for uninstalled builds.
 std::vector<std::filesystem::path> default_profile_paths();
+
+// The user's profile store, where `profile import` puts profiles: $VMI_PROFILE_STORE, else
+// $XDG_DATA_HOME/vmi-forensics/profiles, else ~/.local/share/vmi-forensics/profiles.
+std::filesystem::path user_profile_store();
+
+// What importing one file did.
+struct ProfileImport {
+  std::filesystem::path source;
+  // Where the profile now is in the store (copied there, or already there); empty when skipped.
+  std::optional<std::filesystem::path> stored;
+  bool copied = false;
+  std::string note;  // why it was skipped, or which stored file already had its identity
+};
+
+// Adds the ISF files under `source` (a file, or a directory searched as a search path is: .json,
+// .json.xz, .json.zst, at most 4096 files, 4 levels deep) to `store`, each under its identity
+// as Volatility 3's symbol cache lays it out: windows/<pdb name>/<GUID>-<age><suffix> for a
+// Windows kernel, linux/<build id or banner hash><suffix> for a Linux one. The bytes are copied
+// unchanged (compressed or not) through a temporary file renamed into place; a file whose
+// identity the store already holds, in any compression, is left out. A file that does not parse
+// as ISF, or names no kernel, is skipped with the reason. Fails only when `source` cannot be
+// read or the store cannot be written.
+Expected<std::vector<ProfileImport>> import_profiles(const std::filesystem::path& source,
+                                                     const std::filesystem::path& store);
 
 }  // namespace vmi
