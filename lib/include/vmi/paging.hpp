@@ -18,10 +18,14 @@ struct PagingMode {
   std::uint8_t bits_per_level;     // index bits per table (512 entries of 8 bytes)
   std::uint8_t virtual_bits;       // canonical address width
   std::uint8_t large_page_levels;  // bit n set: a level-n entry (1 = PTE) may map a whole page
+  // Windows x64: a PTE the hardware ignores (present bit clear) may still say where the page is:
+  // in transition (still in RAM), through a prototype PTE, or in a pagefile (see x86_paging.cpp).
+  bool windows_software_ptes = false;
 };
 
 inline constexpr PagingMode kX86_64FourLevel{"x86-64 4-level", 4, 9, 48, 0b0110};
 inline constexpr PagingMode kX86_64FiveLevel{"x86-64 5-level (LA57)", 5, 9, 57, 0b0110};
+inline constexpr PagingMode kWindowsX64{"x86-64 4-level (Windows)", 4, 9, 48, 0b0110, true};
 
 struct Translation {
   Addr physical = 0;
@@ -44,7 +48,10 @@ class PagedLayer final : public Layer {
   const std::shared_ptr<const Layer>& shared_physical() const { return physical_; }
 
  private:
-  Expected<Translation> walk(Addr va) const;
+  // `depth` counts the prototype PTEs being followed (Windows), each read through another walk.
+  Expected<Translation> walk(Addr va, int depth = 0) const;
+  // A Windows PTE with its present bit clear: the page if it is still in memory.
+  Expected<Translation> software_pte(Addr va, std::uint64_t pte, int depth, bool through_prototype) const;
   void enumerate(Addr table, int level, Addr prefix, std::vector<Range>& out, std::size_t& tables_left) const;
 
   std::shared_ptr<const Layer> physical_;
