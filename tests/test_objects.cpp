@@ -135,7 +135,10 @@ TEST_CASE("a session over an in-memory layer with no kernel says so and names th
   auto kernel = session.kernel();
   REQUIRE_FALSE(kernel.has_value());
   CHECK(kernel.error().code == Errc::not_found);
-  CHECK(kernel.error().message == "test buffer: no Linux kernel found (no 'Linux version' banner in physical memory)");
+  CHECK(kernel.error().message ==
+        "test buffer: no supported kernel found (linux: no Linux kernel found (no 'Linux version' banner in physical "
+        "memory); windows: page-table root: no crash-dump header, no low stub (PROCESSOR_START_BLOCK) below 1 MiB and "
+        "no self-referencing top-level table)");
   auto table = vmi::run_plugin(session, "pslist");
   REQUIRE_FALSE(table.has_value());
   CHECK(table.error().message == kernel.error().message);

@@ -273,7 +273,10 @@ TEST_CASE("Session::run takes the short, OS-qualified and Volatility 3 names of 
   CHECK(by_short_name.size() == sample.processes.size());
   CHECK(cells("linux.pslist") == by_short_name);
   CHECK(cells("linux.pslist.PsList") == by_short_name);
-  auto unknown = vmi::run_plugin(session, "windows.pslist");
+  auto unknown = vmi::run_plugin(session, "mac.pslist");
   REQUIRE_FALSE(unknown.has_value());
-  CHECK(unknown.error().message == "no plugin named 'windows.pslist'");
+  CHECK(unknown.error().message == "no plugin named 'mac.pslist'");
+  auto other_os = vmi::run_plugin(session, "windows.pslist");
+  REQUIRE_FALSE(other_os.has_value());
+  CHECK(other_os.error().message == "plugin 'windows.pslist' needs a windows kernel, the image holds linux");
 }

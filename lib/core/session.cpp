@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -79,21 +80,33 @@ Expected<const Kernel*> Session::kernel() {
       for (auto& note : impl.profiles->take_notes()) impl.diagnostics.warn(std::move(note));
     }
   } catalog_notes{*impl_};
-  std::string reasons;
+  // A detector answers Errc::not_found when it saw no sign of its OS. When exactly one saw its
+  // OS and then failed (a damaged profile, a kernel no profile matches), that failure is the
+  // answer; otherwise every detector's reason is.
+  std::vector<std::pair<std::string_view, Error>> failures;
   for (const OperatingSystem& os : operating_systems()) {
     auto kernel = os.detect(impl_->image, *impl_->profiles, impl_->diagnostics);
     if (kernel) {
       impl_->kernel = std::move(*kernel);
       return impl_->kernel.get();
     }
-    if (operating_systems().size() == 1) {
-      impl_->detection_error = kernel.error();
-      return kernel.error();
-    }
-    reasons += (reasons.empty() ? "" : "; ") + std::string(os.name) + ": " + kernel.error().message;
+    failures.emplace_back(os.name, kernel.error());
   }
-  impl_->detection_error =
-      make_error(Errc::not_found, std::string(impl_->image->name()) + ": no supported kernel found (" + reasons + ")");
+  const auto signs = std::ranges::count_if(failures, [](const auto& f) { return f.second.code != Errc::not_found; });
+  if (signs == 1) {
+    impl_->detection_error =
+        std::ranges::find_if(failures, [](const auto& f) { return f.second.code != Errc::not_found; })->second;
+    return *impl_->detection_error;
+  }
+  const std::string name(impl_->image->name());
+  std::string reasons;
+  for (const auto& [os, error] : failures) {
+    std::string_view why = error.message;
+    if (why.starts_with(name + ": ")) why.remove_prefix(name.size() + 2);  // said once, in front
+    reasons += (reasons.empty() ? "" : "; ") + std::string(os) + ": " + std::string(why);
+  }
+  impl_->detection_error = make_error(signs == 0 ? Errc::not_found : Errc::profile_mismatch,
+                                      name + ": no supported kernel found (" + reasons + ")");
   return *impl_->detection_error;
 }
 

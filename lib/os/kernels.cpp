@@ -1,5 +1,6 @@
 // The OS table: one line per supported operating system, tried in order.
 #include "os/linux/linux_kernel.hpp"
+#include "os/windows/windows_kernel.hpp"
 #include "vmi/kernel.hpp"
 
 namespace vmi {
@@ -7,6 +8,7 @@ namespace vmi {
 namespace {
 constexpr OperatingSystem kOperatingSystems[] = {
     {"linux", os_linux::detect_kernel},
+    {"windows", os_windows::detect_kernel},
 };
 }  // namespace
 

@@ -40,6 +40,11 @@ constexpr const Plugin* kPlugins[] = {
     &kCheckAfinfoPlugin,        // linux.check_afinfo
     &kTtyCheckPlugin,           // linux.tty_check
     &kKeyboardNotifiersPlugin,  // linux.keyboard_notifiers
+    &kWindowsPslistPlugin,      // windows.pslist
+    &kWindowsPstreePlugin,      // windows.pstree
+    &kWindowsModulesPlugin,     // windows.modules
+    &kWindowsDlllistPlugin,     // windows.dlllist
+    &kWindowsCmdlinePlugin,     // windows.cmdline
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};

@@ -7,6 +7,11 @@ namespace vmi {
 
 extern const Plugin kPslistPlugin;
 extern const Plugin kPstreePlugin;
+extern const Plugin kWindowsPslistPlugin;
+extern const Plugin kWindowsPstreePlugin;
+extern const Plugin kWindowsModulesPlugin;
+extern const Plugin kWindowsDlllistPlugin;
+extern const Plugin kWindowsCmdlinePlugin;
 extern const Plugin kLsmodPlugin;
 extern const Plugin kLsofPlugin;
 extern const Plugin kSockstatPlugin;

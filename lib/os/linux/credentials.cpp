@@ -1,6 +1,6 @@
 // A task's capability sets from its objective credentials (task->real_cred), as fs/proc/array.c
 // task_cap() prints them.
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 

@@ -3,7 +3,7 @@
 // byte typed), and the keyboard notifier chain (every key press). Offsets bound once per kernel.
 #include <set>
 
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 

@@ -12,7 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 

@@ -7,7 +7,7 @@
 #include <unordered_set>
 #include <variant>
 
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 

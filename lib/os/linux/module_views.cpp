@@ -5,7 +5,7 @@
 #include <array>
 #include <cstring>
 
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "os/linux/list_poison.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"

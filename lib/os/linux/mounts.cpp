@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <unordered_set>
 
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "os/linux/mount_paths.hpp"
 #include "vmi/kernel_symbols.hpp"
 #include "vmi/linux.hpp"

@@ -1,7 +1,7 @@
 // The task each CPU was running: per_cpu(current_task, cpu), the variable the kernel's `current`
 // reads through %gs. Its per-CPU offset is a link-time constant (per-CPU symbols are not moved by
 // KASLR); __per_cpu_offset[cpu] is where that CPU's copy of the per-CPU area starts.
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 

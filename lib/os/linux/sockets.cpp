@@ -4,7 +4,7 @@
 
 #include <array>
 
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <thread>
 
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "os/linux/kernel_stack.hpp"
 #include "os/linux/list_poison.hpp"
 #include "vmi/linux.hpp"

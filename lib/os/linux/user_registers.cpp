@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "os/linux/field_reader.hpp"
+#include "os/field_reader.hpp"
 #include "os/linux/kernel_stack.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"

@@ -11,7 +11,7 @@
 #include "vmi/diagnostics.hpp"
 #include "vmi/layer.hpp"
 
-namespace vmi::linux_objects {
+namespace vmi {
 
 class FieldReader {
  public:
@@ -56,4 +56,4 @@ class FieldReader {
   std::function<std::string()> owner_;
 };
 
-}  // namespace vmi::linux_objects
+}  // namespace vmi

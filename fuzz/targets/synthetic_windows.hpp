@@ -1,0 +1,522 @@
+// A SYNTHETIC Windows x64 memory image for tests and fuzz targets. No Windows guest can be booted
+// here, so the image is built from a shipped ISF profile's layouts and symbol offsets, the way the
+// kernel lays its memory out: the low stub's PROCESSOR_START_BLOCK below 1 MiB, 4-level page
+// tables with a self-referencing PML4 entry, ntoskrnl mapped by a 2 MiB large page and 4 KiB
+// pages with real PE headers and a CodeView (RSDS) record naming the profile's PDB, an _EPROCESS
+// ring on PsActiveProcessHead with sessions, handle tables, audit names, WoW64 and exited
+// processes, processes unlinked from the ring, and each user process's PEB and parameters in its
+// own address space. Everything the generator writes is also what the tests expect, so the spec
+// is the truth; every byte not written is zero, and a page never written is a hole.
+//
+//   SyntheticWindows w(profile);
+//   w.add_process({.pid = 4, .ppid = 0, .name = "System", ...});
+//   Session session = Session::over_layer(w.image(), options);
+//   write_file(path, w.raw_image()); write_file(path, w.crash_dump(DumpKind::bitmap));
+//
+// Setup errors (a symbol or field the profile lacks) throw std::runtime_error: this is test and
+// fuzz scaffolding, not library code.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "synthetic_kernel.hpp"  // SparseLayer
+#include "vmi/profile.hpp"
+
+namespace vmi_synthetic {
+
+// A PE image on a loader list: a driver, or a DLL in a process.
+struct LoadedImageSpec {
+  Addr base = 0;
+  std::uint32_t size = 0;
+  std::string name{}, path{};      // BaseDllName, FullDllName
+  std::int64_t load_filetime = 0;  // DLLs only: _LDR_DATA_TABLE_ENTRY.LoadTime
+};
+
+struct WindowsProcessSpec {
+  std::int64_t pid = 0, ppid = 0;
+  std::string name{};                      // ImageFileName, at most 15 bytes
+  std::uint32_t threads = 1;               // ActiveThreads
+  std::int32_t handle_count = 0;           // _HANDLE_TABLE.HandleCount, where the build keeps it
+  std::optional<std::uint32_t> session{};  // none: no session (System)
+  bool wow64 = false;
+  std::int64_t create_filetime = 0;          // 100 ns since 1601
+  std::int64_t exit_filetime = 0;            // non-zero: exited (no handle table, address space gone)
+  bool linked = true;                        // false: unlinked from the ring, as a rootkit hides it
+  std::string audit{};                       // SeAuditProcessCreationInfo's name; empty: none
+  std::string command_line{}, image_path{};  // the PEB's ProcessParameters; both empty: no PEB
+  std::vector<LoadedImageSpec> dlls{};       // the PEB loader list, in load order
+};
+
+enum class DumpKind { full, bitmap };
+
+class SyntheticWindows {
+ public:
+  static constexpr Addr kKernelBase = 0xfffff8023c200000ull;  // 2 MiB aligned, as KASLR places it
+  static constexpr Addr kPool = 0xffffa48000000000ull;
+  static constexpr Addr kLowStub = 0x13000;
+  static constexpr Addr kKernelPml4 = 0x1aa000;
+  static constexpr Addr kKernelLargePage = 0x200000;  // the image's first 2 MiB
+  static constexpr Addr kDebugRva = 0x3000, kCodeViewRva = 0x3100, kEntryRva = 0x1800;
+
+  // `self_reference`: the PML4 index that maps the table itself (0x1ed before Windows 10's
+  // randomisation; any kernel-half index since).
+  explicit SyntheticWindows(std::shared_ptr<const vmi::Profile> profile, std::size_t self_reference = 0x1ed,
+                            bool low_stub = true)
+      : profile_(std::move(profile)), self_reference_(self_reference) {
+    const vmi::ProfileIdentity identity = profile_->identity();
+    if (identity.os != "windows") throw std::runtime_error("not a Windows profile");
+    page(kKernelPml4);
+    put_physical<std::uint64_t>(kKernelPml4 + self_reference_ * 8, kKernelPml4 | kPresentWritable);
+    // The kernel-half top-level entries exist before any process copies them.
+    table_under(kKernelPml4, kKernelBase, 4);
+    table_under(kKernelPml4, kPool, 4);
+    map(kKernelPml4, kKernelBase, kKernelLargePage, true);
+    write_pe_image(identity);
+    if (low_stub) write_low_stub();
+    // Globals the walkers read.
+    init_list(symbol("PsActiveProcessHead"));
+    init_list(symbol("PsLoadedModuleList"));
+    add_loaded_module({kKernelBase, 0x1000000, "ntoskrnl.exe", "\\SystemRoot\\system32\\ntoskrnl.exe"});
+  }
+
+  const vmi::Profile& profile() const { return *profile_; }
+  Addr kernel_base() const { return kKernelBase; }
+  Addr page_table_root() const { return kKernelPml4; }
+  // The kernel pool the builder allocated objects in: [begin, end).
+  std::pair<Addr, Addr> pool() const { return {kPool, next_pool_}; }
+  // The loader entries of the drivers on PsLoadedModuleList, in order (ntoskrnl's first).
+  const std::vector<Addr>& module_entries() const { return module_entries_; }
+
+  Addr symbol(std::string_view name) const {
+    const vmi::Symbol* found = profile_->find_symbol(name);
+    if (found == nullptr) throw std::runtime_error("profile has no symbol " + std::string(name));
+    return kKernelBase + found->address;  // Windows ISF symbols are image offsets
+  }
+  std::uint32_t offset(std::string_view type, std::string_view field) const {
+    auto info = profile_->field(type, field);
+    if (!info) throw std::runtime_error(info.error().message);
+    return info->offset;
+  }
+  bool has_field(std::string_view type, std::string_view field) const {
+    return profile_->field(type, field).has_value();
+  }
+  std::uint32_t size_of(std::string_view type) const {
+    const vmi::Aggregate* aggregate = profile_->find_aggregate(type);
+    if (aggregate == nullptr) throw std::runtime_error("profile has no type " + std::string(type));
+    return aggregate->size;
+  }
+
+  // NtBuildNumber (with the free-build flag) and NtBuildLab, as `info` reads them.
+  void set_build(std::uint32_t number, const std::string& lab) {
+    put<std::uint32_t>(kKernelPml4, symbol("NtBuildNumber"), 0xf0000000u | number);
+    write(kKernelPml4, symbol("NtBuildLab"), lab.c_str(), lab.size() + 1);
+  }
+
+  // Zeroed kernel pool, on pages of its own.
+  Addr allocate(std::size_t bytes) {
+    const Addr at = next_pool_;
+    next_pool_ += (std::max<std::size_t>(bytes, 1) + 15) & ~std::size_t{15};
+    next_pool_ = (next_pool_ + kPageSize - 1) & ~(kPageSize - 1);
+    for (Addr p = at; p < next_pool_; p += kPageSize) map(kKernelPml4, p, fresh_page(), false);
+    return at;
+  }
+
+  Addr add_process(const WindowsProcessSpec& spec) {
+    const Addr process = allocate(size_of("_EPROCESS"));
+    const std::uint32_t pcb = offset("_EPROCESS", "Pcb");
+    // A process of its own has its own PML4, sharing the kernel half.
+    Addr root = kKernelPml4;
+    if (!spec.command_line.empty() || !spec.image_path.empty()) {
+      root = fresh_page();
+      for (std::size_t i = 256; i < 512; ++i) {
+        const auto entry = read_physical<std::uint64_t>(kKernelPml4 + i * 8);
+        put_physical<std::uint64_t>(root + i * 8, i == self_reference_ ? (root | kPresentWritable) : entry);
+      }
+    }
+    put<std::uint64_t>(kKernelPml4, process + pcb + offset("_KPROCESS", "DirectoryTableBase"), root);
+    put<std::uint64_t>(kKernelPml4, process + offset("_EPROCESS", "UniqueProcessId"), spec.pid);
+    put<std::uint64_t>(kKernelPml4, process + offset("_EPROCESS", "InheritedFromUniqueProcessId"), spec.ppid);
+    write(kKernelPml4, process + offset("_EPROCESS", "ImageFileName"), spec.name.data(),
+          std::min<std::size_t>(spec.name.size(), 15));
+    put<std::uint32_t>(kKernelPml4, process + offset("_EPROCESS", "ActiveThreads"), spec.threads);
+    put<std::int64_t>(kKernelPml4, process + offset("_EPROCESS", "CreateTime"), spec.create_filetime);
+    put<std::int64_t>(kKernelPml4, process + offset("_EPROCESS", "ExitTime"), spec.exit_filetime);
+    if (spec.exit_filetime == 0) {
+      const Addr table = allocate(size_of("_HANDLE_TABLE"));
+      if (has_field("_HANDLE_TABLE", "HandleCount"))
+        put<std::int32_t>(kKernelPml4, table + offset("_HANDLE_TABLE", "HandleCount"), spec.handle_count);
+      put<std::uint64_t>(kKernelPml4, process + offset("_EPROCESS", "ObjectTable"), table);
+    }
+    if (spec.session) {
+      put<std::uint64_t>(kKernelPml4, process + offset("_EPROCESS", "Session"), session(*spec.session));
+    }
+    if (spec.wow64) {
+      const bool win10 = has_field("_EPROCESS", "WoW64Process");
+      const Addr wow64 = allocate(win10 ? size_of("_EWOW64PROCESS") : 16);
+      put<std::uint64_t>(kKernelPml4, process + offset("_EPROCESS", win10 ? "WoW64Process" : "Wow64Process"), wow64);
+    }
+    if (!spec.audit.empty()) {
+      const Addr info = allocate(size_of("_OBJECT_NAME_INFORMATION") + spec.audit.size() * 2);
+      unicode_string(kKernelPml4, info + offset("_OBJECT_NAME_INFORMATION", "Name"), spec.audit,
+                     info + size_of("_OBJECT_NAME_INFORMATION"));
+      put<std::uint64_t>(kKernelPml4, process + offset("_EPROCESS", "SeAuditProcessCreationInfo"), info);
+    }
+    if (root != kKernelPml4) write_peb(process, root, spec);
+    const Addr links = process + offset("_EPROCESS", "ActiveProcessLinks");
+    if (spec.linked) {
+      list_add_tail(kKernelPml4, symbol("PsActiveProcessHead"), links);
+    } else {
+      init_list(links);  // unlinked as DKOM leaves it: pointing at itself
+    }
+    processes_.push_back(process);
+    return process;
+  }
+
+  // A driver on PsLoadedModuleList: a _KLDR_DATA_TABLE_ENTRY (Windows 7: _LDR_DATA_TABLE_ENTRY),
+  // its names in pool.
+  Addr add_loaded_module(const LoadedImageSpec& spec) {
+    const std::string type = profile_->find_aggregate("_KLDR_DATA_TABLE_ENTRY") != nullptr ? "_KLDR_DATA_TABLE_ENTRY"
+                                                                                           : "_LDR_DATA_TABLE_ENTRY";
+    const Addr entry = allocate(size_of(type) + (spec.name.size() + spec.path.size()) * 2);
+    write_loader_entry(kKernelPml4, type, entry, spec, entry + size_of(type));
+    list_add_tail(kKernelPml4, symbol("PsLoadedModuleList"), entry + offset(type, "InLoadOrderLinks"));
+    module_entries_.push_back(entry);
+    return entry;
+  }
+
+  // Removes the physical page behind a kernel address: every read of it fails.
+  void unmap(Addr virt) { pages_.erase(physical_of(kKernelPml4, virt) & ~(kPageSize - 1)); }
+
+  template <class T>
+  void put(Addr root, Addr virt, T value) {
+    write(root, virt, &value, sizeof value);
+  }
+  void write(Addr root, Addr virt, const void* bytes, std::size_t size) {
+    const auto* from = static_cast<const std::byte*>(bytes);
+    for (std::size_t done = 0; done < size;) {
+      const Addr physical = physical_of(root, virt + done);
+      const std::size_t n = std::min<std::size_t>(kPageSize - (physical & (kPageSize - 1)), size - done);
+      std::memcpy(page(physical & ~(kPageSize - 1)).data() + (physical & (kPageSize - 1)), from + done, n);
+      done += n;
+    }
+  }
+  template <class T>
+  T read(Addr virt) const {
+    return read_physical<T>(physical_of(kKernelPml4, virt));
+  }
+
+  // The physical memory as a layer (a copy).
+  std::shared_ptr<const vmi::Layer> image() const { return std::make_shared<SparseLayer>(pages_); }
+
+  // The physical memory as a raw image file's bytes: holes are zero.
+  std::string raw_image() const {
+    const Addr end = pages_.empty() ? 0 : pages_.rbegin()->first + kPageSize;
+    std::string bytes(end, '\0');
+    for (const auto& [base, data] : pages_) std::memcpy(bytes.data() + base, data.data(), kPageSize);
+    return bytes;
+  }
+
+  // A 64-bit crash dump ("PAGEDU64", DumpType 1 full or 5 bitmap) of the memory, its header
+  // naming the page-table root, PsLoadedModuleList, PsActiveProcessHead and KdDebuggerDataBlock
+  // as Windows writes them. A full dump's runs cover every page (holes included, as zero) between
+  // the first and last of each 4 MiB-separated cluster; a bitmap dump holds exactly the pages.
+  std::string crash_dump(DumpKind kind) const {
+    std::string out(0x2000, '\0');
+    for (std::size_t i = 0; i < 0x2000; i += 4) std::memcpy(out.data() + i, "PAGE", 4);
+    std::memcpy(out.data() + 4, "DU64", 4);
+    put_at<std::uint32_t>(out, 0x8, 15);
+    put_at<std::uint32_t>(out, 0xc, 19041);
+    put_at<std::uint64_t>(out, 0x10, kKernelPml4);
+    put_at<std::uint64_t>(out, 0x18, 0);
+    put_at<std::uint64_t>(out, 0x20, symbol("PsLoadedModuleList"));
+    put_at<std::uint64_t>(out, 0x28, symbol("PsActiveProcessHead"));
+    put_at<std::uint32_t>(out, 0x30, 0x8664);
+    put_at<std::uint32_t>(out, 0x34, 1);
+    put_at<std::uint32_t>(out, 0x38, 0xe2);  // MANUALLY_INITIATED_CRASH
+    put_at<std::uint64_t>(out, 0x80, symbol("KdDebuggerDataBlock"));
+    put_at<std::uint32_t>(out, 0xf98, kind == DumpKind::full ? 1 : 5);
+    const Addr end = pages_.rbegin()->first + kPageSize;
+    if (kind == DumpKind::full) {
+      std::vector<std::pair<Addr, Addr>> runs;  // [begin, end)
+      for (const auto& [base, data] : pages_) {
+        if (!runs.empty() && base - runs.back().second <= (4u << 20)) {
+          runs.back().second = base + kPageSize;
+        } else {
+          runs.emplace_back(base, base + kPageSize);
+        }
+      }
+      if (runs.size() > 43) throw std::runtime_error("too many runs for a full dump header");
+      put_at<std::uint32_t>(out, 0x88, static_cast<std::uint32_t>(runs.size()));
+      std::uint64_t pages = 0;
+      for (std::size_t i = 0; i < runs.size(); ++i) {
+        put_at<std::uint64_t>(out, 0x98 + i * 16, runs[i].first / kPageSize);
+        put_at<std::uint64_t>(out, 0xa0 + i * 16, (runs[i].second - runs[i].first) / kPageSize);
+        pages += (runs[i].second - runs[i].first) / kPageSize;
+      }
+      put_at<std::uint64_t>(out, 0x90, pages);
+      for (const auto& [begin, stop] : runs) {
+        for (Addr p = begin; p < stop; p += kPageSize) {
+          const auto found = pages_.find(p);
+          if (found == pages_.end()) {
+            out.append(kPageSize, '\0');
+          } else {
+            out.append(reinterpret_cast<const char*>(found->second.data()), kPageSize);
+          }
+        }
+      }
+      return out;
+    }
+    const std::uint64_t bits = end / kPageSize;
+    std::string summary(0x38, '\0');
+    std::memcpy(summary.data(), "FDMP", 4);
+    std::memcpy(summary.data() + 4, "DUMP", 4);
+    const std::uint64_t bitmap_bytes = (bits + 7) / 8;
+    const std::uint64_t header_size = (0x2000 + 0x38 + bitmap_bytes + kPageSize - 1) & ~(kPageSize - 1);
+    put_at<std::uint64_t>(summary, 0x20, header_size);
+    put_at<std::uint64_t>(summary, 0x28, pages_.size());
+    put_at<std::uint64_t>(summary, 0x30, bits);
+    std::string bitmap(bitmap_bytes, '\0');
+    for (const auto& [base, data] : pages_)
+      bitmap[base / kPageSize / 8] |= static_cast<char>(1 << (base / kPageSize % 8));
+    out += summary + bitmap;
+    out.resize(header_size, '\0');
+    for (const auto& [base, data] : pages_) out.append(reinterpret_cast<const char*>(data.data()), kPageSize);
+    return out;
+  }
+
+ private:
+  template <class T>
+  static void put_at(std::string& bytes, std::size_t offset, T value) {
+    std::memcpy(bytes.data() + offset, &value, sizeof value);
+  }
+
+  std::vector<std::byte>& page(Addr physical) {
+    auto& bytes = pages_[physical];
+    if (bytes.empty()) bytes.resize(kPageSize);
+    return bytes;
+  }
+  template <class T>
+  T read_physical(Addr physical) const {
+    T value{};
+    const auto found = pages_.find(physical & ~(kPageSize - 1));
+    if (found != pages_.end()) std::memcpy(&value, found->second.data() + (physical & (kPageSize - 1)), sizeof value);
+    return value;
+  }
+  template <class T>
+  void put_physical(Addr physical, T value) {
+    std::memcpy(page(physical & ~(kPageSize - 1)).data() + (physical & (kPageSize - 1)), &value, sizeof value);
+  }
+  Addr fresh_page() {
+    const Addr physical = next_physical_;
+    next_physical_ += kPageSize;
+    page(physical);
+    return physical;
+  }
+
+  // The table below the entry for `virt` at `level` (4: PML4) of the tables under `root`.
+  Addr table_under(Addr table, Addr virt, int level) {
+    const Addr at = table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8;
+    const auto entry = read_physical<std::uint64_t>(at);
+    if ((entry & 1) != 0) return entry & 0x000ffffffffff000ull;
+    const Addr next = next_table_;
+    next_table_ += kPageSize;
+    page(next);
+    put_physical<std::uint64_t>(at, next | kPresentWritable | (virt < (Addr{1} << 47) ? kUser : 0));
+    return next;
+  }
+  void map(Addr root, Addr virt, Addr physical, bool large) {
+    const Addr pdpt = table_under(root, virt, 4);
+    const Addr pd = table_under(pdpt, virt, 3);
+    const std::uint64_t user = virt < (Addr{1} << 47) ? kUser : 0;
+    if (large) {
+      put_physical<std::uint64_t>(pd + ((virt >> 21) & 511) * 8, physical | kPresentWritable | kLargePage | user);
+      for (Addr p = physical; p < physical + kLargePageSize; p += kPageSize) page(p);  // RAM behind it
+      return;
+    }
+    const Addr pt = table_under(pd, virt, 2);
+    put_physical<std::uint64_t>(pt + ((virt >> 12) & 511) * 8, physical | kPresentWritable | user);
+  }
+  // Where `virt` lies under `root`; kernel-image pages past the large page and user pages are
+  // mapped on first write.
+  Addr physical_of(Addr root, Addr virt) {
+    if (auto found = translate(root, virt)) return *found;
+    const bool image = virt >= kKernelBase && virt < kKernelBase + (Addr{64} << 20);
+    const bool user = virt < (Addr{1} << 47) && root != kKernelPml4;
+    if (!image && !user) throw std::runtime_error("synthetic Windows: " + vmi::hex(virt) + " is not mapped");
+    map(root, virt & ~(kPageSize - 1), fresh_page(), false);
+    return *translate(root, virt);
+  }
+  Addr physical_of(Addr root, Addr virt) const {
+    if (auto found = translate(root, virt)) return *found;
+    throw std::runtime_error("synthetic Windows: " + vmi::hex(virt) + " is not mapped");
+  }
+  std::optional<Addr> translate(Addr root, Addr virt) const {
+    Addr table = root;
+    for (int level = 4; level >= 1; --level) {
+      const auto entry = read_physical<std::uint64_t>(table + ((virt >> (12 + 9 * (level - 1))) & 511) * 8);
+      if ((entry & 1) == 0) return std::nullopt;
+      const Addr frame = entry & 0x000ffffffffff000ull;
+      if (level == 2 && (entry & kLargePage) != 0) return frame + (virt & (kLargePageSize - 1));
+      if (level == 1) return frame + (virt & (kPageSize - 1));
+      table = frame;
+    }
+    return std::nullopt;
+  }
+
+  void init_list(Addr head, Addr root = kKernelPml4) {
+    put<std::uint64_t>(root, head, head);
+    put<std::uint64_t>(root, head + 8, head);
+  }
+  void list_add_tail(Addr root, Addr head, Addr node) {
+    const Addr last = read_physical<std::uint64_t>(physical_of(root, head + 8));
+    put<std::uint64_t>(root, node, head);
+    put<std::uint64_t>(root, node + 8, last);
+    put<std::uint64_t>(root, last, node);
+    put<std::uint64_t>(root, head + 8, node);
+  }
+
+  // An _LDR_DATA_TABLE_ENTRY-shaped entry of `type` at `entry`, its strings from `strings` on.
+  void write_loader_entry(Addr root, const std::string& type, Addr entry, const LoadedImageSpec& spec, Addr strings) {
+    put<std::uint64_t>(root, entry + offset(type, "DllBase"), spec.base);
+    put<std::uint32_t>(root, entry + offset(type, "SizeOfImage"), spec.size);
+    unicode_string(root, entry + offset(type, "BaseDllName"), spec.name, strings);
+    unicode_string(root, entry + offset(type, "FullDllName"), spec.path, strings + spec.name.size() * 2);
+    if (spec.load_filetime != 0) put<std::int64_t>(root, entry + offset(type, "LoadTime"), spec.load_filetime);
+  }
+
+  // A UNICODE_STRING at `at` whose UTF-16LE text (ASCII here) is written at `buffer`.
+  void unicode_string(Addr root, Addr at, const std::string& text, Addr buffer) {
+    std::string utf16;
+    for (char c : text) utf16 += std::string{c, '\0'};
+    write(root, buffer, utf16.data(), utf16.size());
+    put<std::uint16_t>(root, at + offset("_UNICODE_STRING", "Length"), static_cast<std::uint16_t>(utf16.size()));
+    put<std::uint16_t>(root, at + offset("_UNICODE_STRING", "MaximumLength"),
+                       static_cast<std::uint16_t>(utf16.size() + 2));
+    put<std::uint64_t>(root, at + offset("_UNICODE_STRING", "Buffer"), buffer);
+  }
+
+  // The PEB and its RTL_USER_PROCESS_PARAMETERS in the process's own user space; an exited
+  // process's user pages are gone (its address space was torn down), only its PEB pointer is left.
+  void write_peb(Addr process, Addr root, const WindowsProcessSpec& spec) {
+    const Addr peb = next_user_;
+    const Addr parameters = peb + 0x10000;
+    next_user_ += 0x1000000;
+    put<std::uint64_t>(kKernelPml4, process + offset("_EPROCESS", "Peb"), peb);
+    if (spec.exit_filetime != 0) return;
+    put<std::uint64_t>(root, peb + offset("_PEB", "ProcessParameters"), parameters);
+    const Addr strings = parameters + size_of("_RTL_USER_PROCESS_PARAMETERS");
+    unicode_string(root, parameters + offset("_RTL_USER_PROCESS_PARAMETERS", "ImagePathName"), spec.image_path,
+                   strings);
+    unicode_string(root, parameters + offset("_RTL_USER_PROCESS_PARAMETERS", "CommandLine"), spec.command_line,
+                   strings + spec.image_path.size() * 2 + 2);
+    // The loader data and its entries, each on a page of its own.
+    const Addr ldr = peb + 0x20000;
+    put<std::uint64_t>(root, peb + offset("_PEB", "Ldr"), ldr);
+    const Addr head = ldr + offset("_PEB_LDR_DATA", "InLoadOrderModuleList");
+    init_list(head, root);
+    Addr entry = ldr + kPageSize;
+    for (const LoadedImageSpec& dll : spec.dlls) {
+      write_loader_entry(root, "_LDR_DATA_TABLE_ENTRY", entry, dll, entry + size_of("_LDR_DATA_TABLE_ENTRY"));
+      list_add_tail(root, head, entry + offset("_LDR_DATA_TABLE_ENTRY", "InLoadOrderLinks"));
+      entry += kPageSize;
+    }
+  }
+
+  Addr session(std::uint32_t id) {
+    auto& address = sessions_[id];
+    if (address == 0) {
+      address = allocate(size_of("_MM_SESSION_SPACE"));
+      put<std::uint32_t>(kKernelPml4, address + offset("_MM_SESSION_SPACE", "SessionId"), id);
+    }
+    return address;
+  }
+
+  // ntoskrnl's headers (PE32+ for x86-64, three sections whose file offsets differ from their
+  // RVAs, as on disk) and its debug directory with the RSDS record naming the profile's PDB.
+  void write_pe_image(const vmi::ProfileIdentity& identity) {
+    std::string headers(0x400, '\0');
+    headers[0] = 'M';
+    headers[1] = 'Z';
+    put_at<std::uint32_t>(headers, 0x3c, 0x100);
+    std::memcpy(headers.data() + 0x100, "PE\0\0", 4);
+    put_at<std::uint16_t>(headers, 0x104, 0x8664);  // Machine
+    put_at<std::uint16_t>(headers, 0x106, 3);       // NumberOfSections
+    put_at<std::uint16_t>(headers, 0x114, 0xf0);    // SizeOfOptionalHeader
+    put_at<std::uint16_t>(headers, 0x116, 0x22);    // EXECUTABLE_IMAGE | LARGE_ADDRESS_AWARE
+    const std::size_t opt = 0x118;
+    const std::uint32_t image_size = 0x1000000;
+    put_at<std::uint16_t>(headers, opt, 0x20b);
+    put_at<std::uint32_t>(headers, opt + 0x10, kEntryRva);    // AddressOfEntryPoint
+    put_at<std::uint64_t>(headers, opt + 0x18, kKernelBase);  // ImageBase
+    put_at<std::uint32_t>(headers, opt + 0x20, 0x1000);       // SectionAlignment
+    put_at<std::uint32_t>(headers, opt + 0x24, 0x200);        // FileAlignment
+    put_at<std::uint16_t>(headers, opt + 0x28, 10);           // MajorOperatingSystemVersion
+    put_at<std::uint16_t>(headers, opt + 0x30, 10);           // MajorSubsystemVersion
+    put_at<std::uint32_t>(headers, opt + 0x38, image_size);   // SizeOfImage
+    put_at<std::uint32_t>(headers, opt + 0x3c, 0x400);        // SizeOfHeaders
+    put_at<std::uint16_t>(headers, opt + 0x44, 1);            // Subsystem: native
+    put_at<std::uint32_t>(headers, opt + 0x6c, 16);           // NumberOfRvaAndSizes
+    put_at<std::uint32_t>(headers, opt + 0x70 + 6 * 8, kDebugRva);
+    put_at<std::uint32_t>(headers, opt + 0x70 + 6 * 8 + 4, 28);
+    struct SectionSpec {
+      const char* name;
+      std::uint32_t rva, size, raw, characteristics;
+    };
+    const SectionSpec sections[] = {{".text", 0x1000, 0x2000, 0x400, 0x60000020},
+                                    {".rdata", 0x3000, 0x1000, 0x2400, 0x40000040},
+                                    {".data", 0x4000, image_size - 0x4000, 0x3400, 0xc0000040}};
+    for (std::size_t i = 0; i < 3; ++i) {
+      const std::size_t at = opt + 0xf0 + i * 40;
+      std::memcpy(headers.data() + at, sections[i].name, std::strlen(sections[i].name));
+      put_at<std::uint32_t>(headers, at + 8, sections[i].size);                    // VirtualSize
+      put_at<std::uint32_t>(headers, at + 12, sections[i].rva);                    // VirtualAddress
+      put_at<std::uint32_t>(headers, at + 16, i == 2 ? 0x200 : sections[i].size);  // SizeOfRawData
+      put_at<std::uint32_t>(headers, at + 20, sections[i].raw);                    // PointerToRawData
+      put_at<std::uint32_t>(headers, at + 36, sections[i].characteristics);
+    }
+    write(kKernelPml4, kKernelBase, headers.data(), headers.size());
+    // The RSDS record: signature, GUID (Data1-3 little-endian), age, PDB path.
+    std::string record = "RSDS";
+    const std::string& guid = identity.pdb_guid;
+    auto byte_at = [&](std::size_t i) { return static_cast<char>(std::stoi(guid.substr(i * 2, 2), nullptr, 16)); };
+    for (std::size_t i : {3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15}) record += byte_at(i);
+    const std::uint32_t age = identity.pdb_age;
+    record.append(reinterpret_cast<const char*>(&age), 4);
+    record += identity.pdb_name;
+    record += '\0';
+    std::string directory(28, '\0');
+    put_at<std::uint32_t>(directory, 4, 0x5e0b2a4c);  // TimeDateStamp
+    put_at<std::uint32_t>(directory, 12, 2);          // IMAGE_DEBUG_TYPE_CODEVIEW
+    put_at<std::uint32_t>(directory, 16, static_cast<std::uint32_t>(record.size()));
+    put_at<std::uint32_t>(directory, 20, kCodeViewRva);
+    put_at<std::uint32_t>(directory, 24, 0x2400 + (kCodeViewRva - 0x3000));  // PointerToRawData
+    write(kKernelPml4, kKernelBase + kDebugRva, directory.data(), directory.size());
+    write(kKernelPml4, kKernelBase + kCodeViewRva, record.data(), record.size());
+  }
+
+  // PROCESSOR_START_BLOCK: a jmp over the block (E9 xx 06 00 01 00 00 00 as MemProcFS matches
+  // it), the kernel entry the APs jump to at 0x70 and the kernel's CR3 at 0xa0.
+  void write_low_stub() {
+    put_physical<std::uint64_t>(kLowStub, 0x00000001000650e9ull);
+    put_physical<std::uint64_t>(kLowStub + 0x70, kKernelBase + kEntryRva);
+    put_physical<std::uint64_t>(kLowStub + 0xa0, kKernelPml4);
+  }
+
+  std::shared_ptr<const vmi::Profile> profile_;
+  std::size_t self_reference_;
+  Addr next_table_ = 0x100000, next_physical_ = 0x400000, next_pool_ = kPool;
+  Addr next_user_ = 0x000000d5a1e20000ull;
+  std::map<std::uint32_t, Addr> sessions_;
+  std::vector<Addr> processes_;
+  std::vector<Addr> module_entries_;
+  std::map<Addr, std::vector<std::byte>> pages_;
+};
+
+}  // namespace vmi_synthetic

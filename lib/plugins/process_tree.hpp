@@ -1,0 +1,24 @@
+// The order pstree shows processes in, for any OS: each under its parent, in PID order at each
+// level; processes whose parent is absent (or unreadable, or themselves) at the top level.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <vector>
+
+namespace vmi {
+
+struct ProcessNode {
+  std::int64_t pid = 0;
+  std::optional<std::int64_t> parent;  // empty when unreadable: shown at the top level
+  std::size_t row = 0;                 // the caller's row for this process
+};
+
+// Calls visit(node, depth) for every node once, in tree order. Nodes caught in a parent cycle are
+// reachable from no root: they come last, at depth 0, with in_cycle set. Iterative and bounded in
+// depth, so a hostile image cannot exhaust the stack.
+void visit_process_tree(std::vector<ProcessNode> nodes,
+                        const std::function<void(const ProcessNode& node, std::uint32_t depth, bool in_cycle)>& visit);
+
+}  // namespace vmi
