@@ -70,6 +70,14 @@ if [[ ${#failed[@]} -gt 0 ]]; then
   echo "targets that did not build: ${failed[*]}" >&2
   exit 1
 fi
+# Windows detection reads ntoskrnl's CodeView record through the LIEF module, which the library
+# loads from beside itself: for a statically linked fuzz target, beside the binary.
+lief_module="$OUT/bin/libvmi-forensics-lief.so"
+if stale "$lief_module" "$ROOT/lib/binary/lief_check.cpp"; then
+  echo "CXX lib/binary/lief_check.cpp (module)"
+  $NICE "$CXX" -std=c++20 -O1 -fPIC -shared "$ROOT/lib/binary/lief_check.cpp" -lLIEF \
+    -o "$lief_module"
+fi
 # The source the binaries were built from, for run.sh's record of results.
 git -C "$ROOT" describe --always --dirty >"$OUT/built-from" 2>/dev/null || echo unknown >"$OUT/built-from"
 echo "built: $OUT/bin/{$(IFS=,; echo "${targets[*]}")}"

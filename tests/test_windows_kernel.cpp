@@ -19,6 +19,7 @@ namespace vmi::test {
 namespace {
 
 using vmi_synthetic::DumpKind;
+using vmi_synthetic::HandleSpec;
 using vmi_synthetic::LoadedImageSpec;
 using vmi_synthetic::SyntheticWindows;
 using vmi_synthetic::WindowsProcessSpec;
@@ -123,7 +124,7 @@ std::vector<WindowsProcessSpec> workload() {
        .audit = "\\Device\\HarddiskVolume2\\Windows\\System32\\cmd.exe",
        .command_line = "cmd.exe /c whoami",
        .image_path = "C:\\Windows\\System32\\cmd.exe"},
-      {.pid = 6666,
+      {.pid = 6668,
        .ppid = 2200,
        .name = "implant.exe",
        .threads = 5,
@@ -137,10 +138,47 @@ std::vector<WindowsProcessSpec> workload() {
   };
 }
 
+// A handle the image's processes hold, and what windows.handles must show for it.
+struct ExpectedHandle {
+  std::int64_t pid = 0;
+  HandleSpec spec;
+  std::string type;
+  Cell name;
+};
+
 struct Image {
   std::unique_ptr<SyntheticWindows> windows;
   std::map<std::int64_t, Addr> addresses;  // pid -> _EPROCESS
+  std::vector<ExpectedHandle> handles;     // in process-list order, then handle order
 };
+
+// Handle tables of each level: csrss's one page of entries, explorer's directory of pages (a
+// handle on its second page), notepad's two levels (a handle past the first 128 Ki).
+void add_handles(Image& image) {
+  SyntheticWindows& w = *image.windows;
+  const std::map<std::int64_t, unsigned> levels = {{392, 0}, {2200, 1}, {3100, 2}};
+  image.handles = {
+      {392,
+       {0x4, w.add_file("\\Windows\\System32\\en-US\\csrss.exe.mui"), 0x120089},
+       "File",
+       std::string("\\Windows\\System32\\en-US\\csrss.exe.mui")},
+      {392, {0x8, w.add_event("CritSecOutOfMemoryEvent"), 0x1f0003}, "Event", std::string("CritSecOutOfMemoryEvent")},
+      {2200,
+       {0x4, w.add_key({"REGISTRY", "MACHINE", "SOFTWARE", "Microsoft"}), 0x20019},
+       "Key",
+       std::string("\\REGISTRY\\MACHINE\\SOFTWARE\\Microsoft")},
+      {2200, {0x8, w.add_thread(2200, 2204), 0x1fffff}, "Thread", std::string("Tid 2204 Pid 2200")},
+      {2200, {0x404, image.addresses.at(3100), 0x1fffff}, "Process", std::string("notepad.exe Pid 3100")},
+      {3100, {0x4, w.add_file("\\Users\\ir\\notes.txt"), 0x12019f}, "File", std::string("\\Users\\ir\\notes.txt")},
+      {3100, {4 * (256 * 512 + 3), w.add_event(""), 0x1f0003}, "Event", Absence::not_applicable},
+  };
+  for (const auto& [pid, level] : levels) {
+    std::vector<HandleSpec> specs;
+    for (const auto& handle : image.handles)
+      if (handle.pid == pid) specs.push_back(handle.spec);
+    w.set_handles(image.addresses.at(pid), specs, level);
+  }
+}
 
 // Drivers loaded after the kernel (which the generator puts first).
 const std::vector<LoadedImageSpec>& drivers() {
@@ -152,10 +190,11 @@ const std::vector<LoadedImageSpec>& drivers() {
 }
 
 Image make_image(const Build& build, std::size_t self_reference = 0x1ed, bool low_stub = true) {
-  Image image{std::make_unique<SyntheticWindows>(windows_profile(build), self_reference, low_stub), {}};
+  Image image{std::make_unique<SyntheticWindows>(windows_profile(build), self_reference, low_stub), {}, {}};
   image.windows->set_build(build.number, build.lab);
   for (const auto& driver : drivers()) image.windows->add_loaded_module(driver);
   for (const auto& spec : workload()) image.addresses[spec.pid] = image.windows->add_process(spec);
+  add_handles(image);
   return image;
 }
 
@@ -425,6 +464,74 @@ TEST_CASE("damaged Windows process lists give partial results with warnings, nev
           std::string::npos);
     CHECK(warnings[2].find("the process list may be incomplete") != std::string::npos);
   }
+}
+
+TEST_CASE("windows.psscan carves every process from physical memory, the unlinked one off the list") {
+  for (const Build& build : kBuilds) {
+    CAPTURE(build.file);
+    Image image = make_image(build);
+    Session session = open_layer(*image.windows);
+    std::map<Addr, std::string> expected;  // by physical address, as the carve sorts them
+    for (const auto& spec : workload()) {
+      const Addr physical = image.windows->physical(image.addresses.at(spec.pid));
+      auto cells = expected_pslist_row(build, spec, physical);
+      cells.emplace_back(spec.linked);  // In List
+      expected[physical] = joined(cells);
+    }
+    std::vector<std::string> rows;
+    for (const auto& [physical, row] : expected) rows.push_back(row);
+    PluginArgs one_job;
+    one_job.values["jobs"] = "1";
+    auto table = run_plugin(session, "psscan", one_job);
+    REQUIRE_MESSAGE(table.has_value(), error_text(table));
+    CHECK(table->columns[3].name == "Offset(P)");
+    CHECK(table->columns[10].name == "In List");
+    check_rows(cells_of(*table), rows);
+    CHECK(session.diagnostics().warnings().empty());
+  }
+}
+
+TEST_CASE("windows.handles decodes handle tables of every level, each object's type and name") {
+  for (const Build& build : kBuilds) {
+    CAPTURE(build.file);
+    Image image = make_image(build);
+    Session session = open_layer(*image.windows);
+    std::map<std::int64_t, std::string> names;
+    for (const auto& spec : workload()) names[spec.pid] = spec.name;
+    std::vector<std::string> rows;
+    for (const auto& handle : image.handles) {
+      rows.push_back(joined({std::int64_t{handle.pid}, names.at(handle.pid), std::uint64_t{handle.spec.object},
+                             std::uint64_t{handle.spec.value}, handle.type, std::uint64_t{handle.spec.granted_access},
+                             handle.name}));
+    }
+    check_rows(cells_of(run(session, "handles")), rows);
+    CHECK(session.diagnostics().warnings().empty());
+  }
+}
+
+TEST_CASE("a wrong ObHeaderCookie leaves handle types unreadable with warnings, and a table page missing is named") {
+  const Build& build = kBuilds[1];
+  Image image = make_image(build);
+  auto& w = *image.windows;
+  w.put<std::uint8_t>(SyntheticWindows::kKernelPml4, w.symbol("ObHeaderCookie"), SyntheticWindows::kCookie ^ 0x80);
+  // explorer's table: its directory page is gone.
+  const Addr table = w.read<std::uint64_t>(image.addresses.at(2200) + w.offset("_EPROCESS", "ObjectTable"));
+  w.unmap(w.read<std::uint64_t>(table + w.offset("_HANDLE_TABLE", "TableCode")) & ~Addr{3});
+  Session session = open_layer(w);
+  const Table table_rows = run(session, "handles");
+  // csrss's and notepad's handles, each with its type and name unreadable.
+  REQUIRE(table_rows.rows.size() == 4);
+  for (const Row& row : table_rows.rows) {
+    CHECK(row.cells[4] == Cell(Absence::unreadable));
+    CHECK(row.cells[6] == Cell(Absence::unreadable));
+  }
+  const auto& warnings = session.diagnostics().warnings();
+  CHECK(std::ranges::count_if(warnings, [](const std::string& w) {
+          return w.find("which ObTypeIndexTable does not hold (a wrong cookie?)") != std::string::npos;
+        }) >= 1);
+  CHECK(std::ranges::any_of(warnings, [](const std::string& w) {
+    return w.find("(pid 2200): handle-table directory at") != std::string::npos;
+  }));
 }
 
 TEST_CASE("windows.modules lists the kernel and each driver on PsLoadedModuleList") {

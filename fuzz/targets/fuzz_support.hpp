@@ -14,6 +14,7 @@
 
 #include "vmi/image.hpp"
 #include "vmi/layer.hpp"
+#include "vmi/plugin.hpp"
 #include "vmi/profile.hpp"
 
 namespace vmi_fuzz {
@@ -21,6 +22,13 @@ namespace vmi_fuzz {
 inline std::span<const std::byte> bytes_of(const std::uint8_t* data, std::size_t size) {
   return {reinterpret_cast<const std::byte*>(data), size};
 }
+
+// A rows sink that keeps nothing: the walk is what is under test.
+class DiscardRows final : public vmi::RowSink {
+ public:
+  void begin(std::span<const vmi::Column>, bool) override {}
+  bool row(const vmi::Row&) override { return true; }
+};
 
 inline std::uint64_t le64(const std::uint8_t* p) {
   std::uint64_t v;

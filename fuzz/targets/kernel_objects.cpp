@@ -23,13 +23,6 @@ std::shared_ptr<vmi::ProfileCatalog> profiles;  // the profile is loaded once, f
 vmi_synthetic::SyntheticKernel* base = nullptr;
 std::string dump_dir;  // modules --dump writes here
 
-// A rows sink that keeps nothing: the walk is what is under test.
-class DiscardRows final : public vmi::RowSink {
- public:
-  void begin(std::span<const vmi::Column>, bool) override {}
-  bool row(const vmi::Row&) override { return true; }
-};
-
 vmi::Session open(const vmi_synthetic::SyntheticKernel& kernel) {
   vmi::SessionOptions options;
   options.shared_profiles = profiles;
@@ -99,7 +92,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   }
   vmi::Session session = open(kernel);
   if (!session.kernel()) return 0;
-  DiscardRows sink;
+  vmi_fuzz::DiscardRows sink;
   vmi::PluginArgs threads;
   threads.values["threads"] = "";
   for (const char* plugin : {"pslist",      "pstree",        "modules",      "handles",        "netstat",

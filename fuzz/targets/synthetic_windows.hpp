@@ -54,6 +54,13 @@ struct WindowsProcessSpec {
   std::vector<LoadedImageSpec> dlls{};       // the PEB loader list, in load order
 };
 
+// A handle in a process's table: its value, the object's body and the access granted.
+struct HandleSpec {
+  std::uint64_t value = 0;  // a multiple of 4, not 0
+  Addr object = 0;
+  std::uint32_t granted_access = 0;
+};
+
 enum class DumpKind { full, bitmap };
 
 class SyntheticWindows {
@@ -64,6 +71,14 @@ class SyntheticWindows {
   static constexpr Addr kKernelPml4 = 0x1aa000;
   static constexpr Addr kKernelLargePage = 0x200000;  // the image's first 2 MiB
   static constexpr Addr kDebugRva = 0x3000, kCodeViewRva = 0x3100, kEntryRva = 0x1800;
+  static constexpr std::uint8_t kCookie = 0x5c;
+  // ObTypeIndexTable's indices as Windows 10 numbers them.
+  static constexpr std::uint8_t kProcessType = 7, kThreadType = 8, kEventType = 16, kFileType = 37, kKeyType = 44;
+  static constexpr std::pair<std::uint8_t, const char*> kTypes[] = {{kProcessType, "Process"},
+                                                                    {kThreadType, "Thread"},
+                                                                    {kEventType, "Event"},
+                                                                    {kFileType, "File"},
+                                                                    {kKeyType, "Key"}};
 
   // `self_reference`: the PML4 index that maps the table itself (0x1ed before Windows 10's
   // randomisation; any kernel-half index since).
@@ -80,6 +95,19 @@ class SyntheticWindows {
     map(kKernelPml4, kKernelBase, kKernelLargePage, true);
     write_pe_image(identity);
     if (low_stub) write_low_stub();
+    // The object manager's types, and since Windows 10 the cookie TypeIndex is XORed with.
+    if (profile_->find_symbol("ObHeaderCookie") != nullptr) {
+      cookie_ = kCookie;
+      put<std::uint8_t>(kKernelPml4, symbol("ObHeaderCookie"), kCookie);
+    }
+    const std::vector<std::byte> empty_table(256 * 8);  // ObTypeIndexTable[256], every slot in memory
+    write(kKernelPml4, symbol("ObTypeIndexTable"), empty_table.data(), empty_table.size());
+    for (const auto& [index, name] : kTypes) {
+      const Addr type = allocate(size_of("_OBJECT_TYPE") + std::strlen(name) * 2);
+      unicode_string(kKernelPml4, type + offset("_OBJECT_TYPE", "Name"), name, type + size_of("_OBJECT_TYPE"));
+      put<std::uint8_t>(kKernelPml4, type + offset("_OBJECT_TYPE", "Index"), index);
+      put<std::uint64_t>(kKernelPml4, symbol("ObTypeIndexTable") + index * 8, type);
+    }
     // Globals the walkers read.
     init_list(symbol("PsActiveProcessHead"));
     init_list(symbol("PsLoadedModuleList"));
@@ -128,8 +156,21 @@ class SyntheticWindows {
     return at;
   }
 
+  // A process object as the object manager allocates it: a pool block tagged "Proc" ("Pro\xe3"
+  // on Windows 7, the protected form), an _OBJECT_HEADER_QUOTA_INFO, the _OBJECT_HEADER and the
+  // _EPROCESS as its body. Returns the _EPROCESS.
   Addr add_process(const WindowsProcessSpec& spec) {
-    const Addr process = allocate(size_of("_EPROCESS"));
+    const std::uint32_t body = offset("_OBJECT_HEADER", "Body");
+    const std::uint32_t header = 16 + size_of("_OBJECT_HEADER_QUOTA_INFO");
+    const std::size_t block_size = (header + body + size_of("_EPROCESS") + 15) & ~std::size_t{15};
+    const Addr block = allocate(block_size);
+    put<std::uint8_t>(kKernelPml4, block + 2, static_cast<std::uint8_t>(block_size / 16));  // BlockSize
+    put<std::uint8_t>(kKernelPml4, block + 3, 2);                                           // PoolType
+    const bool windows7 = profile_->find_aggregate("_KLDR_DATA_TABLE_ENTRY") == nullptr;
+    put<std::uint32_t>(kKernelPml4, block + 4, windows7 ? 0xe36f7250u : 0x636f7250u);  // PoolTag
+    object_header(block + header, kProcessType, 0x08);                                 // quota info
+    const Addr process = block + header + body;
+    put<std::uint8_t>(kKernelPml4, process, 3);  // Pcb.Header.Type: ProcessObject
     const std::uint32_t pcb = offset("_EPROCESS", "Pcb");
     // A process of its own has its own PML4, sharing the kernel half.
     Addr root = kKernelPml4;
@@ -150,6 +191,7 @@ class SyntheticWindows {
     put<std::int64_t>(kKernelPml4, process + offset("_EPROCESS", "ExitTime"), spec.exit_filetime);
     if (spec.exit_filetime == 0) {
       const Addr table = allocate(size_of("_HANDLE_TABLE"));
+      put<std::uint64_t>(kKernelPml4, table + offset("_HANDLE_TABLE", "TableCode"), allocate(kPageSize));  // empty
       if (has_field("_HANDLE_TABLE", "HandleCount"))
         put<std::int32_t>(kKernelPml4, table + offset("_HANDLE_TABLE", "HandleCount"), spec.handle_count);
       put<std::uint64_t>(kKernelPml4, process + offset("_EPROCESS", "ObjectTable"), table);
@@ -191,6 +233,84 @@ class SyntheticWindows {
     return entry;
   }
 
+  // An object of `type` (an index of kTypes) as the object manager allocates it: a pool block with
+  // `tag`, a name-information header when `name` is not empty, the _OBJECT_HEADER and a zeroed
+  // body of `body_size` bytes, which is returned.
+  Addr add_object(std::uint8_t type, std::uint32_t tag, std::size_t body_size, const std::string& name = {}) {
+    const std::uint32_t body = offset("_OBJECT_HEADER", "Body");
+    const std::uint32_t name_info = name.empty() ? 0 : size_of("_OBJECT_HEADER_NAME_INFO");
+    const std::size_t block_size = (16 + name_info + body + body_size + 15) & ~std::size_t{15};
+    const Addr block = allocate(block_size + name.size() * 2);
+    put<std::uint8_t>(kKernelPml4, block + 2, static_cast<std::uint8_t>(std::min<std::size_t>(block_size / 16, 255)));
+    put<std::uint32_t>(kKernelPml4, block + 4, tag);
+    const Addr header = block + 16 + name_info;
+    if (!name.empty()) {
+      unicode_string(kKernelPml4, block + 16 + offset("_OBJECT_HEADER_NAME_INFO", "Name"), name, block + block_size);
+    }
+    object_header(header, type, name.empty() ? 0 : 0x02);
+    return header + body;
+  }
+  Addr add_thread(std::int64_t pid, std::int64_t tid) {
+    const Addr thread = add_object(kThreadType, 0x65726854, size_of("_ETHREAD"));  // "Thre"
+    const Addr cid = thread + offset("_ETHREAD", "Cid");
+    put<std::uint64_t>(kKernelPml4, cid + offset("_CLIENT_ID", "UniqueProcess"), pid);
+    put<std::uint64_t>(kKernelPml4, cid + offset("_CLIENT_ID", "UniqueThread"), tid);
+    return thread;
+  }
+  Addr add_file(const std::string& path) {
+    const Addr file = add_object(kFileType, 0x656c6946, size_of("_FILE_OBJECT"));  // "File"
+    const Addr text = allocate(path.size() * 2);
+    unicode_string(kKernelPml4, file + offset("_FILE_OBJECT", "FileName"), path, text);
+    return file;
+  }
+  Addr add_event(const std::string& name) { return add_object(kEventType, 0x76657645, size_of("_KEVENT"), name); }
+  // An open key (_CM_KEY_BODY) whose control blocks name `path` from the root: {"REGISTRY",
+  // "MACHINE", "SOFTWARE"}; names are stored compressed (one byte a character), as the
+  // registry stores ASCII names.
+  Addr add_key(const std::vector<std::string>& path) {
+    Addr parent = 0;
+    for (const std::string& name : path) {
+      const Addr kcb = allocate(size_of("_CM_KEY_CONTROL_BLOCK"));
+      const Addr block = allocate(size_of("_CM_NAME_CONTROL_BLOCK") + name.size());
+      put<std::uint32_t>(kKernelPml4, block, 1);  // Compressed
+      put<std::uint16_t>(kKernelPml4, block + offset("_CM_NAME_CONTROL_BLOCK", "NameLength"),
+                         static_cast<std::uint16_t>(name.size()));
+      write(kKernelPml4, block + offset("_CM_NAME_CONTROL_BLOCK", "Name"), name.data(), name.size());
+      put<std::uint64_t>(kKernelPml4, kcb + offset("_CM_KEY_CONTROL_BLOCK", "NameBlock"), block);
+      put<std::uint64_t>(kKernelPml4, kcb + offset("_CM_KEY_CONTROL_BLOCK", "ParentKcb"), parent);
+      parent = kcb;
+    }
+    const Addr key = add_object(kKeyType, 0x2079654b, size_of("_CM_KEY_BODY"));  // "Key "
+    put<std::uint64_t>(kKernelPml4, key + offset("_CM_KEY_BODY", "KeyControlBlock"), parent);
+    return key;
+  }
+
+  // Fills a live process's handle table with `handles` at `level` (0: one page of entries, 1 or
+  // 2: directories of pointers above them), encoding each entry as the build does.
+  void set_handles(Addr process, const std::vector<HandleSpec>& handles, unsigned level) {
+    const Addr table = read<std::uint64_t>(process + offset("_EPROCESS", "ObjectTable"));
+    if (table == 0) throw std::runtime_error("the process has no handle table");
+    const Addr top = allocate(kPageSize);
+    const bool pointer_bits = profile_->field("_HANDLE_TABLE_ENTRY", "ObjectPointerBits").has_value();
+    const Addr header_to_body = offset("_OBJECT_HEADER", "Body");
+    for (const HandleSpec& handle : handles) {
+      const std::uint64_t index = handle.value / 4;
+      Addr page = top;
+      if (level >= 2) page = directory_slot(page, index / (256 * 512));
+      if (level >= 1) page = directory_slot(page, (index / 256) % 512);
+      const Addr entry = page + (index % 256) * 16;
+      const Addr header = handle.object - header_to_body;
+      if (pointer_bits) {
+        put<std::uint64_t>(kKernelPml4, entry, (((header & 0xffffffffffffull) >> 4) << 20) | 1);  // Unlocked
+        put<std::uint64_t>(kKernelPml4, entry + 8, handle.granted_access & 0x1ffffff);
+      } else {
+        put<std::uint64_t>(kKernelPml4, entry, header | 1);  // the lock bit
+        put<std::uint64_t>(kKernelPml4, entry + 8, handle.granted_access);
+      }
+    }
+    put<std::uint64_t>(kKernelPml4, table + offset("_HANDLE_TABLE", "TableCode"), top | level);
+  }
+
   // Removes the physical page behind a kernel address: every read of it fails.
   void unmap(Addr virt) { pages_.erase(physical_of(kKernelPml4, virt) & ~(kPageSize - 1)); }
 
@@ -207,6 +327,8 @@ class SyntheticWindows {
       done += n;
     }
   }
+  // The physical address behind a kernel address.
+  Addr physical(Addr virt) const { return physical_of(kKernelPml4, virt); }
   template <class T>
   T read(Addr virt) const {
     return read_physical<T>(physical_of(kKernelPml4, virt));
@@ -429,6 +551,22 @@ class SyntheticWindows {
     }
   }
 
+  // The _OBJECT_HEADER at `header`: TypeIndex encoded as the build does, and InfoMask.
+  void object_header(Addr header, std::uint8_t type, std::uint8_t info_mask) {
+    const auto encoded = static_cast<std::uint8_t>(cookie_ ? type ^ ((header >> 8) & 0xff) ^ *cookie_ : type);
+    put<std::uint64_t>(kKernelPml4, header + offset("_OBJECT_HEADER", "PointerCount"), 1);
+    put<std::uint8_t>(kKernelPml4, header + offset("_OBJECT_HEADER", "TypeIndex"), encoded);
+    put<std::uint8_t>(kKernelPml4, header + offset("_OBJECT_HEADER", "InfoMask"), info_mask);
+  }
+  // The page a directory page's slot points to, made when empty.
+  Addr directory_slot(Addr directory, std::uint64_t slot) {
+    const Addr at = directory + slot * 8;
+    if (const auto page = read<std::uint64_t>(at); page != 0) return page;
+    const Addr page = allocate(kPageSize);
+    put<std::uint64_t>(kKernelPml4, at, page);
+    return page;
+  }
+
   Addr session(std::uint32_t id) {
     auto& address = sessions_[id];
     if (address == 0) {
@@ -514,6 +652,7 @@ class SyntheticWindows {
   Addr next_table_ = 0x100000, next_physical_ = 0x400000, next_pool_ = kPool;
   Addr next_user_ = 0x000000d5a1e20000ull;
   std::map<std::uint32_t, Addr> sessions_;
+  std::optional<std::uint8_t> cookie_;
   std::vector<Addr> processes_;
   std::vector<Addr> module_entries_;
   std::map<Addr, std::vector<std::byte>> pages_;

@@ -45,6 +45,8 @@ constexpr const Plugin* kPlugins[] = {
     &kWindowsModulesPlugin,     // windows.modules
     &kWindowsDlllistPlugin,     // windows.dlllist
     &kWindowsCmdlinePlugin,     // windows.cmdline
+    &kWindowsPsscanPlugin,      // windows.psscan
+    &kWindowsHandlesPlugin,     // windows.handles
 };
 
 constexpr std::string_view kOptionTypeNames[] = {"flag", "integer list", "text", "path"};
@@ -170,6 +172,14 @@ Expected<void> run_plugin(Session& session, std::string_view name, const PluginA
   PluginContext context{session, plugin->needs == Requirement::image ? nullptr : kernel, args, session.diagnostics(),
                         out};
   return plugin->run(context);
+}
+
+Expected<std::size_t> scan_jobs(const PluginArgs& args) {
+  const auto jobs = VMI_TRY(args.integers("jobs"));
+  if (jobs.empty()) return std::size_t{0};
+  if (jobs.size() != 1 || jobs.front() < 1 || jobs.front() > 1024)
+    return make_error(Errc::invalid_argument, "--jobs takes one number from 1 to 1024");
+  return static_cast<std::size_t>(jobs.front());
 }
 
 Expected<Table> run_plugin(Session& session, std::string_view name, const PluginArgs& args) {

@@ -12,6 +12,8 @@ extern const Plugin kWindowsPstreePlugin;
 extern const Plugin kWindowsModulesPlugin;
 extern const Plugin kWindowsDlllistPlugin;
 extern const Plugin kWindowsCmdlinePlugin;
+extern const Plugin kWindowsPsscanPlugin;
+extern const Plugin kWindowsHandlesPlugin;
 extern const Plugin kLsmodPlugin;
 extern const Plugin kLsofPlugin;
 extern const Plugin kSockstatPlugin;
@@ -38,5 +40,9 @@ extern const Plugin kPidhashtablePlugin;
 extern const Plugin kCheckAfinfoPlugin;
 extern const Plugin kTtyCheckPlugin;
 extern const Plugin kKeyboardNotifiersPlugin;
+
+// The carving plugins' --jobs: how many threads scan memory, 0 (one per core) when absent; the
+// error says the option takes one number from 1 to 1024.
+Expected<std::size_t> scan_jobs(const PluginArgs& args);
 
 }  // namespace vmi

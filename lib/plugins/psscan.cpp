@@ -61,12 +61,7 @@ class PhysicalSet {
 Expected<void> run_psscan(PluginContext& context) {
   const Kernel& kernel = *context.kernel;
   linux_objects::TaskScanOptions options;
-  const auto jobs = VMI_TRY(context.args.integers("jobs"));
-  if (!jobs.empty()) {
-    if (jobs.size() != 1 || jobs.front() < 1 || jobs.front() > 1024)
-      return make_error(Errc::invalid_argument, "--jobs takes one number from 1 to 1024");
-    options.workers = static_cast<unsigned>(jobs.front());
-  }
+  options.workers = static_cast<unsigned>(VMI_TRY(scan_jobs(context.args)));
   options.progress = [&](std::uint64_t done, std::uint64_t total) {
     context.out.progress("scanning physical memory", done, total);
   };

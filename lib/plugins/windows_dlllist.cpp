@@ -1,7 +1,6 @@
 // windows.dlllist: each process's DLLs, from its PEB loader list in its own address space.
-#include <algorithm>
-
 #include "plugins/plugins.hpp"
+#include "plugins/windows_process_rows.hpp"
 #include "vmi/rows.hpp"
 #include "vmi/windows.hpp"
 
@@ -28,20 +27,12 @@ constexpr PluginOption kOptions[] = {
 };
 
 Expected<void> run_windows_dlllist(PluginContext& context) {
-  const auto pids = VMI_TRY(context.args.integers("pid"));
-  // Processes first, then each one's list: a list walk must not run inside the process walk's.
-  std::vector<windows_objects::Process> processes;
-  VMI_TRY_VOID(
-      windows_objects::for_each_process(*context.kernel, context.diagnostics, [&](windows_objects::Process&& process) {
-        if (pids.empty() || std::ranges::find(pids, process.pid) != pids.end()) processes.push_back(std::move(process));
-        return true;
-      }));
+  const auto processes = VMI_TRY(selected_processes(context));
   RowWriter rows(context.out, kDllRow);
   bool wanted = true;
   for (const auto& process : processes) {
     // System and exited processes have no PEB: they load no DLLs.
-    if (std::holds_alternative<Absence>(process.peb) && std::get<Absence>(process.peb) == Absence::not_applicable)
-      continue;
+    if (not_applicable(process.peb)) continue;
     DllRow row{process.pid, process.image_file_name, {}};
     auto walked = windows_objects::for_each_dll(*context.kernel, process, context.diagnostics,
                                                 [&](windows_objects::LoadedImage&& dll) {

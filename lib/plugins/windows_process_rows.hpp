@@ -1,6 +1,10 @@
 // The process columns windows.pslist and windows.pstree share, as Volatility 3 names them.
 #pragma once
 
+#include <algorithm>
+#include <vector>
+
+#include "vmi/plugin.hpp"
 #include "vmi/rows.hpp"
 #include "vmi/windows.hpp"
 
@@ -39,5 +43,25 @@ inline constexpr auto kWindowsProcessTreeRow = declare_row(
     nested_column<&WindowsProcessTreeRow::strings, &windows_objects::ProcessStrings::audit>("Audit"),
     nested_column<&WindowsProcessTreeRow::strings, &windows_objects::ProcessStrings::command_line>("Cmd"),
     nested_column<&WindowsProcessTreeRow::strings, &windows_objects::ProcessStrings::image_path>("Path"));
+
+// The listed processes --pid selects (all when absent), collected before a per-process walk
+// (handles, DLLs) runs, so that walk never runs inside the list's.
+inline Expected<std::vector<windows_objects::Process>> selected_processes(PluginContext& context) {
+  const auto pids = VMI_TRY(context.args.integers("pid"));
+  std::vector<windows_objects::Process> processes;
+  VMI_TRY_VOID(
+      windows_objects::for_each_process(*context.kernel, context.diagnostics, [&](windows_objects::Process&& process) {
+        if (pids.empty() || std::ranges::find(pids, process.pid) != pids.end()) processes.push_back(std::move(process));
+        return true;
+      }));
+  return processes;
+}
+
+// Whether a Maybe field is empty because it has no meaning (not because it is unreadable).
+template <class T>
+bool not_applicable(const Maybe<T>& value) {
+  const auto* absence = std::get_if<Absence>(&value);
+  return absence != nullptr && *absence == Absence::not_applicable;
+}
 
 }  // namespace vmi

@@ -53,10 +53,14 @@ Maybe<T> maybe(std::optional<T> value) {
   return Absence::unreadable;
 }
 
-std::optional<Process> read_process(const Kernel& kernel, const ProcessLayout& l, Addr address,
-                                    Diagnostics& diagnostics) {
+// Reads the _EPROCESS at `address` in `object_layer` (the kernel's address space, or physical
+// memory for a carved one); what it points to is read through the kernel's.
+std::optional<Process> read_process(const Kernel& kernel, const ProcessLayout& l, const Layer& object_layer,
+                                    Addr address, Diagnostics& diagnostics) {
   std::optional<std::int64_t> pid;
-  const FieldReader f(kernel.kernel_layer(), diagnostics, [&] { return process_owner(address, pid); });
+  const bool physical = &object_layer != &kernel.kernel_layer();
+  auto owner = [&] { return (physical ? "carved " : "") + process_owner(address, pid); };
+  const FieldReader f(object_layer, diagnostics, owner);
   const auto raw_pid = f.read<std::uint64_t>("UniqueProcessId", address + l.pid);
   if (!raw_pid) return std::nullopt;
   pid = static_cast<std::int64_t>(*raw_pid);
@@ -88,11 +92,14 @@ std::optional<Process> read_process(const Kernel& kernel, const ProcessLayout& l
     p.wow64 = Absence::unreadable;
   // The handle count lives in the handle table, which an exited process no longer has.
   p.handles = Absence::not_applicable;
-  if (auto table = f.read<std::uint64_t>("ObjectTable", address + l.object_table); !table) {
+  const auto table = f.read<std::uint64_t>("ObjectTable", address + l.object_table);
+  p.object_table = !table        ? Maybe<std::uint64_t>(Absence::unreadable)
+                   : *table == 0 ? Maybe<std::uint64_t>(Absence::not_applicable)
+                                 : Maybe<std::uint64_t>(*table);
+  if (!table) {
     p.handles = Absence::unreadable;
   } else if (*table != 0 && l.handle_count) {
-    const FieldReader t(kernel.kernel_layer(), diagnostics,
-                        [&] { return process_owner(address, pid) + " handle table"; });
+    const FieldReader t(kernel.kernel_layer(), diagnostics, [&] { return owner() + " handle table"; });
     if (auto count = t.read<std::int32_t>("HandleCount", *table + *l.handle_count))
       p.handles = *count;
     else
@@ -102,7 +109,7 @@ std::optional<Process> read_process(const Kernel& kernel, const ProcessLayout& l
   if (auto session = f.read<std::uint64_t>("Session", address + l.session); !session) {
     p.session_id = Absence::unreadable;
   } else if (*session != 0) {
-    const FieldReader s(kernel.kernel_layer(), diagnostics, [&] { return process_owner(address, pid) + " session"; });
+    const FieldReader s(kernel.kernel_layer(), diagnostics, [&] { return owner() + " session"; });
     if (auto id = s.read<std::uint32_t>("SessionId", *session + l.session_id))
       p.session_id = *id;
     else
@@ -123,7 +130,7 @@ Expected<void> for_each_process(const Kernel& kernel, Diagnostics& diagnostics,
   if (!head) return make_error(Errc::not_found, "the profile has no PsActiveProcessHead");
   bool stopped = false;
   const ListWalk walk = walk_list(kernel.kernel_layer(), *head, kMaxProcesses, [&](Addr node) {
-    auto process = read_process(kernel, l, node - l.links, diagnostics);
+    auto process = read_process(kernel, l, kernel.kernel_layer(), node - l.links, diagnostics);
     if (process && !visit(std::move(*process))) stopped = true;
     return !stopped;
   });
@@ -136,13 +143,14 @@ Expected<void> for_each_process(const Kernel& kernel, Diagnostics& diagnostics,
 }
 
 Expected<std::vector<Process>> read_processes(const Kernel& kernel, std::span<const Addr> addresses,
-                                              Diagnostics& diagnostics) {
+                                              Diagnostics& diagnostics, const Layer* object_layer) {
   const auto& bound = kernel.layout<ProcessLayout>();
   if (!bound) return bound.error();
-  const ProcessLayout& l = *bound;
+  const Layer& layer = object_layer != nullptr ? *object_layer : kernel.kernel_layer();
   std::vector<Process> processes;
   for (Addr address : addresses) {
-    if (auto process = read_process(kernel, l, address, diagnostics)) processes.push_back(std::move(*process));
+    if (auto process = read_process(kernel, *bound, layer, address, diagnostics))
+      processes.push_back(std::move(*process));
   }
   return processes;
 }
