@@ -1,29 +1,22 @@
 // Carving task_structs out of physical memory. Every task points at one of the kernel's few
 // scheduler classes (task->sched_class), so the scan looks for aligned words equal to one of
 // their addresses and judges the task_struct around each hit by its own consistency, never by a
-// list a rootkit can unlink it from. The image is read in chunks by every core, and the chunks'
-// file pages are dropped from the process as the scan passes them.
+// list a rootkit can unlink it from. The image is read in chunks by every core (scan_physical),
+// which drops the file's pages from the process as the scan passes them.
 #include <algorithm>
 #include <array>
-#include <atomic>
-#include <chrono>
 #include <cstring>
-#include <mutex>
-#include <thread>
 
 #include "os/field_reader.hpp"
 #include "os/linux/kernel_stack.hpp"
 #include "os/linux/list_poison.hpp"
+#include "os/physical_scan.hpp"
 #include "vmi/linux.hpp"
 #include "vmi/object.hpp"
 
 namespace vmi::linux_objects {
 
 namespace {
-
-constexpr std::uint64_t kChunkSize = std::uint64_t{4} << 20;      // read and scanned at a time, per worker
-constexpr std::uint64_t kReleaseEvery = std::uint64_t{16} << 20;  // scanned bytes between page drops
-constexpr auto kProgressInterval = std::chrono::milliseconds(100);
 
 constexpr std::int64_t kPidMaxLimit = std::int64_t{1} << 22;  // PID_MAX_LIMIT on 64-bit
 constexpr std::uint32_t kPfExiting = 0x00000004;              // include/linux/sched.h
@@ -140,79 +133,6 @@ class TaskJudge {
   KernelHalf kernel_half_;
 };
 
-// The image cut into chunks that begin at 8-byte aligned addresses.
-std::vector<Range> chunks_of(std::span<const Range> ranges) {
-  std::vector<Range> chunks;
-  for (const Range& range : ranges) {
-    for (Addr begin = (range.begin + 7) & ~Addr{7}; begin < range.end; begin += kChunkSize)
-      chunks.push_back({begin, std::min(range.end, begin + kChunkSize)});
-  }
-  return chunks;
-}
-
-// State the workers share. Each keeps its own hits; the counters and the first failure are shared.
-struct SharedScan {
-  std::span<const Range> chunks;
-  std::atomic<std::size_t> next_chunk{0};
-  std::atomic<std::uint64_t> bytes_done{0}, released_at{0}, matches{0};
-  std::mutex failure_mutex;
-  std::vector<Addr> unreadable_chunks;
-};
-
-class ScanWorker {
- public:
-  ScanWorker(const PhysicalImage& image, const SchedulerClasses& classes, const TaskJudge& judge,
-             std::uint32_t sched_class_offset, SharedScan& shared)
-      : image_(image), classes_(classes), judge_(judge), sched_class_offset_(sched_class_offset), shared_(shared) {}
-
-  // Scans chunks until none is left; `between_chunks` runs after each (the caller's progress).
-  void run(const std::function<void()>& between_chunks = {}) {
-    std::vector<std::uint64_t> words(kChunkSize / 8);
-    for (;;) {
-      const std::size_t index = shared_.next_chunk.fetch_add(1, std::memory_order_relaxed);
-      if (index >= shared_.chunks.size()) return;
-      scan_chunk(shared_.chunks[index], words);
-      if (between_chunks) between_chunks();
-    }
-  }
-
-  std::vector<CarvedTask>& found() { return found_; }
-
- private:
-  void scan_chunk(const Range& chunk, std::vector<std::uint64_t>& words) {
-    const std::size_t count = chunk.size() / 8;
-    if (!read_exact(image_, chunk.begin, std::as_writable_bytes(std::span(words).first(count)))) {
-      std::lock_guard lock(shared_.failure_mutex);
-      shared_.unreadable_chunks.push_back(chunk.begin);
-    } else {
-      std::uint64_t matches = 0;
-      for (std::size_t i = 0; i < count; ++i) {
-        if (!classes_.contains(words[i])) [[likely]]
-          continue;
-        ++matches;
-        const Addr hit = chunk.begin + i * 8;
-        if (hit < sched_class_offset_) continue;
-        if (auto task = judge_.judge(image_, hit - sched_class_offset_)) found_.push_back(std::move(*task));
-      }
-      shared_.matches.fetch_add(matches, std::memory_order_relaxed);
-    }
-    const std::uint64_t done = shared_.bytes_done.fetch_add(chunk.size(), std::memory_order_relaxed) + chunk.size();
-    std::uint64_t released = shared_.released_at.load(std::memory_order_relaxed);
-    // One worker drops the pages every kReleaseEvery bytes; the others' current chunks fault back
-    // from the page cache.
-    if (done - released >= kReleaseEvery && image_.file() != nullptr &&
-        shared_.released_at.compare_exchange_strong(released, done))
-      image_.file()->release(0, image_.file()->size());
-  }
-
-  const PhysicalImage& image_;
-  const SchedulerClasses& classes_;
-  const TaskJudge& judge_;
-  std::uint32_t sched_class_offset_;
-  SharedScan& shared_;
-  std::vector<CarvedTask> found_;
-};
-
 }  // namespace
 
 Expected<std::vector<CarvedTask>> scan_for_tasks(const Kernel& kernel, const PhysicalImage& image,
@@ -229,37 +149,28 @@ Expected<std::vector<CarvedTask>> scan_for_tasks(const Kernel& kernel, const Phy
   classes.lowest = classes.addresses.front();
   classes.span = classes.addresses.back() - classes.lowest;
 
-  const std::vector<Range> chunks = chunks_of(image.ranges());
-  std::uint64_t total = 0;
-  for (const Range& chunk : chunks) total += chunk.size();
-
-  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  const unsigned workers = static_cast<unsigned>(std::clamp<std::size_t>(options.workers != 0 ? options.workers : cores,
-                                                                         1, std::max<std::size_t>(chunks.size(), 1)));
   const TaskJudge judge(*bound, kernel.kernel_layer().mode().virtual_bits);
-  SharedScan shared;
-  shared.chunks = chunks;
-  std::vector<ScanWorker> scanners;
-  scanners.reserve(workers);
-  for (unsigned i = 0; i < workers; ++i) scanners.emplace_back(image, classes, judge, bound->sched_class, shared);
-  {
-    std::vector<std::jthread> helpers;
-    for (unsigned i = 1; i < workers; ++i) helpers.emplace_back([&scanner = scanners[i]] { scanner.run(); });
-    // The calling thread scans too, and reports progress between its chunks.
-    auto last_report = std::chrono::steady_clock::now();
-    scanners[0].run([&] {
-      if (!options.progress) return;
-      const auto now = std::chrono::steady_clock::now();
-      if (now - last_report < kProgressInterval) return;
-      last_report = now;
-      options.progress(shared.bytes_done.load(std::memory_order_relaxed), total);
-    });
-  }
-  if (options.progress) options.progress(total, total);
-  if (image.file() != nullptr) image.file()->release(0, image.file()->size());
-
+  // Each worker keeps its own finds and count, merged after the scan.
+  const unsigned workers = physical_scan_workers(image, {options.workers, {}});
+  std::vector<std::vector<CarvedTask>> found(workers);
+  std::vector<std::uint64_t> matches(workers, 0);
+  const std::uint32_t sched_class = bound->sched_class;
+  const auto scan = scan_physical(image, {options.workers, options.progress},
+                                  [&](unsigned worker, Addr begin, std::span<const std::byte> bytes) {
+                                    for (std::size_t at = 0; at + 8 <= bytes.size(); at += 8) {
+                                      std::uint64_t word = 0;
+                                      std::memcpy(&word, bytes.data() + at, 8);
+                                      if (!classes.contains(word)) [[likely]]
+                                        continue;
+                                      ++matches[worker];
+                                      const Addr hit = begin + at;
+                                      if (hit < sched_class) continue;
+                                      if (auto task = judge.judge(image, hit - sched_class))
+                                        found[worker].push_back(std::move(*task));
+                                    }
+                                  });
   std::vector<CarvedTask> tasks;
-  for (ScanWorker& scanner : scanners) std::ranges::move(scanner.found(), std::back_inserter(tasks));
+  for (auto& list : found) std::ranges::move(list, std::back_inserter(tasks));
   std::ranges::sort(tasks, {}, &CarvedTask::physical);
   if (tasks.size() > kMaxCarvedTasks) {
     diagnostics.warn("psscan: " + std::to_string(tasks.size()) + " tasks carved, more than " +
@@ -273,11 +184,15 @@ Expected<std::vector<CarvedTask>> scan_for_tasks(const Kernel& kernel, const Phy
     });
     task.ppid = fields.read<std::int32_t>("real_parent->tgid", task.real_parent + bound->tgid);
   }
-  std::ranges::sort(shared.unreadable_chunks);
-  for (const Addr chunk : shared.unreadable_chunks)
-    diagnostics.warn("psscan: physical memory at " + hex(chunk) + " (up to " + std::to_string(kChunkSize >> 20) +
-                     " MiB) is listed by " + std::string(image.name()) + " but unreadable; not scanned");
-  if (statistics != nullptr) *statistics = {.bytes = total, .workers = workers, .matches = shared.matches.load()};
+  for (const Addr chunk : scan.unreadable_chunks)
+    diagnostics.warn("psscan: physical memory at " + hex(chunk) + " (up to " +
+                     std::to_string(kPhysicalScanChunk >> 20) + " MiB) is listed by " + std::string(image.name()) +
+                     " but unreadable; not scanned");
+  if (statistics != nullptr) {
+    std::uint64_t matched = 0;
+    for (const std::uint64_t count : matches) matched += count;
+    *statistics = {.bytes = scan.bytes, .workers = scan.workers, .matches = matched};
+  }
   return tasks;
 }
 
