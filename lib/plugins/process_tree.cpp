@@ -2,6 +2,7 @@
 #include "plugins/process_tree.hpp"
 
 #include <algorithm>
+#include <string>
 #include <utility>
 
 namespace vmi {
@@ -54,6 +55,18 @@ void visit_process_tree(std::vector<ProcessNode> nodes,
   for (std::size_t i = 0; i < nodes.size(); ++i) {
     if (!visited[i]) visit(nodes[i], 0, true);
   }
+}
+
+void write_process_tree(std::vector<ProcessNode> nodes, std::vector<Row>& rows, RowSink& out, Diagnostics& diagnostics,
+                        std::string_view noun) {
+  bool wanted = true;  // until the sink has had enough
+  visit_process_tree(std::move(nodes), [&](const ProcessNode& node, std::uint32_t depth, bool in_cycle) {
+    if (in_cycle) diagnostics.warn(std::string(noun) + " " + std::to_string(node.pid) + " is in a parent cycle");
+    Row& row = rows[node.row];
+    row.depth = depth;
+    if (wanted) wanted = out.row(row);
+    std::vector<Cell>().swap(row.cells);  // a sink that keeps rows copies them: free ours as we go
+  });
 }
 
 }  // namespace vmi

@@ -5,7 +5,11 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string_view>
 #include <vector>
+
+#include "vmi/diagnostics.hpp"
+#include "vmi/plugin.hpp"
 
 namespace vmi {
 
@@ -20,5 +24,10 @@ struct ProcessNode {
 // depth, so a hostile image cannot exhaust the stack.
 void visit_process_tree(std::vector<ProcessNode> nodes,
                         const std::function<void(const ProcessNode& node, std::uint32_t depth, bool in_cycle)>& visit);
+
+// Hands `rows` (rows[node.row] for each node) to `out` in tree order with their depths, freeing
+// each as it goes; a process in a parent cycle is a warning naming it ("task 42", "process 4").
+void write_process_tree(std::vector<ProcessNode> nodes, std::vector<Row>& rows, RowSink& out, Diagnostics& diagnostics,
+                        std::string_view noun);
 
 }  // namespace vmi

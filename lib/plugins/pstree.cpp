@@ -22,14 +22,7 @@ Expected<void> run_pstree(PluginContext& context) {
     rows.push_back(make_row(kTaskRow, task));
     return true;
   }));
-  bool wanted = true;  // until the sink has had enough
-  visit_process_tree(std::move(nodes), [&](const ProcessNode& node, std::uint32_t depth, bool in_cycle) {
-    if (in_cycle) context.diagnostics.warn("task " + std::to_string(node.pid) + " is in a parent cycle");
-    Row& row = rows[node.row];
-    row.depth = depth;
-    if (wanted) wanted = context.out.row(row);
-    std::vector<Cell>().swap(row.cells);  // a sink that keeps rows copies them: free ours as we go
-  });
+  write_process_tree(std::move(nodes), rows, context.out, context.diagnostics, "task");
   return {};
 }
 

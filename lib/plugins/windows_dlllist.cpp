@@ -8,42 +8,23 @@ namespace vmi {
 
 namespace {
 
-struct DllRow {
-  std::int64_t pid = 0;
-  Maybe<std::string> process;
-  windows_objects::LoadedImage dll;
-};
-
 using windows_objects::LoadedImage;
+using DllRow = ProcessItemRow<LoadedImage>;
 constexpr auto kDllRow = declare_row(
     column<&DllRow::pid>("PID"), column<&DllRow::process>("Process"),
-    nested_column<&DllRow::dll, &LoadedImage::base, ColumnType::address>("Base"),
-    nested_column<&DllRow::dll, &LoadedImage::size, ColumnType::address>("Size"),
-    nested_column<&DllRow::dll, &LoadedImage::name>("Name"), nested_column<&DllRow::dll, &LoadedImage::path>("Path"),
-    nested_column<&DllRow::dll, &LoadedImage::load_time, ColumnType::timestamp>("LoadTime"));
+    nested_column<&DllRow::item, &LoadedImage::base, ColumnType::address>("Base"),
+    nested_column<&DllRow::item, &LoadedImage::size, ColumnType::address>("Size"),
+    nested_column<&DllRow::item, &LoadedImage::name>("Name"), nested_column<&DllRow::item, &LoadedImage::path>("Path"),
+    nested_column<&DllRow::item, &LoadedImage::load_time, ColumnType::timestamp>("LoadTime"));
 
 constexpr PluginOption kOptions[] = {
     {"pid", OptionType::integers, "only these process IDs (comma-separated)"},
 };
 
+// System and exited processes have no PEB: they load no DLLs.
 Expected<void> run_windows_dlllist(PluginContext& context) {
-  const auto processes = VMI_TRY(selected_processes(context));
-  RowWriter rows(context.out, kDllRow);
-  bool wanted = true;
-  for (const auto& process : processes) {
-    // System and exited processes have no PEB: they load no DLLs.
-    if (not_applicable(process.peb)) continue;
-    DllRow row{process.pid, process.image_file_name, {}};
-    auto walked = windows_objects::for_each_dll(*context.kernel, process, context.diagnostics,
-                                                [&](windows_objects::LoadedImage&& dll) {
-                                                  row.dll = std::move(dll);
-                                                  wanted = rows.write(row);
-                                                  return wanted;
-                                                });
-    if (!walked) context.diagnostics.warn(walked.error().message);
-    if (!wanted) break;
-  }
-  return {};
+  return write_process_items(context, kDllRow, windows_objects::for_each_dll,
+                             [](const windows_objects::Process& process) { return !not_applicable(process.peb); });
 }
 
 }  // namespace

@@ -64,4 +64,34 @@ bool not_applicable(const Maybe<T>& value) {
   return absence != nullptr && *absence == Absence::not_applicable;
 }
 
+// A row of a per-process listing (handles, DLLs): the process, then one of its items.
+template <class Item>
+struct ProcessItemRow {
+  std::int64_t pid = 0;
+  Maybe<std::string> process;
+  Item item;
+};
+
+// Writes a row for every item `walk(kernel, process, diagnostics, visit)` visits in each selected
+// process that `has_items`; a process whose walk fails is a warning naming why.
+template <class Item, std::size_t N, class Walk, class HasItems>
+Expected<void> write_process_items(PluginContext& context, const RowDeclaration<ProcessItemRow<Item>, N>& declaration,
+                                   Walk walk, HasItems has_items) {
+  const auto processes = VMI_TRY(selected_processes(context));
+  RowWriter rows(context.out, declaration);
+  bool wanted = true;
+  for (const auto& process : processes) {
+    if (!has_items(process)) continue;
+    ProcessItemRow<Item> row{process.pid, process.image_file_name, {}};
+    auto walked = walk(*context.kernel, process, context.diagnostics, [&](Item&& item) {
+      row.item = std::move(item);
+      wanted = rows.write(row);
+      return wanted;
+    });
+    if (!walked) context.diagnostics.warn(walked.error().message);
+    if (!wanted) break;
+  }
+  return {};
+}
+
 }  // namespace vmi

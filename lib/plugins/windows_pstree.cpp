@@ -22,14 +22,7 @@ Expected<void> run_windows_pstree(PluginContext& context) {
         rows.push_back(make_row(kWindowsProcessTreeRow, WindowsProcessTreeRow{std::move(process), std::move(strings)}));
         return true;
       }));
-  bool wanted = true;  // until the sink has had enough
-  visit_process_tree(std::move(nodes), [&](const ProcessNode& node, std::uint32_t depth, bool in_cycle) {
-    if (in_cycle) context.diagnostics.warn("process " + std::to_string(node.pid) + " is in a parent cycle");
-    Row& row = rows[node.row];
-    row.depth = depth;
-    if (wanted) wanted = context.out.row(row);
-    std::vector<Cell>().swap(row.cells);
-  });
+  write_process_tree(std::move(nodes), rows, context.out, context.diagnostics, "process");
   return {};
 }
 
