@@ -128,7 +128,9 @@ TEST_CASE("a complete crash dump maps its runs in order after the header and exp
   CHECK((*image)->read(0x3000, one).error().code == Errc::unmapped);
   CHECK((*image)->read(0x104000, one).error().code == Errc::unmapped);
 
-  const std::vector<std::pair<std::string, std::string>> facts = {{"DirectoryTableBase", "0x1aa000"},
+  const std::vector<std::pair<std::string, std::string>> facts = {{"MajorVersion", "0xf"},
+                                                                  {"MinorVersion", "0x4a61"},
+                                                                  {"DirectoryTableBase", "0x1aa000"},
                                                                   {"KdDebuggerDataBlock", "0xfffff8024a200b20"},
                                                                   {"PsActiveProcessHead", "0xfffff8024a21e1c0"},
                                                                   {"PsLoadedModuleList", "0xfffff8024a22a2d0"},
@@ -166,7 +168,7 @@ TEST_CASE("a bitmap crash dump maps set PFNs onto consecutive pages") {
   CHECK((*image)->read(0x3000, one).error().code == Errc::unmapped);
   CHECK((*image)->read(0x11000, one).error().code == Errc::unmapped);
   CHECK((*image)->read(0x40000, one).error().code == Errc::unmapped);
-  CHECK((*image)->facts()[6] == std::pair<std::string, std::string>{"DumpType", "0x5"});
+  CHECK((*image)->facts()[8] == std::pair<std::string, std::string>{"DumpType", "0x5"});
 
   // Kernel dumps (DumpType 2 "SDMP", 6 kernel bitmap) share the summary header's layout.
   for (const std::uint32_t type : {2u, 6u}) {
@@ -236,11 +238,20 @@ TEST_CASE("malformed crash dumps end in an error naming the file and the offset"
   }
   SUBCASE("unsupported DumpType") {
     std::string bytes = full_dump();
-    put(bytes, 0xf98, std::uint32_t{4});  // triage
-    const auto error = open_error("triage.dmp", bytes);
+    put(bytes, 0xf98, std::uint32_t{3});  // a user-mode dump's
+    const auto error = open_error("user.dmp", bytes);
     CHECK(error.code == Errc::unsupported);
-    CHECK(error.message ==
-          prefix("triage.dmp") + "DumpType 0x4 at offset 0xf98 is neither full (0x1) nor bitmap (0x2, 0x5, 0x6)");
+    CHECK(error.message == prefix("user.dmp") +
+                               "DumpType 0x3 at offset 0xf98 is neither full (0x1), triage (0x4) nor bitmap (0x2, 0x5, "
+                               "0x6)");
+  }
+  SUBCASE("a triage DumpType over a full dump's bytes: no TRIAGE_DUMP64 there") {
+    std::string bytes = full_dump();
+    put(bytes, 0xf98, std::uint32_t{4});
+    const auto error = open_error("triage.dmp", bytes);
+    CHECK(error.code == Errc::truncated);
+    CHECK(error.message.starts_with(prefix("triage.dmp") + "ValidOffset's marker (TRIAGE_DUMP64 0x08)"));
+    CHECK(error.message.ends_with("runs past end of file (0x9000)"));
   }
   SUBCASE("absurd BitmapSize") {
     std::string bytes = bitmap_dump();

@@ -111,8 +111,8 @@ TEST_CASE("raw, full and bitmap crash-dump files of a synthetic Windows image gi
     const std::string stem = std::string(build.file).substr(0, 8);
     const std::vector<std::pair<std::filesystem::path, std::string>> files = {
         {dir / (stem + ".raw"), image.windows->raw_image()},
-        {dir / (stem + "-full.dmp"), image.windows->crash_dump(DumpKind::full)},
-        {dir / (stem + "-bitmap.dmp"), image.windows->crash_dump(DumpKind::bitmap)}};
+        {dir / (stem + "-full.dmp"), crash_dump(*image.windows, DumpKind::full)},
+        {dir / (stem + "-bitmap.dmp"), crash_dump(*image.windows, DumpKind::bitmap)}};
     for (const auto& [path, bytes] : files) {
       CAPTURE(path);
       write_file(path, bytes);
@@ -132,6 +132,169 @@ TEST_CASE("raw, full and bitmap crash-dump files of a synthetic Windows image gi
       check_rows(cells_of(run(session, "dlllist")), expected_dlllist());
       check_rows(cells_of(run(session, "cmdline")), expected_cmdline());
     }
+  }
+}
+
+TEST_CASE("a kernel of another patch level is read with its build's layouts and the KDBG block's globals") {
+  for (const Build& build : kBuilds) {
+    CAPTURE(build.file);
+    // Its globals 0x40 bytes from where the profile has them, its GUID none the catalog holds.
+    Image image = make_image(build, 0x1ed, true, 0x40);
+    const SyntheticWindows& w = *image.windows;
+    const auto dir = scratch_dir("windows-patch-level");
+    const bool windows7 = build.number == 7601;
+    const std::vector<std::pair<std::filesystem::path, std::string>> files = {
+        {dir / "image.raw", w.raw_image()}, {dir / "full.dmp", crash_dump(w, DumpKind::full)}};
+    for (const auto& [path, bytes] : files) {
+      CAPTURE(path);
+      write_file(path, bytes);
+      const bool dump = path.extension() == ".dmp";
+      if (windows7 && !dump) {  // Windows 7's KUSER_SHARED_DATA keeps no build number
+        SessionOptions options;
+        options.shared_profiles = windows_catalog();
+        auto session = Session::open(path, options);
+        REQUIRE(session.has_value());
+        auto kernel = session->kernel();
+        REQUIRE_FALSE(kernel.has_value());
+        CHECK(kernel.error().message.find("(another patch level of its build: its build is unknown") !=
+              std::string::npos);
+        continue;
+      }
+      Session session = open_file(path);
+      auto facts = kernel_facts(session);
+      CHECK(facts["build"] == std::to_string(build.number));
+      CHECK(facts["profile"] ==
+            "build " + std::to_string(build.number) + " (" +
+                (dump ? "crash-dump header MinorVersion" : "KUSER_SHARED_DATA NtBuildNumber at 0xfffff78000000260") +
+                "), another patch level: " + (windows_profiles() / build.file).string());
+      const std::string kdbg = hex(w.symbol("KdDebuggerDataBlock"));
+      const std::string expected_globals = windows7 ? "KDBG block at " + kdbg + " (crash-dump header)"
+                                                    : "decoded KDBG block at " + kdbg + " (by KdCopyDataBlock at " +
+                                                          hex(w.symbol("KdCopyDataBlock")) + ")";
+      CHECK(facts["globals"].find(expected_globals) != std::string::npos);
+      CHECK(facts["globals"].find("ObTypeIndexTable found") != std::string::npos);
+      check_rows(cells_of(run(session, "pslist")), expected_pslist(build, image));
+      check_rows(tree_rows(run(session, "pstree")), expected_pstree(build, image));
+      check_rows(cells_of(run(session, "handles")), expected_handles(image));
+      check_rows(cells_of(run(session, "modules")), expected_modules(image));
+      check_rows(cells_of(run(session, "dlllist")), expected_dlllist());
+      check_rows(cells_of(run(session, "cmdline")), expected_cmdline());
+      for (const std::string& warning : session.diagnostics().warnings())  // the exited process's PEB alone
+        CHECK_MESSAGE(warning.find("(pid 3300)") != std::string::npos, warning);
+    }
+  }
+}
+
+TEST_CASE("a triage dump yields its processes and drivers, every field outside its saved memory unreadable") {
+  constexpr std::int64_t kCrashingPid = 3100;  // notepad's thread crashed
+  for (const Build& build : kBuilds) {
+    CAPTURE(build.file);
+    Image image = make_image(build);
+    SyntheticWindows& w = *image.windows;
+    const Addr thread = w.add_thread(kCrashingPid, 0xf04);
+    const std::uint32_t process_field = w.has_field("_KTHREAD", "Process")
+                                            ? w.offset("_KTHREAD", "Process")
+                                            : w.offset("_KTHREAD", "ApcState") + w.offset("_KAPC_STATE", "Process");
+    w.put<std::uint64_t>(SyntheticWindows::kKernelPml4, thread + process_field, image.addresses.at(kCrashingPid));
+    // Saved: the list head and every other linked process's _EPROCESS; the crashing process
+    // comes from the dump's own copy. Not saved: handle tables, sessions, PEBs, driver paths.
+    TriageSpec spec{thread, {{w.symbol("PsActiveProcessHead"), 16}}};
+    for (const auto& process : workload()) {
+      if (process.linked && process.pid != kCrashingPid)
+        spec.blocks.emplace_back(image.addresses.at(process.pid), w.size_of("_EPROCESS"));
+    }
+    const auto path = scratch_dir("windows-images") / (std::string(build.file).substr(0, 8) + "-triage.dmp");
+    write_file(path, triage_dump(w, spec));
+    Session session = open_file(path);
+    auto facts = kernel_facts(session);
+    CHECK(facts["build"] == std::to_string(build.number));
+    CHECK(facts["profile"] ==
+          "build " + std::to_string(build.number) + ": " + (windows_profiles() / build.file).string());
+    CHECK(facts["kernel base"] == hex(SyntheticWindows::kKernelBase) + " (KernBase of the KDBG copy at " +
+                                      hex(w.symbol("KdDebuggerDataBlock")) + ")");
+    CHECK(facts["PDB"] == "unknown (no kernel image read)");
+
+    std::vector<std::string> pslist;
+    for (const auto& process : workload()) {
+      if (!process.linked) continue;
+      auto row = expected_pslist_row(build, process, image.addresses.at(process.pid));
+      if (std::holds_alternative<std::int64_t>(row[5])) row[5] = Absence::unreadable;  // the handle table's count
+      if (process.session) row[6] = Absence::unreadable;                               // the session's id
+      pslist.push_back(joined(row));
+    }
+    check_rows(cells_of(run(session, "pslist")), pslist);
+    const auto& warnings = session.diagnostics().warnings();
+    CHECK(std::ranges::any_of(warnings, [](const std::string& warning) {
+      return warning.find("session: field 'SessionId'") != std::string::npos;
+    }));
+
+    std::vector<std::string> modules;
+    for (std::string row : expected_modules(image)) {  // the paths' buffers were not saved
+      row = row.substr(0, row.rfind(" | ")) + " | " + joined({Absence::unreadable});
+      modules.push_back(row);
+    }
+    check_rows(cells_of(run(session, "modules")), modules);
+    // Nothing to carve: said, not an empty table.
+    const auto carved = run_plugin(session, "psscan");
+    REQUIRE_FALSE(carved.has_value());
+    CHECK(carved.error().message.find("holds no physical memory to carve processes from (a triage dump") !=
+          std::string::npos);
+  }
+}
+
+TEST_CASE("a damaged triage dump is refused naming the field, or read in part with warnings") {
+  const Build& build = kBuilds[1];
+  Image image = make_image(build);
+  SyntheticWindows& w = *image.windows;
+  const Addr thread = w.add_thread(3100, 0xf04);
+  w.put<std::uint64_t>(SyntheticWindows::kKernelPml4, thread + w.offset("_KTHREAD", "Process"),
+                       image.addresses.at(3100));
+  const std::string dump = triage_dump(w, {thread, {{w.symbol("PsActiveProcessHead"), 16}}});
+  auto u32_at = [&](std::size_t offset) {
+    std::uint32_t value = 0;
+    std::memcpy(&value, dump.data() + offset, 4);
+    return value;
+  };
+  auto patched = [&](std::size_t offset, std::uint32_t value) {
+    std::string bytes = dump;
+    std::memcpy(bytes.data() + offset, &value, 4);
+    return bytes;
+  };
+  auto opened = [&](const std::string& bytes) {
+    const auto path = scratch_dir("windows-triage") / "damaged.dmp";
+    write_file(path, bytes);
+    SessionOptions options;
+    options.shared_profiles = windows_catalog();
+    return Session::open(path, options);
+  };
+  constexpr std::size_t kTriage = 0x2000;
+  SUBCASE("a data block past the end of the file") {
+    const auto session = opened(patched(u32_at(kTriage + 0x78) + 12, 0x7fffffff));
+    REQUIRE_FALSE(session.has_value());
+    CHECK(session.error().message.find("data block #0 (address " + hex(w.symbol("PsActiveProcessHead")) + ")") !=
+          std::string::npos);
+  }
+  SUBCASE("an absurd driver count") {
+    const auto session = opened(patched(kTriage + 0x34, 0x00ffffff));
+    REQUIRE_FALSE(session.has_value());
+    CHECK(session.error().message.find("DriverCount 16777215 at offset 0x2034 (cap 4096)") != std::string::npos);
+  }
+  SUBCASE("no TRGD marker: the dump was not completely written") {
+    const auto session = opened(patched(u32_at(kTriage + 0x08), 0));
+    REQUIRE_FALSE(session.has_value());
+    CHECK(session.error().message.find("no \"TRGD\" marker") != std::string::npos);
+  }
+  SUBCASE("drivers whose neighbours disagree on an address are left out, the rest listed") {
+    // ACPI.sys (#1) says the next entry is elsewhere; Ntfs.sys (#3) says its predecessor is where it is.
+    const std::size_t acpi_flink = u32_at(kTriage + 0x30) + 0x90 * 1 + 8;
+    auto session = opened(patched(acpi_flink, 0x1230));
+    REQUIRE_MESSAGE(session.has_value(), error_text(session));
+    const Table modules = run(*session, "modules");
+    CHECK(modules.rows.size() == image.windows->module_entries().size() - 1);
+    const auto& warnings = session->diagnostics().warnings();
+    CHECK(std::ranges::any_of(warnings, [](const std::string& warning) {
+      return warning.find("driver #2's neighbours disagree on its address") != std::string::npos;
+    }));
   }
 }
 

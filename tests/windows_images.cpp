@@ -165,8 +165,9 @@ const std::vector<LoadedImageSpec>& drivers() {
   return specs;
 }
 
-Image make_image(const Build& build, std::size_t self_reference, bool low_stub) {
-  Image image{std::make_unique<SyntheticWindows>(windows_profile(build), self_reference, low_stub), {}, {}};
+Image make_image(const Build& build, std::size_t self_reference, bool low_stub, Addr symbol_shift) {
+  Image image{
+      std::make_unique<SyntheticWindows>(windows_profile(build), self_reference, low_stub, symbol_shift), {}, {}};
   image.windows->set_build(build.number, build.lab);
   for (const auto& driver : drivers()) image.windows->add_loaded_module(driver);
   for (const auto& spec : workload()) image.addresses[spec.pid] = image.windows->add_process(spec);

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "synthetic_windows.hpp"
+#include "synthetic_windows_dumps.hpp"
 #include "vmi/plugin.hpp"
 #include "vmi/profile_store.hpp"
 
@@ -19,6 +19,7 @@ using vmi_synthetic::DumpKind;
 using vmi_synthetic::HandleSpec;
 using vmi_synthetic::LoadedImageSpec;
 using vmi_synthetic::SyntheticWindows;
+using vmi_synthetic::TriageSpec;
 using vmi_synthetic::WindowsProcessSpec;
 
 struct Build {
@@ -64,8 +65,9 @@ std::shared_ptr<const Profile> windows_profile(const Build& build);
 std::vector<WindowsProcessSpec> workload();
 // Drivers loaded after the kernel (which the generator puts first).
 const std::vector<LoadedImageSpec>& drivers();
-// The workload on `build`'s layouts; without a low stub, with the PML4's self-reference where told.
-Image make_image(const Build& build, std::size_t self_reference = 0x1ed, bool low_stub = true);
+// The workload on `build`'s layouts; without a low stub, with the PML4's self-reference where told;
+// as another patch level of the build (globals `symbol_shift` bytes off the profile's, another GUID).
+Image make_image(const Build& build, std::size_t self_reference = 0x1ed, bool low_stub = true, Addr symbol_shift = 0);
 // A raw image file of the workload on Windows 10 2004 (built once per run).
 std::filesystem::path windows10_raw_image();
 

@@ -11,13 +11,15 @@
 //   SyntheticWindows w(profile);
 //   w.add_process({.pid = 4, .ppid = 0, .name = "System", ...});
 //   Session session = Session::over_layer(w.image(), options);
-//   write_file(path, w.raw_image()); write_file(path, w.crash_dump(DumpKind::bitmap));
+//   write_file(path, w.raw_image());
+//   write_file(path, crash_dump(w, DumpKind::bitmap));  // synthetic_windows_dumps.hpp
 //
 // Setup errors (a symbol or field the profile lacks) throw std::runtime_error: this is test and
 // fuzz scaffolding, not library code.
 #pragma once
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <map>
 #include <memory>
@@ -61,8 +63,6 @@ struct HandleSpec {
   std::uint32_t granted_access = 0;
 };
 
-enum class DumpKind { full, bitmap };
-
 class SyntheticWindows {
  public:
   static constexpr Addr kKernelBase = 0xfffff8023c200000ull;  // 2 MiB aligned, as KASLR places it
@@ -72,8 +72,12 @@ class SyntheticWindows {
   static constexpr Addr kKernelLargePage = 0x200000;  // the image's first 2 MiB
   static constexpr Addr kDebugRva = 0x3000, kCodeViewRva = 0x3100, kEntryRva = 0x1800;
   static constexpr std::uint8_t kCookie = 0x5c;
+  static constexpr Addr kUserSharedData = 0xfffff78000000000ull;
+  // KdCopyDataBlock's decoding values (Windows 8 and later encode the KDBG block with them).
+  static constexpr std::uint64_t kWaitNever = 0x3c5e1d2f8a9b7e4dull, kWaitAlways = 0x9e17f00dba5eba11ull;
   // ObTypeIndexTable's indices as Windows 10 numbers them.
-  static constexpr std::uint8_t kProcessType = 7, kThreadType = 8, kEventType = 16, kFileType = 37, kKeyType = 44;
+  static constexpr std::uint8_t kTypeType = 2, kProcessType = 7, kThreadType = 8, kEventType = 16, kFileType = 37,
+                                kKeyType = 44;
   static constexpr std::pair<std::uint8_t, const char*> kTypes[] = {{kProcessType, "Process"},
                                                                     {kThreadType, "Thread"},
                                                                     {kEventType, "Event"},
@@ -82,10 +86,13 @@ class SyntheticWindows {
 
   // `self_reference`: the PML4 index that maps the table itself (0x1ed before Windows 10's
   // randomisation; any kernel-half index since).
+  // `symbol_shift`: lay the kernel out as another patch level of the profile's build would, its
+  // globals that many bytes from the profile's offsets and its PDB GUID another one.
   explicit SyntheticWindows(std::shared_ptr<const vmi::Profile> profile, std::size_t self_reference = 0x1ed,
-                            bool low_stub = true)
-      : profile_(std::move(profile)), self_reference_(self_reference) {
-    const vmi::ProfileIdentity identity = profile_->identity();
+                            bool low_stub = true, Addr symbol_shift = 0)
+      : profile_(std::move(profile)), self_reference_(self_reference), symbol_shift_(symbol_shift) {
+    vmi::ProfileIdentity identity = profile_->identity();
+    if (symbol_shift_ != 0) identity.pdb_guid.back() = identity.pdb_guid.back() == '0' ? '1' : '0';
     if (identity.os != "windows") throw std::runtime_error("not a Windows profile");
     page(kKernelPml4);
     put_physical<std::uint64_t>(kKernelPml4 + self_reference_ * 8, kKernelPml4 | kPresentWritable);
@@ -102,6 +109,14 @@ class SyntheticWindows {
     }
     const std::vector<std::byte> empty_table(256 * 8);  // ObTypeIndexTable[256], every slot in memory
     write(kKernelPml4, symbol("ObTypeIndexTable"), empty_table.data(), empty_table.size());
+    put<std::uint64_t>(kKernelPml4, symbol("ObTypeIndexTable") + 8, 0xbad0b0b0);  // slot 1, as Windows fills it
+    // "Type", the type of types (its own type too), as an object with a header; the others plain.
+    const Addr type_type = add_object(kTypeType, 0x546a624f, size_of("_OBJECT_TYPE") + 8);  // "ObjT"
+    unicode_string(kKernelPml4, type_type + offset("_OBJECT_TYPE", "Name"), "Type",
+                   type_type + size_of("_OBJECT_TYPE"));
+    put<std::uint8_t>(kKernelPml4, type_type + offset("_OBJECT_TYPE", "Index"), kTypeType);
+    put<std::uint64_t>(kKernelPml4, symbol("ObTypeIndexTable") + kTypeType * 8, type_type);
+    put<std::uint64_t>(kKernelPml4, symbol("ObpTypeObjectType"), type_type);
     for (const auto& [index, name] : kTypes) {
       const Addr type = allocate(size_of("_OBJECT_TYPE") + std::strlen(name) * 2);
       unicode_string(kKernelPml4, type + offset("_OBJECT_TYPE", "Name"), name, type + size_of("_OBJECT_TYPE"));
@@ -112,6 +127,8 @@ class SyntheticWindows {
     init_list(symbol("PsActiveProcessHead"));
     init_list(symbol("PsLoadedModuleList"));
     add_loaded_module({kKernelBase, 0x1000000, "ntoskrnl.exe", "\\SystemRoot\\system32\\ntoskrnl.exe"});
+    write_kdbg();
+    map(kKernelPml4, kUserSharedData, fresh_page(), false);
   }
 
   const vmi::Profile& profile() const { return *profile_; }
@@ -125,7 +142,7 @@ class SyntheticWindows {
   Addr symbol(std::string_view name) const {
     const vmi::Symbol* found = profile_->find_symbol(name);
     if (found == nullptr) throw std::runtime_error("profile has no symbol " + std::string(name));
-    return kKernelBase + found->address;  // Windows ISF symbols are image offsets
+    return kKernelBase + found->address + symbol_shift_;  // Windows ISF symbols are image offsets
   }
   std::uint32_t offset(std::string_view type, std::string_view field) const {
     auto info = profile_->field(type, field);
@@ -143,6 +160,9 @@ class SyntheticWindows {
 
   // NtBuildNumber (with the free-build flag) and NtBuildLab, as `info` reads them.
   void set_build(std::uint32_t number, const std::string& lab) {
+    build_number_ = number;
+    put<std::uint32_t>(kKernelPml4, kUserSharedData + 0x260, number);                  // NtBuildNumber
+    put<std::uint32_t>(kKernelPml4, kUserSharedData + 0x26c, number < 9200 ? 6 : 10);  // NtMajorVersion
     put<std::uint32_t>(kKernelPml4, symbol("NtBuildNumber"), 0xf0000000u | number);
     write(kKernelPml4, symbol("NtBuildLab"), lab.c_str(), lab.size() + 1);
   }
@@ -345,73 +365,24 @@ class SyntheticWindows {
     return bytes;
   }
 
-  // A 64-bit crash dump ("PAGEDU64", DumpType 1 full or 5 bitmap) of the memory, its header
-  // naming the page-table root, PsLoadedModuleList, PsActiveProcessHead and KdDebuggerDataBlock
-  // as Windows writes them. A full dump's runs cover every page (holes included, as zero) between
-  // the first and last of each 4 MiB-separated cluster; a bitmap dump holds exactly the pages.
-  std::string crash_dump(DumpKind kind) const {
-    std::string out(0x2000, '\0');
-    for (std::size_t i = 0; i < 0x2000; i += 4) std::memcpy(out.data() + i, "PAGE", 4);
-    std::memcpy(out.data() + 4, "DU64", 4);
-    put_at<std::uint32_t>(out, 0x8, 15);
-    put_at<std::uint32_t>(out, 0xc, 19041);
-    put_at<std::uint64_t>(out, 0x10, kKernelPml4);
-    put_at<std::uint64_t>(out, 0x18, 0);
-    put_at<std::uint64_t>(out, 0x20, symbol("PsLoadedModuleList"));
-    put_at<std::uint64_t>(out, 0x28, symbol("PsActiveProcessHead"));
-    put_at<std::uint32_t>(out, 0x30, 0x8664);
-    put_at<std::uint32_t>(out, 0x34, 1);
-    put_at<std::uint32_t>(out, 0x38, 0xe2);  // MANUALLY_INITIATED_CRASH
-    put_at<std::uint64_t>(out, 0x80, symbol("KdDebuggerDataBlock"));
-    put_at<std::uint32_t>(out, 0xf98, kind == DumpKind::full ? 1 : 5);
-    const Addr end = pages_.rbegin()->first + kPageSize;
-    if (kind == DumpKind::full) {
-      std::vector<std::pair<Addr, Addr>> runs;  // [begin, end)
-      for (const auto& [base, data] : pages_) {
-        if (!runs.empty() && base - runs.back().second <= (4u << 20)) {
-          runs.back().second = base + kPageSize;
-        } else {
-          runs.emplace_back(base, base + kPageSize);
-        }
-      }
-      if (runs.size() > 43) throw std::runtime_error("too many runs for a full dump header");
-      put_at<std::uint32_t>(out, 0x88, static_cast<std::uint32_t>(runs.size()));
-      std::uint64_t pages = 0;
-      for (std::size_t i = 0; i < runs.size(); ++i) {
-        put_at<std::uint64_t>(out, 0x98 + i * 16, runs[i].first / kPageSize);
-        put_at<std::uint64_t>(out, 0xa0 + i * 16, (runs[i].second - runs[i].first) / kPageSize);
-        pages += (runs[i].second - runs[i].first) / kPageSize;
-      }
-      put_at<std::uint64_t>(out, 0x90, pages);
-      for (const auto& [begin, stop] : runs) {
-        for (Addr p = begin; p < stop; p += kPageSize) {
-          const auto found = pages_.find(p);
-          if (found == pages_.end()) {
-            out.append(kPageSize, '\0');
-          } else {
-            out.append(reinterpret_cast<const char*>(found->second.data()), kPageSize);
-          }
-        }
-      }
-      return out;
+  // The physical pages written, by physical address (synthetic_windows_dumps.hpp wraps them).
+  const std::map<Addr, std::vector<std::byte>>& pages() const { return pages_; }
+  // `size` bytes of kernel memory at `virt`; a page never written throws.
+  std::string read_bytes(Addr virt, std::size_t size) const {
+    std::string out(size, '\0');
+    for (std::size_t done = 0; done < size;) {
+      const auto physical = translate(kKernelPml4, virt + done);
+      const auto found = physical ? pages_.find(*physical & ~(kPageSize - 1)) : pages_.end();
+      if (found == pages_.end())
+        throw std::runtime_error("no page behind kernel address " + std::to_string(virt + done));
+      const std::size_t within = *physical & (kPageSize - 1);
+      const std::size_t n = std::min<std::size_t>(kPageSize - within, size - done);
+      std::memcpy(out.data() + done, found->second.data() + within, n);
+      done += n;
     }
-    const std::uint64_t bits = end / kPageSize;
-    std::string summary(0x38, '\0');
-    std::memcpy(summary.data(), "FDMP", 4);
-    std::memcpy(summary.data() + 4, "DUMP", 4);
-    const std::uint64_t bitmap_bytes = (bits + 7) / 8;
-    const std::uint64_t header_size = (0x2000 + 0x38 + bitmap_bytes + kPageSize - 1) & ~(kPageSize - 1);
-    put_at<std::uint64_t>(summary, 0x20, header_size);
-    put_at<std::uint64_t>(summary, 0x28, pages_.size());
-    put_at<std::uint64_t>(summary, 0x30, bits);
-    std::string bitmap(bitmap_bytes, '\0');
-    for (const auto& [base, data] : pages_)
-      bitmap[base / kPageSize / 8] |= static_cast<char>(1 << (base / kPageSize % 8));
-    out += summary + bitmap;
-    out.resize(header_size, '\0');
-    for (const auto& [base, data] : pages_) out.append(reinterpret_cast<const char*>(data.data()), kPageSize);
     return out;
   }
+  std::uint32_t build_number() const { return build_number_; }
 
  private:
   template <class T>
@@ -641,6 +612,50 @@ class SyntheticWindows {
 
   // PROCESSOR_START_BLOCK: a jmp over the block (E9 xx 06 00 01 00 00 00 as MemProcFS matches
   // it), the kernel entry the APs jump to at 0x70 and the kernel's CR3 at 0xa0.
+  // The KDBG block (_KDDEBUGGER_DATA64, 0x368 bytes) at KdDebuggerDataBlock, encoded from Windows 8 on
+  // (the builds with _KLDR_DATA_TABLE_ENTRY) as KdCopyDataBlock decodes it, and KdCopyDataBlock's
+  // code: cmp byte ptr [rip+KdpDataBlockEncoded], 0; mov r11, rcx; jz; mov r10, [rip+KiWaitNever];
+  // lea rdx, [rip+KdDebuggerDataBlock]; xor rax, [rip+KiWaitAlways]; ret.
+  void write_kdbg() {
+    constexpr std::uint32_t kSize = 0x368;
+    std::vector<std::uint64_t> block(kSize / 8);
+    block[2] = 0x4742444bull | std::uint64_t{kSize} << 32;  // "KDBG", Size
+    block[0x18 / 8] = kKernelBase;
+    block[0x48 / 8] = symbol("PsLoadedModuleList");
+    block[0x50 / 8] = symbol("PsActiveProcessHead");
+    block[0x58 / 8] = symbol("PspCidTable");
+    block[0xa0 / 8] = symbol("ObpTypeObjectType");
+    const bool encoded = profile_->find_aggregate("_KLDR_DATA_TABLE_ENTRY") != nullptr;
+    const Addr flag = symbol("KdpDataBlockEncoded");
+    if (encoded) {
+      for (auto& value : block) {
+        value =
+            std::rotr(__builtin_bswap64(value ^ kWaitAlways) ^ flag, static_cast<int>(kWaitNever & 0xff)) ^ kWaitNever;
+      }
+      put<std::uint8_t>(kKernelPml4, flag, 1);
+      put<std::uint64_t>(kKernelPml4, symbol("KiWaitNever"), kWaitNever);
+      put<std::uint64_t>(kKernelPml4, symbol("KiWaitAlways"), kWaitAlways);
+    }
+    write(kKernelPml4, symbol("KdDebuggerDataBlock"), block.data(), kSize);
+    const Addr code = symbol("KdCopyDataBlock");
+    std::string bytes;
+    auto rip_relative = [&](std::initializer_list<std::uint8_t> opcode, Addr target, std::size_t trailing) {
+      for (std::uint8_t b : opcode) bytes += static_cast<char>(b);
+      const Addr next = code + bytes.size() + 4 + trailing;
+      const auto displacement = static_cast<std::int32_t>(target - next);
+      bytes.append(reinterpret_cast<const char*>(&displacement), 4);
+    };
+    rip_relative({0x80, 0x3d}, flag, 1);
+    bytes += '\0';            // cmp byte ptr [rip+KdpDataBlockEncoded], 0
+    bytes += "\x4c\x8b\xd9";  // mov r11, rcx
+    bytes += "\x74\x16";      // jz: copy the block as it is
+    rip_relative({0x4c, 0x8b, 0x15}, symbol("KiWaitNever"), 0);
+    rip_relative({0x48, 0x8d, 0x15}, symbol("KdDebuggerDataBlock"), 0);
+    rip_relative({0x48, 0x33, 0x05}, symbol("KiWaitAlways"), 0);
+    bytes += "\x90\xc3";  // nop; ret
+    write(kKernelPml4, code, bytes.data(), bytes.size());
+  }
+
   void write_low_stub() {
     put_physical<std::uint64_t>(kLowStub, 0x00000001000650e9ull);
     put_physical<std::uint64_t>(kLowStub + 0x70, kKernelBase + kEntryRva);
@@ -650,6 +665,8 @@ class SyntheticWindows {
   std::shared_ptr<const vmi::Profile> profile_;
   std::size_t self_reference_;
   Addr next_table_ = 0x100000, next_physical_ = 0x400000, next_pool_ = kPool;
+  std::uint32_t build_number_ = 19041;
+  Addr symbol_shift_ = 0;
   Addr next_user_ = 0x000000d5a1e20000ull;
   std::map<std::uint32_t, Addr> sessions_;
   std::optional<std::uint8_t> cookie_;

@@ -1,13 +1,18 @@
 // 64-bit Windows crash dumps ("PAGEDU64", MEMORY.DMP): complete dumps, whose pages follow the
-// 0x2000-byte header run by run, and bitmap dumps, whose "SDMP"/"FDMP" summary header at 0x2000
-// holds one bit per PFN; set bits map PFNs, in order, onto consecutive pages of the file.
+// 0x2000-byte header run by run; bitmap dumps, whose "SDMP"/"FDMP" summary header at 0x2000
+// holds one bit per PFN (set bits map PFNs, in order, onto consecutive pages of the file); and
+// triage dumps (minidumps), whose TRIAGE_DUMP64 at 0x2000 locates copies of the crashing
+// processor's KPRCB, thread and process, the driver list, the KDBG block and blocks of kernel
+// virtual memory, and which hold no physical pages at all.
 //
 // Offsets checked against Volatility 3 (layers/crash.py, symbols/windows/crash64.json and
 // crash_common.json), rekall's crashdump.py and kdmp-parser's kdmp-parser-structs.h (which
 // follow DbgHelp's DUMP_HEADER64 and winnt.h's CONTEXT). Unused header bytes hold "PAGE".
+#include <algorithm>
 #include <bit>
 #include <cstddef>
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "layers/bytes.hpp"
@@ -82,7 +87,54 @@ constexpr std::uint64_t kSummaryOffset = sizeof(DumpHeader64);
 constexpr std::uint64_t kMaxBitmapBits = std::uint64_t{1} << 40;  // 4 PiB of guest memory
 // 2: kernel summary ("SDMP"); 5: full bitmap ("FDMP", Volatility 3, rekall); 6: kernel bitmap
 // (rizin's DMP_DUMPTYPE_BITMAPKERNEL). kdmp-parser's newer "RDMP" types (8-10) are not read.
-constexpr std::uint32_t kDumpFull = 1, kDumpKernel = 2, kDumpBitmap = 5, kDumpKernelBitmap = 6;
+constexpr std::uint32_t kDumpFull = 1, kDumpKernel = 2, kDumpTriage = 4, kDumpBitmap = 5, kDumpKernelBitmap = 6;
+
+// TRIAGE_DUMP64 (the WRK's triage.h; rizin's dmp64 reads the same), at 0x2000 in a triage dump.
+// Every offset is from the start of the file.
+struct TriageDump64 {
+  std::uint32_t service_pack_build;       // 0x00
+  std::uint32_t size_of_dump;             // 0x04
+  std::uint32_t valid_offset;             // 0x08 a ULONG "TRGD" when the dump is complete
+  std::uint32_t context_offset;           // 0x0c
+  std::uint32_t exception_offset;         // 0x10
+  std::uint32_t mm_offset;                // 0x14
+  std::uint32_t unloaded_drivers_offset;  // 0x18
+  std::uint32_t prcb_offset;              // 0x1c the KPRCB copy
+  std::uint32_t process_offset;           // 0x20 the EPROCESS copy
+  std::uint32_t thread_offset;            // 0x24 the ETHREAD copy
+  std::uint32_t call_stack_offset;        // 0x28
+  std::uint32_t size_of_call_stack;       // 0x2c
+  std::uint32_t driver_list_offset;       // 0x30 DUMP_DRIVER_ENTRY64[DriverCount]
+  std::uint32_t driver_count;             // 0x34
+  std::uint32_t string_pool_offset;       // 0x38 DUMP_STRING {ULONG Length (chars); WCHAR Buffer[]}
+  std::uint32_t string_pool_size;         // 0x3c
+  std::uint32_t broken_driver_offset;     // 0x40
+  std::uint32_t triage_options;           // 0x44
+  std::uint64_t top_of_stack;             // 0x48
+  std::byte architecture_specific[16];    // 0x50 (IA-64 backing store)
+  std::uint64_t data_page_address;        // 0x60
+  std::uint32_t data_page_offset;         // 0x68
+  std::uint32_t data_page_size;           // 0x6c
+  std::uint32_t debugger_data_offset;     // 0x70 the KDDEBUGGER_DATA64 copy (decoded)
+  std::uint32_t debugger_data_size;       // 0x74
+  std::uint32_t data_blocks_offset;       // 0x78 TRIAGE_DATA_BLOCK64[DataBlocksCount]
+  std::uint32_t data_blocks_count;        // 0x7c
+};
+static_assert(sizeof(TriageDump64) == 0x80);
+
+struct TriageDataBlock64 {
+  std::uint64_t address;  // kernel virtual
+  std::uint32_t offset;   // in the file
+  std::uint32_t size;
+};
+static_assert(sizeof(TriageDataBlock64) == 0x10);
+
+// DUMP_DRIVER_ENTRY64: DriverNameOffset, then (8-aligned) a KLDR_DATA_TABLE_ENTRY64 copy as
+// wdbgexts.h declares it (0x88 bytes: DllBase at 0x30, SizeOfImage 0x40, BaseDllName 0x58).
+constexpr std::size_t kDriverEntrySize = 0x90, kDriverLoaderEntry = 0x8, kLoaderEntrySize = 0x88;
+constexpr std::uint32_t kTriageValid = 0x44475254;  // "TRGD"
+constexpr std::uint32_t kMaxTriageDrivers = 4096, kMaxTriageBlocks = 1u << 16;
+constexpr std::uint32_t kMaxSavedObject = 1u << 16;  // the KPRCB copy is the largest (< 64 KiB)
 
 // CONTEXT (winnt.h, AMD64) offsets inside the ContextRecord.
 constexpr std::size_t kContextFlags = 0x30, kContextSegCs = 0x38, kContextEFlags = 0x44, kContextRax = 0x78,
@@ -99,6 +151,7 @@ class CrashDumpLayer final : public SegmentLayer {
   std::string_view format() const override { return "windows-crashdump"; }
   std::span<const CpuState> cpu_states() const override { return cpus_; }
   std::vector<std::pair<std::string, std::string>> facts() const override { return facts_; }
+  const SavedVirtualMemory* saved_virtual_memory() const override { return triage_ ? &*triage_ : nullptr; }
 
   Expected<void> parse();
 
@@ -108,8 +161,13 @@ class CrashDumpLayer final : public SegmentLayer {
   }
   Expected<std::vector<Segment>> full_segments(const DumpHeader64& header) const;
   Expected<std::vector<Segment>> bitmap_segments() const;
+  Expected<SavedVirtualMemory> triage_memory(const DumpHeader64& header) const;
+  // The `size` bytes at file offset `offset`, named `what` in the error when they run past the end.
+  Expected<std::span<const std::byte>> file_span(std::uint64_t offset, std::uint64_t size,
+                                                 const std::string& what) const;
 
   std::shared_ptr<const FileMapping> file_;
+  std::optional<SavedVirtualMemory> triage_;
   std::vector<CpuState> cpus_;
   std::vector<std::pair<std::string, std::string>> facts_;
 };
@@ -124,7 +182,9 @@ Expected<void> CrashDumpLayer::parse() {
   if (std::memcmp(header.signature, "PAGE", 4) != 0 || std::memcmp(header.valid_dump, "DU64", 4) != 0) {
     return fail(Errc::bad_format, "no PAGEDU64 signature at offset 0x0");
   }
-  facts_ = {{"DirectoryTableBase", hex(header.directory_table_base)},
+  facts_ = {{"MajorVersion", hex(header.major_version)},
+            {"MinorVersion", hex(header.minor_version)},
+            {"DirectoryTableBase", hex(header.directory_table_base)},
             {"KdDebuggerDataBlock", hex(header.kd_debugger_data_block)},
             {"PsActiveProcessHead", hex(header.ps_active_process_head)},
             {"PsLoadedModuleList", hex(header.ps_loaded_module_list)},
@@ -139,11 +199,14 @@ Expected<void> CrashDumpLayer::parse() {
   } else if (header.dump_type == kDumpKernel || header.dump_type == kDumpBitmap ||
              header.dump_type == kDumpKernelBitmap) {
     segments = VMI_TRY(bitmap_segments());
+  } else if (header.dump_type == kDumpTriage) {
+    triage_ = VMI_TRY(triage_memory(header));
   } else {
     return fail(Errc::unsupported, "DumpType " + hex(header.dump_type) +
-                                       " at offset 0xf98 is neither full (0x1) nor bitmap (0x2, 0x5, 0x6)");
+                                       " at offset 0xf98 is neither full (0x1), triage (0x4) nor bitmap (0x2, 0x5, "
+                                       "0x6)");
   }
-  if (segments.empty()) return fail(Errc::bad_format, "no physical memory is dumped");
+  if (segments.empty() && !triage_) return fail(Errc::bad_format, "no physical memory is dumped");
 
   // The crashing processor's CONTEXT, unless the writer left the "PAGE" filler there; cr3 is the
   // header's DirectoryTableBase (the kernel's page-table root at the time of the dump).
@@ -249,6 +312,79 @@ Expected<std::vector<Segment>> CrashDumpLayer::bitmap_segments() const {
     offset += length;
   }
   return segments;
+}
+
+Expected<std::span<const std::byte>> CrashDumpLayer::file_span(std::uint64_t offset, std::uint64_t size,
+                                                               const std::string& what) const {
+  const std::uint64_t file_size = file_->size();
+  if (offset > file_size || size > file_size - offset) {
+    return fail(Errc::truncated, what + " (" + hex(size) + " bytes at offset " + hex(offset) +
+                                     ") runs past end of file (" + hex(file_size) + ")");
+  }
+  return file_->bytes().subspan(offset, size);
+}
+
+Expected<SavedVirtualMemory> CrashDumpLayer::triage_memory(const DumpHeader64& header) const {
+  const auto triage_bytes = VMI_TRY(file_span(sizeof(DumpHeader64), sizeof(TriageDump64), "TRIAGE_DUMP64"));
+  const auto triage = load<TriageDump64>(triage_bytes, 0);
+  SavedVirtualMemory saved;
+  if (triage.valid_offset != 0) {
+    const auto valid = VMI_TRY(file_span(triage.valid_offset, 4, "ValidOffset's marker (TRIAGE_DUMP64 0x08)"));
+    if (load<std::uint32_t>(valid, 0) != kTriageValid) {
+      return fail(Errc::bad_format, "no \"TRGD\" marker at ValidOffset " + hex(triage.valid_offset) +
+                                        ": the triage dump was not completely written");
+    }
+  }
+  // The KDBG copy lies at the address the header names.
+  if (triage.debugger_data_offset != 0 && header.kd_debugger_data_block != 0) {
+    const auto kdbg = VMI_TRY(file_span(triage.debugger_data_offset, triage.debugger_data_size,
+                                        "KDDEBUGGER_DATA64 copy (DebuggerDataOffset, TRIAGE_DUMP64 0x70)"));
+    saved.blocks.push_back({header.kd_debugger_data_block, kdbg});
+  }
+  if (triage.data_blocks_count > kMaxTriageBlocks) {
+    return fail(Errc::limit_exceeded, "DataBlocksCount " + std::to_string(triage.data_blocks_count) +
+                                          " at offset 0x207c (cap " + std::to_string(kMaxTriageBlocks) + ")");
+  }
+  const auto table = VMI_TRY(file_span(triage.data_blocks_offset, std::uint64_t{triage.data_blocks_count} * 0x10,
+                                       "TRIAGE_DATA_BLOCK64 table (DataBlocksOffset, TRIAGE_DUMP64 0x78)"));
+  for (std::uint32_t i = 0; i < triage.data_blocks_count; ++i) {
+    const auto block = load<TriageDataBlock64>(table, i * sizeof(TriageDataBlock64));
+    const auto bytes = VMI_TRY(file_span(block.offset, block.size,
+                                         "data block #" + std::to_string(i) + " (address " + hex(block.address) + ")"));
+    saved.blocks.push_back({block.address, bytes});
+  }
+  const std::pair<const char*, std::uint32_t> objects[] = {
+      {"KPRCB", triage.prcb_offset}, {"EPROCESS", triage.process_offset}, {"ETHREAD", triage.thread_offset}};
+  for (const auto& [type, offset] : objects) {
+    if (offset == 0) continue;
+    // The copies' sizes are the kernel's structure sizes, which only the profile knows: each
+    // span runs to the end of the file (at most kMaxSavedObject) and the reader takes its size.
+    const std::uint64_t available = offset < file_->size() ? file_->size() - offset : 1;  // 1: fails below
+    const std::uint64_t size = std::min<std::uint64_t>(kMaxSavedObject, available);
+    saved.objects.emplace(type, VMI_TRY(file_span(offset, size, std::string(type) + " copy")));
+  }
+  if (triage.driver_count > kMaxTriageDrivers) {
+    return fail(Errc::limit_exceeded, "DriverCount " + std::to_string(triage.driver_count) + " at offset 0x2034 (cap " +
+                                          std::to_string(kMaxTriageDrivers) + ")");
+  }
+  const auto drivers =
+      VMI_TRY(file_span(triage.driver_list_offset, std::uint64_t{triage.driver_count} * kDriverEntrySize,
+                        "DUMP_DRIVER_ENTRY64 list (DriverListOffset, TRIAGE_DUMP64 0x30)"));
+  for (std::uint32_t i = 0; i < triage.driver_count; ++i) {
+    const auto entry = drivers.subspan(i * kDriverEntrySize, kDriverEntrySize);
+    SavedDriver driver;
+    driver.loader_entry = entry.subspan(kDriverLoaderEntry, kLoaderEntrySize);
+    driver.name_offset = load<std::uint32_t>(entry, 0);
+    if (driver.name_offset != 0) {
+      const std::string what =
+          "driver #" + std::to_string(i) + "'s name (DUMP_STRING at " + hex(driver.name_offset) + ")";
+      const auto length = VMI_TRY(file_span(driver.name_offset, 4, what));
+      driver.name_utf16 =
+          VMI_TRY(file_span(driver.name_offset + 4, std::uint64_t{load<std::uint32_t>(length, 0)} * 2, what));
+    }
+    saved.drivers.push_back(driver);
+  }
+  return saved;
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -15,6 +16,12 @@ struct Instruction {
   std::uint16_t size = 0;
   std::string mnemonic;  // "jmp"
   std::string operands;  // "0xffffffffc0a01000"
+  // Structured operands, for code that follows references: the absolute address a RIP-relative
+  // memory operand refers to, whether the first operand is a 64-bit general register, and the
+  // value of an immediate operand.
+  std::optional<std::uint64_t> rip_target;
+  bool first_register64 = false;
+  std::optional<std::int64_t> immediate;
 };
 
 // Decodes up to max_instructions instructions of `code` as if loaded at `address`, stopping at

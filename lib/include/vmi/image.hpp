@@ -49,6 +49,25 @@ struct CpuState {
   std::map<std::string, std::uint64_t, std::less<>> registers;
 };
 
+// Kernel memory a format saved by virtual address instead of as physical pages (a Windows
+// triage dump): blocks of bytes at kernel-virtual addresses, copies of objects saved without
+// their address, and the loaded drivers' entries. The spans point into the mapped file.
+struct SavedBlock {
+  Addr address = 0;
+  std::span<const std::byte> bytes;
+};
+struct SavedDriver {
+  std::span<const std::byte> loader_entry;  // a copy of its _KLDR_DATA_TABLE_ENTRY
+  std::span<const std::byte> name_utf16;    // the dump's copy of its BaseDllName, UTF-16LE
+  std::uint64_t name_offset = 0;            // where that copy lies in the file (for errors)
+};
+struct SavedVirtualMemory {
+  std::vector<SavedBlock> blocks;
+  // Copies of the crashing processor's objects, by type: "KPRCB", "ETHREAD", "EPROCESS".
+  std::map<std::string, std::span<const std::byte>, std::less<>> objects;
+  std::vector<SavedDriver> drivers;
+};
+
 // A physical address space read from a snapshot file.
 class PhysicalImage : public Layer {
  public:
@@ -59,6 +78,9 @@ class PhysicalImage : public Layer {
   virtual std::vector<std::pair<std::string, std::string>> facts() const { return {}; }
   // The mapped file behind the image, for chunked scans that release pages as they go.
   virtual const FileMapping* file() const { return nullptr; }
+  // Kernel memory saved by virtual address, for formats that save it so (then the physical
+  // layer may be empty); nothing for the rest.
+  virtual const SavedVirtualMemory* saved_virtual_memory() const { return nullptr; }
 };
 
 // One snapshot format: a content probe and an opener. The table lives in layers/formats.cpp.

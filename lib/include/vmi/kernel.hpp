@@ -28,7 +28,12 @@ class Kernel {
   virtual std::string_view os() const = 0;      // "linux", "windows"
   virtual std::string_view banner() const = 0;  // the kernel's own version string
   virtual const Profile& profile() const = 0;
+  // The kernel's page tables over the image's physical memory.
   virtual const PagedLayer& kernel_layer() const = 0;
+  // Where kernel-virtual reads go: the page tables' view, or for a kernel known from memory a
+  // format saved by virtual address (a Windows triage dump, with no physical pages, so every
+  // read through kernel_layer() fails) that saved memory.
+  virtual const Layer& kernel_memory() const { return kernel_layer(); }
   // A symbol's run-time address (KASLR shift applied), or nothing if the profile lacks it.
   virtual std::optional<Addr> symbol(std::string_view name) const = 0;
   // Name/value lines for `info`: release, shifts, page-table root, profile source, ...

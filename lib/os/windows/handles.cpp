@@ -10,6 +10,7 @@
 #include <map>
 
 #include "os/windows/windows_fields.hpp"
+#include "os/windows/windows_kernel.hpp"
 #include "vmi/object.hpp"
 #include "vmi/windows.hpp"
 
@@ -72,9 +73,14 @@ class HandleReader {
       : l_(l),
         diagnostics_(diagnostics),
         owner_(process_owner(process.address, process.pid)),
-        layer_(kernel.kernel_layer()),
+        layer_(kernel.kernel_memory()),
         f_(layer_, diagnostics, [this] { return owner_ + " handle table"; }) {
-    if (auto cookie = kernel.symbol("ObHeaderCookie")) cookie_at_ = *cookie;
+    const auto* windows = dynamic_cast<const os_windows::WindowsKernel*>(&kernel);
+    if (windows != nullptr && windows->placement().header_cookie) {
+      cookie_ = windows->placement().header_cookie;  // derived: no profile gives its address
+    } else if (auto cookie = kernel.symbol("ObHeaderCookie")) {
+      cookie_at_ = *cookie;
+    }
     type_table_ = kernel.symbol("ObTypeIndexTable");
   }
 

@@ -1,6 +1,7 @@
 // Loader lists: PsLoadedModuleList's drivers and a process's DLLs, both _LDR_DATA_TABLE_ENTRY-
 // shaped (the kernel's is _KLDR_DATA_TABLE_ENTRY from Windows 8 on, the same fields first).
 #include "os/windows/windows_fields.hpp"
+#include "os/windows/windows_kernel.hpp"
 #include "vmi/object.hpp"
 #include "vmi/windows.hpp"
 
@@ -98,9 +99,19 @@ Expected<void> for_each_kernel_module(const Kernel& kernel, Diagnostics& diagnos
   if (kernel.os() != "windows") return make_error(Errc::invalid_argument, "not a Windows kernel");
   const auto& bound = kernel.layout<KernelModuleLayout>();
   if (!bound) return bound.error();
+  // A triage dump saves the drivers' entries but not the list's head: read the entries saved.
+  if (const auto* windows = dynamic_cast<const os_windows::WindowsKernel*>(&kernel)) {
+    if (const auto* entries = windows->saved_driver_entries()) {
+      for (const Addr entry : *entries) {
+        if (!visit(read_entry(kernel.kernel_memory(), *bound, entry - bound->links, "saved driver list", diagnostics)))
+          break;
+      }
+      return {};
+    }
+  }
   const auto head = kernel.symbol("PsLoadedModuleList");
   if (!head) return make_error(Errc::not_found, "the profile has no PsLoadedModuleList");
-  return walk_loader_list(kernel.kernel_layer(), *bound, *head, "PsLoadedModuleList", diagnostics, visit);
+  return walk_loader_list(kernel.kernel_memory(), *bound, *head, "PsLoadedModuleList", diagnostics, visit);
 }
 
 Expected<void> for_each_dll(const Kernel& kernel, const Process& process, Diagnostics& diagnostics,

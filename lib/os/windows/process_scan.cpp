@@ -92,6 +92,13 @@ Expected<std::vector<Process>> scan_for_processes(const Kernel& kernel, const Ph
   const auto& bound = kernel.layout<ProcessScanLayout>();
   if (!bound) return bound.error();
   const ProcessScanLayout& l = *bound;
+  if (image.ranges().empty()) {
+    return make_error(
+        Errc::unsupported,
+        std::string(image.name()) + " holds no physical memory to carve processes from" +
+            (image.saved_virtual_memory() != nullptr ? " (a triage dump saves kernel memory by virtual address only)"
+                                                     : ""));
+  }
   const unsigned workers = physical_scan_workers(image, {options.workers, {}});
   std::vector<std::vector<Addr>> found(workers);
   std::vector<std::vector<std::byte>> buffers(workers);

@@ -58,7 +58,7 @@ Maybe<T> maybe(std::optional<T> value) {
 std::optional<Process> read_process(const Kernel& kernel, const ProcessLayout& l, const Layer& object_layer,
                                     Addr address, Diagnostics& diagnostics) {
   std::optional<std::int64_t> pid;
-  const bool physical = &object_layer != &kernel.kernel_layer();
+  const bool physical = &object_layer != &kernel.kernel_memory();
   auto owner = [&] { return (physical ? "carved " : "") + process_owner(address, pid); };
   const FieldReader f(object_layer, diagnostics, owner);
   const auto raw_pid = f.read<std::uint64_t>("UniqueProcessId", address + l.pid);
@@ -99,7 +99,7 @@ std::optional<Process> read_process(const Kernel& kernel, const ProcessLayout& l
   if (!table) {
     p.handles = Absence::unreadable;
   } else if (*table != 0 && l.handle_count) {
-    const FieldReader t(kernel.kernel_layer(), diagnostics, [&] { return owner() + " handle table"; });
+    const FieldReader t(kernel.kernel_memory(), diagnostics, [&] { return owner() + " handle table"; });
     if (auto count = t.read<std::int32_t>("HandleCount", *table + *l.handle_count))
       p.handles = *count;
     else
@@ -109,7 +109,7 @@ std::optional<Process> read_process(const Kernel& kernel, const ProcessLayout& l
   if (auto session = f.read<std::uint64_t>("Session", address + l.session); !session) {
     p.session_id = Absence::unreadable;
   } else if (*session != 0) {
-    const FieldReader s(kernel.kernel_layer(), diagnostics, [&] { return owner() + " session"; });
+    const FieldReader s(kernel.kernel_memory(), diagnostics, [&] { return owner() + " session"; });
     if (auto id = s.read<std::uint32_t>("SessionId", *session + l.session_id))
       p.session_id = *id;
     else
@@ -129,8 +129,8 @@ Expected<void> for_each_process(const Kernel& kernel, Diagnostics& diagnostics,
   const auto head = kernel.symbol("PsActiveProcessHead");
   if (!head) return make_error(Errc::not_found, "the profile has no PsActiveProcessHead");
   bool stopped = false;
-  const ListWalk walk = walk_list(kernel.kernel_layer(), *head, kMaxProcesses, [&](Addr node) {
-    auto process = read_process(kernel, l, kernel.kernel_layer(), node - l.links, diagnostics);
+  const ListWalk walk = walk_list(kernel.kernel_memory(), *head, kMaxProcesses, [&](Addr node) {
+    auto process = read_process(kernel, l, kernel.kernel_memory(), node - l.links, diagnostics);
     if (process && !visit(std::move(*process))) stopped = true;
     return !stopped;
   });
@@ -146,7 +146,7 @@ Expected<std::vector<Process>> read_processes(const Kernel& kernel, std::span<co
                                               Diagnostics& diagnostics, const Layer* object_layer) {
   const auto& bound = kernel.layout<ProcessLayout>();
   if (!bound) return bound.error();
-  const Layer& layer = object_layer != nullptr ? *object_layer : kernel.kernel_layer();
+  const Layer& layer = object_layer != nullptr ? *object_layer : kernel.kernel_memory();
   std::vector<Process> processes;
   for (Addr address : addresses) {
     if (auto process = read_process(kernel, *bound, layer, address, diagnostics))
@@ -161,7 +161,7 @@ ProcessStrings read_process_strings(const Kernel& kernel, const Process& process
   if (!bound) return strings;
   const ProcessLayout& l = *bound;
   std::string owner = process_owner(process.address, process.pid);
-  const FieldReader k(kernel.kernel_layer(), diagnostics, [&] { return owner; });
+  const FieldReader k(kernel.kernel_memory(), diagnostics, [&] { return owner; });
   // SeAuditProcessCreationInfo.ImageFileName -> _OBJECT_NAME_INFORMATION.Name
   if (auto info = k.read<std::uint64_t>("SeAuditProcessCreationInfo.ImageFileName", process.address + l.audit)) {
     strings.audit = *info == 0 ? Maybe<std::string>(Absence::not_applicable)

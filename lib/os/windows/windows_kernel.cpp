@@ -40,18 +40,6 @@ struct RootCandidate {
   std::optional<Addr> kernel_hint;  // the low stub's address inside the kernel
 };
 
-// A value a Windows crash dump's header holds (its layer's facts).
-std::optional<std::uint64_t> crash_dump_fact(const PhysicalImage& image, std::string_view name) {
-  if (image.format() != "windows-crashdump") return std::nullopt;
-  for (const auto& [key, value] : image.facts()) {
-    if (key != name || !value.starts_with("0x")) continue;
-    std::uint64_t number = 0;
-    auto [end, ec] = std::from_chars(value.data() + 2, value.data() + value.size(), number, 16);
-    if (ec == std::errc() && end == value.data() + value.size()) return number;
-  }
-  return std::nullopt;
-}
-
 std::vector<RootCandidate> low_stub_roots(const PhysicalImage& image) {
   std::vector<RootCandidate> found;
   std::array<std::byte, kStartBlockCr3 + 8> block{};
@@ -185,31 +173,84 @@ std::string hex_without_prefix(std::uint32_t value) {
   return out;
 }
 
+// A kernel whose GUID no profile matches: a profile of its build for the layouts, the globals
+// from memory (patch_level.cpp).
+Expected<std::unique_ptr<Kernel>> other_patch_level(const std::shared_ptr<const PhysicalImage>& image,
+                                                    const Layer& kernel, const RootCandidate& root, BaseFound& found,
+                                                    ProfileCatalog& profiles) {
+  const auto build = image_build(*image, kernel);
+  if (!build) {
+    return make_error(
+        Errc::not_found,
+        "its build is unknown (no crash-dump header, no Windows 10 KUSER_SHARED_DATA at 0xfffff78000000000)");
+  }
+  const auto candidates = same_build_profiles(profiles, build->build);
+  if (candidates.empty()) {
+    return make_error(Errc::not_found, "no builds.tsv beside the profiles lists build " + std::to_string(build->build) +
+                                           " (" + build->found_by + ")");
+  }
+  auto profile = VMI_TRY(profiles.load(candidates.front()));
+  auto globals = VMI_TRY(find_runtime_globals(*image, kernel, *profile, found.base));
+  KernelPlacement placement;
+  placement.page_table_root = root.root;
+  placement.root_found_by = root.found_by;
+  placement.base = found.base;
+  placement.base_found_by = found.found_by;
+  placement.pdb = std::move(found.pdb);
+  placement.globals = std::move(globals.addresses);
+  placement.globals_found_by = std::move(globals.found_by);
+  placement.header_cookie = globals.header_cookie;
+  placement.build = build->build;
+  const std::string source = "build " + std::to_string(build->build) + " (" + build->found_by +
+                             "), another patch level: " + candidates.front().string();
+  return std::unique_ptr<Kernel>(
+      std::make_unique<WindowsKernel>(image, std::move(profile), source, std::move(placement)));
+}
+
 }  // namespace
 
+std::optional<std::uint64_t> crash_dump_fact(const PhysicalImage& image, std::string_view name) {
+  if (image.format() != "windows-crashdump") return std::nullopt;
+  for (const auto& [key, value] : image.facts()) {
+    if (key != name || !value.starts_with("0x")) continue;
+    std::uint64_t number = 0;
+    auto [end, ec] = std::from_chars(value.data() + 2, value.data() + value.size(), number, 16);
+    if (ec == std::errc() && end == value.data() + value.size()) return number;
+  }
+  return std::nullopt;
+}
+
 WindowsKernel::WindowsKernel(std::shared_ptr<const PhysicalImage> image, std::shared_ptr<const Profile> profile,
-                             std::string profile_source, KernelPlacement placement)
+                             std::string profile_source, KernelPlacement placement, SavedKernelMemory saved)
     : image_(std::move(image)),
       profile_(std::move(profile)),
       profile_source_(std::move(profile_source)),
       placement_(std::move(placement)),
-      layer_(std::make_unique<PagedLayer>(image_, placement_.page_table_root, kWindowsX64)) {
+      layer_(std::make_unique<PagedLayer>(image_, placement_.page_table_root, kWindowsX64)),
+      saved_(std::move(saved)) {
+  build_ = placement_.build;
   if (auto number = symbol("NtBuildNumber")) {
-    if (auto value = read_value<std::uint32_t>(*layer_, *number)) build_ = *value & 0xffff;
+    if (auto value = read_value<std::uint32_t>(kernel_memory(), *number)) build_ = *value & 0xffff;
   }
   if (auto lab = symbol("NtBuildLab")) {
     std::array<char, 128> text{};
-    if (auto n = layer_->read(*lab, std::as_writable_bytes(std::span(text)))) {
+    if (auto n = kernel_memory().read(*lab, std::as_writable_bytes(std::span(text)))) {
       const std::string_view read(text.data(), std::min<std::size_t>(*n, text.size()));
       banner_ = std::string(read.substr(0, read.find('\0')));
     }
   }
-  if (banner_.empty())
+  if (banner_.empty() && placement_.pdb.path.empty())
+    banner_ = "Windows build " + (build_ ? std::to_string(*build_) : std::string("unknown"));
+  else if (banner_.empty())
     banner_ = "Windows " + pdb_file_name(placement_.pdb) + " " + guid_text(placement_.pdb) + "-" +
               std::to_string(placement_.pdb.age);
 }
 
 std::optional<Addr> WindowsKernel::symbol(std::string_view name) const {
+  if (placement_.globals) {
+    const auto found = placement_.globals->find(name);
+    return found == placement_.globals->end() ? std::nullopt : std::optional<Addr>(found->second);
+  }
   // Windows ISF symbols are offsets from the kernel's image base.
   if (auto offset = profile_->symbol_address(name)) return placement_.base + *offset;
   return std::nullopt;
@@ -220,17 +261,30 @@ std::vector<std::pair<std::string, std::string>> WindowsKernel::facts() const {
   facts.emplace_back("os", "windows");
   facts.emplace_back("build", build_ ? std::to_string(*build_) : "unreadable (NtBuildNumber)");
   facts.emplace_back("NtBuildLab", banner_);
-  facts.emplace_back("PDB", pdb_file_name(placement_.pdb) + " " + guid_text(placement_.pdb) + " age " +
-                                std::to_string(placement_.pdb.age));
+  facts.emplace_back("PDB", placement_.pdb.path.empty()
+                                ? "unknown (no kernel image read)"
+                                : pdb_file_name(placement_.pdb) + " " + guid_text(placement_.pdb) + " age " +
+                                      std::to_string(placement_.pdb.age));
   facts.emplace_back("profile", profile_source_);
   facts.emplace_back("paging", std::string(kWindowsX64.name));
   facts.emplace_back("page-table root", hex(placement_.page_table_root) + " (" + placement_.root_found_by + ")");
   facts.emplace_back("kernel base", hex(placement_.base) + " (" + placement_.base_found_by + ")");
+  if (placement_.globals) {
+    std::string names;
+    for (const auto& [name, address] : *placement_.globals) names += (names.empty() ? "" : ", ") + name;
+    facts.emplace_back("globals", names + " (" + placement_.globals_found_by + ")");
+  }
+  if (saved_.layer) {
+    facts.emplace_back("kernel memory", "saved by virtual address: " + std::to_string(saved_.layer->ranges().size()) +
+                                            " runs, " + std::to_string(saved_.driver_entries.size()) +
+                                            " driver entries placed");
+  }
   return facts;
 }
 
 Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalImage> image, ProfileCatalog& profiles,
-                                                Diagnostics& /*diagnostics*/) {
+                                                Diagnostics& diagnostics) {
+  if (image->saved_virtual_memory() != nullptr) return detect_triage_kernel(std::move(image), profiles, diagnostics);
   std::vector<RootCandidate> roots;
   if (auto dtb = crash_dump_fact(*image, "DirectoryTableBase"))
     roots.push_back({*dtb & kFrameMask, "crash-dump header DirectoryTableBase", std::nullopt});
@@ -259,15 +313,23 @@ Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalIm
     const std::string named = identity.pdb_name + " " + identity.pdb_guid + " age " + std::to_string(identity.pdb_age);
     auto path = profiles.find(identity);
     if (!path) {
+      auto other = other_patch_level(image, kernel, root, *found, profiles);
+      if (other) return other;
       return make_error(Errc::profile_mismatch,
                         std::string(image->name()) + ": profile: no profile for " + named + " (ntoskrnl at " +
                             hex(found->base) +
                             ") in the search paths; `vmi-forensics profile import` a Volatility 3 "
                             "ISF file for windows/" +
-                            identity.pdb_name + "/" + identity.pdb_guid + hex_without_prefix(identity.pdb_age));
+                            identity.pdb_name + "/" + identity.pdb_guid + hex_without_prefix(identity.pdb_age) +
+                            " (another patch level of its build: " + other.error().message + ")");
     }
     auto profile = VMI_TRY(profiles.load(*path));
-    KernelPlacement placement{root.root, root.found_by, found->base, found->found_by, std::move(found->pdb)};
+    KernelPlacement placement;
+    placement.page_table_root = root.root;
+    placement.root_found_by = root.found_by;
+    placement.base = found->base;
+    placement.base_found_by = found->found_by;
+    placement.pdb = std::move(found->pdb);
     return std::unique_ptr<Kernel>(
         std::make_unique<WindowsKernel>(std::move(image), std::move(profile), path->string(), std::move(placement)));
   }
