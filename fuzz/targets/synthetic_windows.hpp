@@ -163,6 +163,7 @@ class SyntheticWindows {
     build_number_ = number;
     put<std::uint32_t>(kKernelPml4, kUserSharedData + 0x260, number);                  // NtBuildNumber
     put<std::uint32_t>(kKernelPml4, kUserSharedData + 0x26c, number < 9200 ? 6 : 10);  // NtMajorVersion
+    put<std::uint32_t>(kKernelPml4, kUserSharedData + 0x270, number < 9200 ? 1 : 0);   // NtMinorVersion
     put<std::uint32_t>(kKernelPml4, symbol("NtBuildNumber"), 0xf0000000u | number);
     write(kKernelPml4, symbol("NtBuildLab"), lab.c_str(), lab.size() + 1);
   }

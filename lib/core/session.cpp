@@ -84,7 +84,12 @@ Expected<const Kernel*> Session::kernel() {
   // OS and then failed (a damaged profile, a kernel no profile matches), that failure is the
   // answer; otherwise every detector's reason is.
   std::vector<std::pair<std::string_view, Error>> failures;
-  for (const OperatingSystem& os : operating_systems()) {
+  std::vector<const OperatingSystem*> order;
+  for (const OperatingSystem& os : operating_systems()) order.push_back(&os);
+  std::ranges::stable_partition(
+      order, [&](const OperatingSystem* os) { return os->shows_signs != nullptr && os->shows_signs(*impl_->image); });
+  for (const OperatingSystem* os_entry : order) {
+    const OperatingSystem& os = *os_entry;
     auto kernel = os.detect(impl_->image, *impl_->profiles, impl_->diagnostics);
     if (kernel) {
       impl_->kernel = std::move(*kernel);

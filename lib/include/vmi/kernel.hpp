@@ -80,6 +80,10 @@ struct OperatingSystem {
   std::string_view name;
   Expected<std::unique_ptr<Kernel>> (*detect)(std::shared_ptr<const PhysicalImage> image, ProfileCatalog& profiles,
                                               Diagnostics& diagnostics);
+  // A cheap look for this OS's signs (a format only it writes, a structure at a fixed place):
+  // detectors that see theirs run first, so an image does not pay for the others' scans. Null
+  // when there is no such sign.
+  bool (*shows_signs)(const PhysicalImage& image) = nullptr;
 };
 
 std::span<const OperatingSystem> operating_systems();

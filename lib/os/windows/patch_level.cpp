@@ -27,7 +27,8 @@ namespace {
 constexpr std::uintmax_t kMaxBuildsFile = 1u << 16;
 constexpr Addr kPageSize = 0x1000;
 constexpr Addr kUserSharedData = 0xfffff78000000000ull;  // KUSER_SHARED_DATA's kernel address
-constexpr std::size_t kSharedBuildNumber = 0x260, kSharedMajorVersion = 0x26c;
+constexpr std::size_t kSharedBuildNumber = 0x260, kSharedMajorVersion = 0x26c, kSharedMinorVersion = 0x270;
+constexpr std::uint32_t kWindows7Sp1 = 7601;
 // _KDDEBUGGER_DATA64 (wdbgexts.h)
 constexpr std::size_t kKdbgOwnerTag = 0x10, kKdbgSize = 0x14, kKdbgKernBase = 0x18, kKdbgPsLoadedModuleList = 0x48,
                       kKdbgPsActiveProcessHead = 0x50, kKdbgPspCidTable = 0x58, kKdbgObpTypeObjectType = 0xa0;
@@ -208,13 +209,21 @@ std::vector<std::filesystem::path> same_build_profiles(ProfileCatalog& profiles,
 std::optional<BuildFound> image_build(const PhysicalImage& image, const Layer& kernel) {
   if (const auto minor = crash_dump_fact(image, "MinorVersion"); minor && *minor != 0)
     return BuildFound{static_cast<std::uint32_t>(*minor), "crash-dump header MinorVersion"};
-  std::uint32_t build = 0;
-  std::uint32_t major = 0;
-  if (read_exact(kernel, kUserSharedData + kSharedBuildNumber, std::as_writable_bytes(std::span(&build, 1))) &&
-      read_exact(kernel, kUserSharedData + kSharedMajorVersion, std::as_writable_bytes(std::span(&major, 1))) &&
-      major == 10 && build != 0)
-    return BuildFound{build & 0xffff,
+  auto shared = [&](std::size_t offset) -> std::optional<std::uint32_t> {
+    const auto value = read_value<std::uint32_t>(kernel, kUserSharedData + offset);
+    return value ? std::optional(*value) : std::nullopt;
+  };
+  const auto major = shared(kSharedMajorVersion);
+  const auto minor = shared(kSharedMinorVersion);
+  const auto build = shared(kSharedBuildNumber);
+  if (major == 10u && build && *build != 0)
+    return BuildFound{*build & 0xffff,
                       "KUSER_SHARED_DATA NtBuildNumber at " + hex(kUserSharedData + kSharedBuildNumber)};
+  // Before Windows 10 KUSER_SHARED_DATA keeps only the version; 6.1 is Windows 7, of which one
+  // build, SP1's, is still in use.
+  if (major == 6u && minor == 1u)
+    return BuildFound{kWindows7Sp1,
+                      "KUSER_SHARED_DATA NtMajorVersion.NtMinorVersion 6.1: Windows 7, SP1's build assumed"};
   return std::nullopt;
 }
 

@@ -282,6 +282,10 @@ std::vector<std::pair<std::string, std::string>> WindowsKernel::facts() const {
   return facts;
 }
 
+bool shows_signs(const PhysicalImage& image) {
+  return image.format() == "windows-crashdump" || !low_stub_roots(image).empty();
+}
+
 Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalImage> image, ProfileCatalog& profiles,
                                                 Diagnostics& diagnostics) {
   if (image->saved_virtual_memory() != nullptr) return detect_triage_kernel(std::move(image), profiles, diagnostics);

@@ -42,7 +42,8 @@ struct BuildFound {
   std::uint32_t build = 0;
   std::string found_by;
 };
-// The crash-dump header's MinorVersion, else KUSER_SHARED_DATA's NtBuildNumber (Windows 10 on).
+// The crash-dump header's MinorVersion, else KUSER_SHARED_DATA's NtBuildNumber (Windows 10 on),
+// else its version 6.1 (Windows 7, taken as SP1's build 7601).
 std::optional<BuildFound> image_build(const PhysicalImage& image, const Layer& kernel);
 struct RuntimeGlobals {
   std::map<std::string, Addr, std::less<>> addresses;
@@ -92,6 +93,10 @@ class WindowsKernel final : public Kernel {
 // the globals from the header and the KDBG copy, the saved objects placed at their addresses.
 Expected<std::unique_ptr<Kernel>> detect_triage_kernel(std::shared_ptr<const PhysicalImage> image,
                                                        ProfileCatalog& profiles, Diagnostics& diagnostics);
+
+// Whether the image shows a Windows sign cheaply: a Windows crash dump, or a low stub
+// (PROCESSOR_START_BLOCK) below 1 MiB.
+bool shows_signs(const PhysicalImage& image);
 
 Expected<std::unique_ptr<Kernel>> detect_kernel(std::shared_ptr<const PhysicalImage> image, ProfileCatalog& profiles,
                                                 Diagnostics& diagnostics);
