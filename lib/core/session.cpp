@@ -86,8 +86,9 @@ Expected<const Kernel*> Session::kernel() {
   std::vector<std::pair<std::string_view, Error>> failures;
   std::vector<const OperatingSystem*> order;
   for (const OperatingSystem& os : operating_systems()) order.push_back(&os);
-  std::ranges::stable_partition(
-      order, [&](const OperatingSystem* os) { return os->shows_signs != nullptr && os->shows_signs(*impl_->image); });
+  std::stable_partition(order.begin(), order.end(), [&](const OperatingSystem* os) {
+    return os->shows_signs != nullptr && os->shows_signs(*impl_->image);
+  });
   for (const OperatingSystem* os_entry : order) {
     const OperatingSystem& os = *os_entry;
     auto kernel = os.detect(impl_->image, *impl_->profiles, impl_->diagnostics);
