@@ -21,11 +21,20 @@ std::string* dump = nullptr;
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   profiles = vmi_fuzz::windows_catalog();
   const vmi_fuzz::WindowsImage windows = vmi_fuzz::windows_image();
-  const auto& w = *windows.image;
+  const std::unique_ptr<const vmi_synthetic::SyntheticWindows> owned(windows.image);  // only the dump is kept
+  const auto& w = *owned;
   vmi_synthetic::TriageSpec spec{windows.smss_thread, {{w.symbol("PsActiveProcessHead"), 16}}};
   for (const vmi::Addr process : windows.linked) spec.blocks.emplace_back(process, w.size_of("_EPROCESS"));
   spec.blocks.erase(spec.blocks.begin() + 2);  // smss: the dump's own copy stands for it
   dump = new std::string(vmi_synthetic::triage_dump(w, spec));
+  // The unpatched dump once: it must give a kernel, and the profile is parsed here, not in the
+  // first input's time.
+  vmi_fuzz::InputFile file;
+  vmi::SessionOptions options;
+  options.shared_profiles = profiles;
+  auto session =
+      vmi::Session::open(file.write(reinterpret_cast<const std::uint8_t*>(dump->data()), dump->size()), options);
+  if (!session || !session->kernel()) __builtin_trap();
   return 0;
 }
 
