@@ -15,7 +15,6 @@
 #include <vector>
 
 #include "measure.hpp"
-#include "synthetic_windows_dumps.hpp"
 #include "windows_fuzz_image.hpp"
 
 namespace fs = std::filesystem;
@@ -65,15 +64,12 @@ int main(int argc, char** argv) {
   const vmi_fuzz::WindowsImage current = vmi_fuzz::windows_image();  // owned here
   const vmi_fuzz::WindowsImage other = vmi_fuzz::windows_image(0x40);
   const auto& w = *current.image;
-  vmi_synthetic::TriageSpec triage{current.smss_thread, {{w.symbol("PsActiveProcessHead"), 16}}};
-  for (const vmi::Addr process : current.linked) triage.blocks.emplace_back(process, w.size_of("_EPROCESS"));
-  triage.blocks.erase(triage.blocks.begin() + 2);  // smss: the dump's own copy stands for it
 
   const std::vector<std::pair<std::string, bool>> files = {
       {"raw", write_file(dir / "raw", w.raw_image())},
       {"raw-512m", write_padded(dir / "raw-512m", w.raw_image())},
       {"full.dmp", write_file(dir / "full.dmp", vmi_synthetic::crash_dump(w, vmi_synthetic::DumpKind::full))},
-      {"triage.dmp", write_file(dir / "triage.dmp", vmi_synthetic::triage_dump(w, triage))},
+      {"triage.dmp", write_file(dir / "triage.dmp", vmi_synthetic::triage_dump(w, vmi_fuzz::triage_spec(current)))},
       {"patch-level-raw", write_file(dir / "patch-level-raw", other.image->raw_image())}};
   // A forked child's peak RSS counts the parent's pages until it execs: give the images back first.
   delete current.image;

@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include "synthetic_windows.hpp"
+#include "synthetic_windows_dumps.hpp"
 #include "vmi/isf.hpp"
 #include "vmi/profile_store.hpp"
 
@@ -29,7 +29,7 @@ inline std::shared_ptr<vmi::ProfileCatalog> windows_catalog() {
 
 struct WindowsImage {
   vmi_synthetic::SyntheticWindows* image = nullptr;
-  std::vector<vmi::Addr> linked;  // the listed processes' _EPROCESS
+  std::vector<vmi::Addr> linked;  // the listed processes' _EPROCESS: System, smss, the exited one
   vmi::Addr smss_thread = 0;      // its Tcb.Process is smss
 };
 
@@ -65,6 +65,16 @@ inline WindowsImage windows_image(vmi::Addr symbol_shift = 0) {
                       {0x4 * (256 * 512 + 1), image->add_event("SmssEvent"), 0x1f0003}},
                      2);
   return {image, {system, smss, gone}, thread};
+}
+
+// A triage dump's contents for the image: smss's thread crashed; the list head, System and the
+// exited process are saved as data blocks, smss as the dump's own copy.
+inline vmi_synthetic::TriageSpec triage_spec(const WindowsImage& windows) {
+  const auto& w = *windows.image;
+  vmi_synthetic::TriageSpec spec{windows.smss_thread, {{w.symbol("PsActiveProcessHead"), 16}}};
+  for (const vmi::Addr process : {windows.linked[0], windows.linked[2]})
+    spec.blocks.emplace_back(process, w.size_of("_EPROCESS"));
+  return spec;
 }
 
 }  // namespace vmi_fuzz

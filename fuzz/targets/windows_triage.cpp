@@ -6,7 +6,6 @@
 // process are saved as data blocks), and the input patches its bytes: records of
 // [u32 offset][u8 length][length bytes], each written at that offset (modulo the file's size).
 #include "fuzz_support.hpp"
-#include "synthetic_windows_dumps.hpp"
 #include "vmi/plugin.hpp"
 #include "vmi/session.hpp"
 #include "windows_fuzz_image.hpp"
@@ -23,10 +22,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   const vmi_fuzz::WindowsImage windows = vmi_fuzz::windows_image();
   const std::unique_ptr<const vmi_synthetic::SyntheticWindows> owned(windows.image);  // only the dump is kept
   const auto& w = *owned;
-  vmi_synthetic::TriageSpec spec{windows.smss_thread, {{w.symbol("PsActiveProcessHead"), 16}}};
-  for (const vmi::Addr process : windows.linked) spec.blocks.emplace_back(process, w.size_of("_EPROCESS"));
-  spec.blocks.erase(spec.blocks.begin() + 2);  // smss: the dump's own copy stands for it
-  dump = new std::string(vmi_synthetic::triage_dump(w, spec));
+  dump = new std::string(vmi_synthetic::triage_dump(w, vmi_fuzz::triage_spec(windows)));
   // The unpatched dump once: it must give a kernel, and the profile is parsed here, not in the
   // first input's time.
   vmi_fuzz::InputFile file;

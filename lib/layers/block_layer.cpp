@@ -1,38 +1,52 @@
 #include "layers/block_layer.hpp"
 
 #include <algorithm>
+#include <map>
 
 namespace vmi {
 
 BlockLayer::BlockLayer(std::string name, const std::vector<SavedBlock>& blocks) : name_(std::move(name)) {
+  // What earlier blocks cover, merged, as begin -> end. A block keeps only its bytes outside it,
+  // and each merged range is erased at most once, so however the (untrusted) blocks overlap, n
+  // of them cost O(n log n).
+  std::map<Addr, Addr> covered;
+  std::size_t unnoted = 0;
+  auto note = [&](std::string text) {
+    if (notes_.size() < kMaxNotes) {
+      notes_.push_back(std::move(text));
+    } else {
+      ++unnoted;
+    }
+  };
   for (const SavedBlock& block : blocks) {
     if (block.bytes.empty()) continue;
     if (block.bytes.size() > ~Addr{0} - block.address) {
-      notes_.push_back(name_ + ": block at " + hex(block.address) + " (" + hex(block.bytes.size()) +
-                       " bytes) wraps the address space; dropped");
+      note(name_ + ": block at " + hex(block.address) + " (" + hex(block.bytes.size()) +
+           " bytes) wraps the address space; dropped");
       continue;
     }
-    // The parts of this block no earlier block covers.
-    std::vector<SavedBlock> pieces{block};
-    for (const SavedBlock& kept : blocks_) {
-      const Range k{kept.address, kept.address + kept.bytes.size()};
-      std::vector<SavedBlock> rest;
-      for (const SavedBlock& piece : pieces) {
-        const Range p{piece.address, piece.address + piece.bytes.size()};
-        if (p.end <= k.begin || k.end <= p.begin) {
-          rest.push_back(piece);
-          continue;
-        }
-        notes_.push_back(name_ + ": block at " + hex(block.address) + " overlaps the one at " + hex(k.begin) +
-                         "; its bytes " + hex(std::max(p.begin, k.begin)) + "-" + hex(std::min(p.end, k.end)) +
-                         " are dropped");
-        if (p.begin < k.begin) rest.push_back({p.begin, piece.bytes.first(k.begin - p.begin)});
-        if (k.end < p.end) rest.push_back({k.end, piece.bytes.subspan(k.end - p.begin)});
-      }
-      pieces = std::move(rest);
+    const Addr begin = block.address;
+    const Addr end = begin + block.bytes.size();
+    auto it = covered.upper_bound(begin);
+    if (it != covered.begin() && std::prev(it)->second > begin) --it;  // one reaching in from below
+    Addr cursor = begin;
+    Addr merged_begin = begin;
+    Addr merged_end = end;
+    const bool overlaps = it != covered.end() && it->first < end;
+    for (; it != covered.end() && it->first < end; it = covered.erase(it)) {
+      if (it->first > cursor) blocks_.push_back({cursor, block.bytes.subspan(cursor - begin, it->first - cursor)});
+      cursor = std::max(cursor, it->second);
+      merged_begin = std::min(merged_begin, it->first);
+      merged_end = std::max(merged_end, it->second);
     }
-    blocks_.insert(blocks_.end(), pieces.begin(), pieces.end());
+    if (cursor < end) blocks_.push_back({cursor, block.bytes.subspan(cursor - begin)});
+    covered.emplace(merged_begin, merged_end);
+    if (overlaps) {
+      note(name_ + ": block at " + hex(begin) + "-" + hex(end) +
+           " overlaps memory saved before it; the bytes they share are kept from the earlier");
+    }
   }
+  if (unnoted > 0) notes_.push_back(name_ + ": " + std::to_string(unnoted) + " more blocks overlapped or wrapped");
   std::ranges::sort(blocks_, {}, &SavedBlock::address);
   for (const SavedBlock& block : blocks_) {
     const Range range{block.address, block.address + block.bytes.size()};

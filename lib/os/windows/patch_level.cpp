@@ -30,7 +30,8 @@ constexpr Addr kUserSharedData = 0xfffff78000000000ull;  // KUSER_SHARED_DATA's 
 constexpr std::size_t kSharedBuildNumber = 0x260, kSharedMajorVersion = 0x26c, kSharedMinorVersion = 0x270;
 constexpr std::uint32_t kWindows7Sp1 = 7601;
 // _KDDEBUGGER_DATA64 (wdbgexts.h)
-constexpr std::size_t kKdbgOwnerTag = 0x10, kKdbgSize = 0x14, kKdbgKernBase = 0x18, kKdbgPsLoadedModuleList = 0x48,
+constexpr std::uint64_t kKdbgTag = 0x4742444b;  // "KDBG"
+constexpr std::size_t kKdbgOwnerTag = 0x10, kKdbgKernBase = 0x18, kKdbgPsLoadedModuleList = 0x48,
                       kKdbgPsActiveProcessHead = 0x50, kKdbgPspCidTable = 0x58, kKdbgObpTypeObjectType = 0xa0;
 constexpr std::size_t kKdbgMinimum = kKdbgObpTypeObjectType + 8, kKdbgMaximum = 0x1000;
 constexpr Addr kMaxImageScan = 64ull << 20;            // ntoskrnl is smaller than 64 MiB
@@ -113,44 +114,34 @@ std::uint64_t decode_quadword(std::uint64_t value, std::uint64_t wait_never, std
   return __builtin_bswap64(value ^ flag) ^ wait_always;
 }
 
-// The block's bytes as KdCopyDataBlock would copy them, when it starts with the KDBG tag.
-std::optional<std::vector<std::byte>> read_block(const Layer& kernel, Addr block, const CopyFunction* decoder) {
-  std::uint64_t never = 0;
-  std::uint64_t always = 0;
+// The fields of the block at `block` as KdCopyDataBlock would copy them (decoded with
+// `decoder`'s values when given): nothing unless it has the KDBG tag and a plausible Size.
+std::optional<KdbgBlock> read_block(const Layer& kernel, Addr block, const CopyFunction* decoder) {
+  std::array<std::uint64_t, kKdbgMinimum / 8> values{};
+  if (!read_exact(kernel, block, std::as_writable_bytes(std::span(values)))) return std::nullopt;
   if (decoder != nullptr) {
-    auto read = [&](Addr at, std::uint64_t& value) {
-      return read_exact(kernel, at, std::as_writable_bytes(std::span(&value, 1))).has_value();
-    };
-    if (!read(decoder->wait_never, never) || !read(decoder->wait_always, always)) return std::nullopt;
+    const auto never = read_value<std::uint64_t>(kernel, decoder->wait_never);
+    const auto always = read_value<std::uint64_t>(kernel, decoder->wait_always);
+    if (!never || !always) return std::nullopt;
+    for (auto& value : values) value = decode_quadword(value, *never, *always, decoder->encoded_flag);
   }
-  auto quadwords = [&](std::size_t count) -> std::optional<std::vector<std::byte>> {
-    std::vector<std::uint64_t> values(count);
-    if (!read_exact(kernel, block, std::as_writable_bytes(std::span(values)))) return std::nullopt;
-    if (decoder != nullptr) {
-      for (auto& value : values) value = decode_quadword(value, never, always, decoder->encoded_flag);
-    }
-    std::vector<std::byte> bytes(count * 8);
-    std::memcpy(bytes.data(), values.data(), bytes.size());
-    return bytes;
-  };
-  const auto header = quadwords(3);
-  if (!header || std::memcmp(header->data() + kKdbgOwnerTag, "KDBG", 4) != 0) return std::nullopt;
-  std::uint32_t size = 0;
-  std::memcpy(&size, header->data() + kKdbgSize, 4);
-  if (size < kKdbgMinimum || size > kKdbgMaximum) return std::nullopt;
-  return quadwords(size / 8);
+  const std::uint64_t header = values[kKdbgOwnerTag / 8];  // OwnerTag, then Size
+  const std::uint64_t size = header >> 32;
+  if ((header & 0xffffffff) != kKdbgTag || size < kKdbgMinimum || size > kKdbgMaximum) return std::nullopt;
+  return KdbgBlock{values[kKdbgKernBase / 8], values[kKdbgPsLoadedModuleList / 8], values[kKdbgPsActiveProcessHead / 8],
+                   values[kKdbgPspCidTable / 8], values[kKdbgObpTypeObjectType / 8]};
 }
 
 struct KdbgFound {
-  std::vector<std::byte> bytes;
+  KdbgBlock block;
   std::string found_by;
 };
 
 Expected<KdbgFound> find_kdbg(const PhysicalImage& image, const Layer& kernel, Addr base) {
   const auto header_block = crash_dump_fact(image, "KdDebuggerDataBlock");
   if (header_block) {
-    if (auto bytes = read_block(kernel, *header_block, nullptr))
-      return KdbgFound{std::move(*bytes), "the KDBG block at " + hex(*header_block) + " (crash-dump header)"};
+    if (auto block = read_block(kernel, *header_block, nullptr))
+      return KdbgFound{*block, "the KDBG block at " + hex(*header_block) + " (crash-dump header)"};
   }
   // KdCopyDataBlock starts with "cmp byte ptr [rip+X], 0" (80 3d X 00).
   std::optional<CopyFunction> decoder;
@@ -174,15 +165,15 @@ Expected<KdbgFound> find_kdbg(const PhysicalImage& image, const Layer& kernel, A
   std::uint8_t encoded = 0;
   if (!read_exact(kernel, decoder->encoded_flag, std::as_writable_bytes(std::span(&encoded, 1))))
     return make_error(Errc::unmapped, "KDBG: KdpDataBlockEncoded at " + hex(decoder->encoded_flag) + " is unreadable");
-  auto bytes = read_block(kernel, decoder->block, encoded != 0 ? &*decoder : nullptr);
-  if (!bytes) {
+  const auto block = read_block(kernel, decoder->block, encoded != 0 ? &*decoder : nullptr);
+  if (!block) {
     return make_error(Errc::bad_format, "KDBG: the block at " + hex(decoder->block) + " that KdCopyDataBlock at " +
                                             hex(decoder->at) + " copies " +
                                             (encoded != 0 ? "does not decode to" : "does not start with") +
                                             " a KDBG header");
   }
-  return KdbgFound{std::move(*bytes), std::string(encoded != 0 ? "decoded " : "") + "KDBG block at " +
-                                          hex(decoder->block) + " (by KdCopyDataBlock at " + hex(decoder->at) + ")"};
+  return KdbgFound{*block, std::string(encoded != 0 ? "decoded " : "") + "KDBG block at " + hex(decoder->block) +
+                               " (by KdCopyDataBlock at " + hex(decoder->at) + ")"};
 }
 
 std::uint64_t quadword_at(std::span<const std::byte> bytes, std::size_t offset) {
@@ -192,6 +183,8 @@ std::uint64_t quadword_at(std::span<const std::byte> bytes, std::size_t offset) 
 }
 
 }  // namespace
+
+std::optional<KdbgBlock> read_plain_kdbg(const Layer& kernel, Addr at) { return read_block(kernel, at, nullptr); }
 
 std::vector<std::filesystem::path> same_build_profiles(ProfileCatalog& profiles, std::uint32_t build) {
   std::vector<std::filesystem::path> found;
@@ -230,22 +223,22 @@ std::optional<BuildFound> image_build(const PhysicalImage& image, const Layer& k
 Expected<RuntimeGlobals> find_runtime_globals(const PhysicalImage& image, const Layer& kernel, const Profile& profile,
                                               Addr base) {
   const KdbgFound kdbg = VMI_TRY(find_kdbg(image, kernel, base));
-  const std::span<const std::byte> block(kdbg.bytes);
-  if (quadword_at(block, kKdbgKernBase) != base) {
-    return make_error(Errc::bad_format, "KDBG: KernBase " + hex(quadword_at(block, kKdbgKernBase)) + " of the " +
-                                            kdbg.found_by + " is not ntoskrnl's base " + hex(base));
+  const KdbgBlock& block = kdbg.block;
+  if (block.kern_base != base) {
+    return make_error(Errc::bad_format, "KDBG: KernBase " + hex(block.kern_base) + " of the " + kdbg.found_by +
+                                            " is not ntoskrnl's base " + hex(base));
   }
   RuntimeGlobals globals;
   globals.found_by = kdbg.found_by;
-  globals.addresses["PsLoadedModuleList"] = quadword_at(block, kKdbgPsLoadedModuleList);
-  globals.addresses["PsActiveProcessHead"] = quadword_at(block, kKdbgPsActiveProcessHead);
-  globals.addresses["PspCidTable"] = quadword_at(block, kKdbgPspCidTable);
+  globals.addresses["PsLoadedModuleList"] = block.ps_loaded_module_list;
+  globals.addresses["PsActiveProcessHead"] = block.ps_active_process_head;
+  globals.addresses["PspCidTable"] = block.psp_cid_table;
   for (const char* head : {"PsActiveProcessHead", "PsLoadedModuleList"}) {
     if (const auto address = crash_dump_fact(image, head); address && *address != 0) globals.addresses[head] = *address;
   }
 
   // The object type "Type", its Index, and the table holding it there.
-  const Addr type_variable = quadword_at(block, kKdbgObpTypeObjectType);
+  const Addr type_variable = block.obp_type_object_type;
   const auto index_field = bind_offset(profile, "_OBJECT_TYPE", "Index");
   const auto body = bind_offset(profile, "_OBJECT_HEADER", "Body");
   const auto type_index = bind_offset(profile, "_OBJECT_HEADER", "TypeIndex");

@@ -15,8 +15,6 @@ namespace vmi::os_windows {
 
 namespace {
 
-constexpr std::size_t kKdbgOwnerTag = 0x10, kKdbgKernBase = 0x18, kKdbgPsLoadedModuleList = 0x48,
-                      kKdbgPsActiveProcessHead = 0x50, kKdbgPspCidTable = 0x58;  // _KDDEBUGGER_DATA64
 // The loader-entry copy's fields (wdbgexts.h's KLDR_DATA_TABLE_ENTRY64).
 constexpr std::size_t kLdrFlink = 0x0, kLdrBlink = 0x8, kLdrBaseNameBuffer = 0x58 + 0x8;
 // One object copy placed at its address, its size the profile's.
@@ -113,19 +111,16 @@ Expected<std::unique_ptr<Kernel>> detect_triage_kernel(std::shared_ptr<const Phy
   const BlockLayer data(name, saved.blocks);
   std::map<std::string, Addr, std::less<>> globals;
   Addr base = 0;
-  std::string base_found_by = "unknown: no KDBG copy";
+  std::string base_found_by = "no KDBG copy";
   if (const auto kdbg = crash_dump_fact(*image, "KdDebuggerDataBlock")) {
-    std::array<std::byte, kKdbgPspCidTable + 8> block{};
-    if (read_exact(data, *kdbg, block) && std::memcmp(block.data() + kKdbgOwnerTag, "KDBG", 4) == 0) {
+    if (const auto block = read_plain_kdbg(data, *kdbg)) {
       globals["KdDebuggerDataBlock"] = *kdbg;
-      std::memcpy(&base, block.data() + kKdbgKernBase, 8);
+      base = block->kern_base;
       base_found_by = "KernBase of the KDBG copy at " + hex(*kdbg);
-      for (const auto& [global, offset] :
-           {std::pair<const char*, std::size_t>{"PsLoadedModuleList", kKdbgPsLoadedModuleList},
-            {"PsActiveProcessHead", kKdbgPsActiveProcessHead},
-            {"PspCidTable", kKdbgPspCidTable}}) {
-        Addr address = 0;
-        std::memcpy(&address, block.data() + offset, 8);
+      for (const auto& [global, address] :
+           {std::pair<const char*, Addr>{"PsLoadedModuleList", block->ps_loaded_module_list},
+            {"PsActiveProcessHead", block->ps_active_process_head},
+            {"PspCidTable", block->psp_cid_table}}) {
         if (address != 0) globals[global] = address;
       }
     } else {

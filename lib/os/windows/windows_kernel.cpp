@@ -31,8 +31,7 @@ constexpr Addr kMaxBackScan = 64ull << 20;           // ntoskrnl is smaller than
 constexpr std::uint64_t kMaxPagesProbed = 1u << 20;  // in the kernel region scan
 constexpr std::size_t kMaxSelfReferencingRoots = 8;  // every process's PML4 references itself
 constexpr std::uint64_t kFrameMask = 0x000ffffffffff000ull;
-constexpr std::size_t kLdrDllBase = 0x30;                          // _KLDR_DATA_TABLE_ENTRY.DllBase on x64
-constexpr std::size_t kKdbgOwnerTag = 0x10, kKdbgKernBase = 0x18;  // _KDDEBUGGER_DATA64
+constexpr std::size_t kLdrDllBase = 0x30;  // _KLDR_DATA_TABLE_ENTRY.DllBase on x64
 
 struct RootCandidate {
   Addr root = 0;
@@ -121,12 +120,10 @@ Expected<BaseFound> find_kernel_base(const PhysicalImage& image, const Layer& ke
     }
   }
   if (auto kdbg = crash_dump_fact(image, "KdDebuggerDataBlock")) {
-    std::array<std::byte, kKdbgKernBase + 8> block{};
-    if (read_exact(kernel, *kdbg, block) && std::memcmp(block.data() + kKdbgOwnerTag, "KDBG", 4) == 0) {
-      std::uint64_t base = 0;
-      std::memcpy(&base, block.data() + kKdbgKernBase, 8);
-      if (auto pdb = kernel_image_at(kernel, base, why_not))
-        return BaseFound{base, "KernBase of the KDBG block at " + hex(*kdbg) + " (crash-dump header)", std::move(*pdb)};
+    if (const auto block = read_plain_kdbg(kernel, *kdbg)) {
+      if (auto pdb = kernel_image_at(kernel, block->kern_base, why_not))
+        return BaseFound{block->kern_base, "KernBase of the KDBG block at " + hex(*kdbg) + " (crash-dump header)",
+                         std::move(*pdb)};
       tried.push_back("KDBG KernBase: " + why_not);
     } else {
       tried.push_back("KDBG at " + hex(*kdbg) + ": unreadable or encoded");
@@ -267,8 +264,12 @@ std::vector<std::pair<std::string, std::string>> WindowsKernel::facts() const {
                                       std::to_string(placement_.pdb.age));
   facts.emplace_back("profile", profile_source_);
   facts.emplace_back("paging", std::string(kWindowsX64.name));
-  facts.emplace_back("page-table root", hex(placement_.page_table_root) + " (" + placement_.root_found_by + ")");
-  facts.emplace_back("kernel base", hex(placement_.base) + " (" + placement_.base_found_by + ")");
+  // Zero is what a triage dump leaves when its header or KDBG copy does not say: not an address.
+  auto address = [](Addr value, const std::string& how) {
+    return (value != 0 ? hex(value) : "unknown") + " (" + how + ")";
+  };
+  facts.emplace_back("page-table root", address(placement_.page_table_root, placement_.root_found_by));
+  facts.emplace_back("kernel base", address(placement_.base, placement_.base_found_by));
   if (placement_.globals) {
     std::string names;
     for (const auto& [name, address] : *placement_.globals) names += (names.empty() ? "" : ", ") + name;

@@ -45,6 +45,15 @@ struct BuildFound {
 // The crash-dump header's MinorVersion, else KUSER_SHARED_DATA's NtBuildNumber (Windows 10 on),
 // else its version 6.1 (Windows 7, taken as SP1's build 7601).
 std::optional<BuildFound> image_build(const PhysicalImage& image, const Layer& kernel);
+// The fields of a _KDDEBUGGER_DATA64 (wdbgexts.h) the detectors use: addresses of globals.
+struct KdbgBlock {
+  Addr kern_base = 0, ps_loaded_module_list = 0, ps_active_process_head = 0, psp_cid_table = 0,
+       obp_type_object_type = 0;
+};
+// The KDBG block at `at` as it lies (not encoded): nothing unless it has the "KDBG" tag and a
+// plausible Size.
+std::optional<KdbgBlock> read_plain_kdbg(const Layer& kernel, Addr at);
+
 struct RuntimeGlobals {
   std::map<std::string, Addr, std::less<>> addresses;
   std::optional<std::uint8_t> header_cookie;
